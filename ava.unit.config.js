@@ -1,0 +1,14 @@
+export default {
+  files: [
+    'core/**/*.test.ts',
+    'netns/**/*.test.ts',
+    'ipam/**/*.test.ts',
+    'iptables/**/*.test.ts',
+    'plugins/**/*.test.ts',
+    'runner/**/*.test.ts',
+    'cli/**/*.test.ts',
+  ],
+  extensions: { ts: 'module' },
+  nodeArguments: ['--import=tsx'],
+  timeout: '60s',
+};

@@ -1,0 +1,214 @@
+/**
+ * The plugin skeleton: parse env and stdin, validate, dispatch, print the result or the error.
+ * `handle` is pure (env and stdin in, exit code and stdout out) so the in-process executor gives
+ * exactly the semantics of executing the binary.
+ */
+import { statfsSync, statSync } from 'node:fs';
+import { CtnetError, ErrorCode } from '../errors.js';
+import { log } from '../log.js';
+import type { Executor } from './invoke.js';
+import { validateContainerId, validateIfname, validateNetworkName } from './names.js';
+import type { CniPlugin, GcContext, PluginContext } from './plugin.js';
+import { validateConfig } from './schema.js';
+import { type CniAttachment, type CniCommand, CniCommands, type CniEnv, type NetConf } from './types.js';
+import {
+  compareVersions,
+  formatResult,
+  latestVersion,
+  parseResult,
+  requireSupportedVersion,
+  supportedVersions,
+} from './version.js';
+
+export type EnvVars = Readonly<Record<string, string | undefined>>;
+
+export interface HandleOutcome {
+  exitCode: number;
+  stdout: string;
+  stderr?: string;
+}
+
+const NSFS_MAGIC = 0x6e736673;
+
+export function errorJson(err: unknown, version: string = latestVersion): string {
+  const e =
+    err instanceof CtnetError ? err : new CtnetError(ErrorCode.internal, err instanceof Error ? err.message : String(err));
+  const details = [e.details, e.hint ? `hint: ${e.hint}` : undefined].filter(Boolean).join('; ');
+  const out: Record<string, unknown> = { cniVersion: version, code: e.code, msg: e.message };
+  if (details) out.details = details;
+  return `${JSON.stringify(out)}\n`;
+}
+
+function requireEnv(vars: EnvVars, command: CniCommand): CniEnv {
+  const needs: Record<CniCommand, string[]> = {
+    ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+    CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+    DEL: ['CNI_CONTAINERID', 'CNI_IFNAME'],
+    GC: [],
+    STATUS: [],
+    VERSION: [],
+  };
+  const missing = needs[command].filter((k) => !vars[k]);
+  if (missing.length) {
+    throw new CtnetError(ErrorCode.invalidEnv, `required environment variables missing: ${missing.join(', ')}`);
+  }
+  const env: CniEnv = {
+    command,
+    containerId: vars.CNI_CONTAINERID ?? '',
+    netns: vars.CNI_NETNS ?? '',
+    ifname: vars.CNI_IFNAME ?? '',
+    args: vars.CNI_ARGS ?? '',
+    path: (vars.CNI_PATH ?? '').split(':').filter(Boolean),
+  };
+  if (command === 'ADD' || command === 'CHECK' || command === 'DEL') {
+    validateContainerId(env.containerId);
+    validateIfname(env.ifname);
+  }
+  return env;
+}
+
+/** ADD and CHECK need a real network namespace, and never the plugin's own (cni-user-issues #15). */
+function checkNetns(path: string, vars: EnvVars, mustExist: boolean): void {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (cause) {
+    if (!mustExist) return;
+    throw new CtnetError(ErrorCode.invalidEnv, `invalid CNI_NETNS "${path}": it does not exist`, { cause });
+  }
+  if (statfsSync(path).type !== NSFS_MAGIC) {
+    throw new CtnetError(ErrorCode.invalidEnv, `invalid CNI_NETNS "${path}": not a network namespace`);
+  }
+  const own = statSync('/proc/self/ns/net');
+  const override = /^(1|true)$/i.test(vars.CNI_NETNS_OVERRIDE ?? '');
+  if (st.ino === own.ino && st.dev === own.dev && !override) {
+    throw new CtnetError(ErrorCode.invalidNetns, `CNI_NETNS "${path}" is the plugin's own network namespace`, {
+      hint: 'set CNI_NETNS_OVERRIDE=1 if this is intended',
+    });
+  }
+}
+
+function parseConf(stdin: string): NetConf {
+  let conf: unknown;
+  try {
+    conf = JSON.parse(stdin);
+  } catch (cause) {
+    throw new CtnetError(ErrorCode.decode, `failed to parse network config: ${(cause as Error).message}`, { cause });
+  }
+  if (typeof conf !== 'object' || conf === null || Array.isArray(conf)) {
+    throw new CtnetError(ErrorCode.decode, 'failed to parse network config: not a JSON object');
+  }
+  return conf as NetConf;
+}
+
+function versionReply(stdin: string): string {
+  let asked: unknown;
+  try {
+    asked = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
+  } catch {
+    asked = undefined;
+  }
+  const cniVersion =
+    typeof asked === 'string' && (supportedVersions as readonly string[]).includes(asked) ? asked : latestVersion;
+  return `${JSON.stringify({ cniVersion, supportedVersions })}\n`;
+}
+
+function validAttachments(conf: NetConf): CniAttachment[] {
+  const lists = [conf['cni.dev/valid-attachments'], conf['cni.dev/attachments']];
+  const out: CniAttachment[] = [];
+  for (const list of lists) {
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) {
+      throw new CtnetError(ErrorCode.invalidConfig, 'invalid network config: "cni.dev/valid-attachments" must be a list');
+    }
+    for (const a of list) {
+      if (typeof a?.containerID !== 'string' || typeof a?.ifname !== 'string') {
+        throw new CtnetError(ErrorCode.invalidConfig, 'invalid network config: an attachment needs containerID and ifname');
+      }
+      out.push({ containerID: a.containerID, ifname: a.ifname });
+    }
+  }
+  return out;
+}
+
+async function dispatch(plugin: CniPlugin, vars: EnvVars, stdin: string, executor: Executor): Promise<string> {
+  const commandText = vars.CNI_COMMAND ?? '';
+  if (!(CniCommands as readonly string[]).includes(commandText)) {
+    throw new CtnetError(ErrorCode.invalidEnv, `unknown CNI_COMMAND "${commandText}"`);
+  }
+  const command = commandText as CniCommand;
+  if (command === 'VERSION') return versionReply(stdin);
+
+  const conf = parseConf(stdin);
+  const version = requireSupportedVersion(conf.cniVersion);
+  validateNetworkName(conf.name);
+  const env = requireEnv(vars, command);
+  if (command === 'CHECK' && compareVersions(version, '0.4.0') < 0) {
+    throw new CtnetError(ErrorCode.incompatibleVersion, `config version "${version}" does not allow CHECK`);
+  }
+  if ((command === 'GC' || command === 'STATUS') && compareVersions(version, '1.1.0') < 0) {
+    throw new CtnetError(ErrorCode.incompatibleVersion, `config version "${version}" does not allow ${command}`);
+  }
+  if (command === 'ADD' || command === 'CHECK') checkNetns(env.netns, vars, true);
+  else if (command === 'DEL' && env.netns) checkNetns(env.netns, vars, false);
+
+  if (plugin.schema) validateConfig(plugin.name, plugin.schema, conf);
+  plugin.validate?.(conf, env);
+  const prevResult = conf.prevResult === undefined ? undefined : parseResult(conf.prevResult, version);
+  const ctx: PluginContext = {
+    env,
+    conf,
+    prevResult,
+    stdin,
+    vars,
+    executor,
+    log: log.child({ plugin: plugin.name, cmd: command, id: env.containerId || undefined }),
+  };
+  switch (command) {
+    case 'ADD': {
+      const result = await plugin.add(ctx);
+      return `${JSON.stringify(formatResult(result, version))}\n`;
+    }
+    case 'DEL':
+      await plugin.del(ctx);
+      return '';
+    case 'CHECK':
+      await plugin.check?.(ctx);
+      return '';
+    case 'STATUS':
+      await plugin.status?.(ctx);
+      return '';
+    case 'GC': {
+      const gcCtx: GcContext = { ...ctx, validAttachments: validAttachments(conf) };
+      await plugin.gc?.(gcCtx);
+      return '';
+    }
+  }
+}
+
+function requestedVersion(stdin: string): string {
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
+    return typeof v === 'string' && (supportedVersions as readonly string[]).includes(v) ? v : latestVersion;
+  } catch {
+    return latestVersion;
+  }
+}
+
+export async function handle(plugin: CniPlugin, vars: EnvVars, stdin: string, executor: Executor): Promise<HandleOutcome> {
+  if (!vars.CNI_COMMAND) {
+    return {
+      exitCode: 0,
+      stdout: '',
+      stderr: `CNI ${plugin.name} plugin (ctnet), supports CNI ${supportedVersions.join(', ')}\n`,
+    };
+  }
+  try {
+    return { exitCode: 0, stdout: await dispatch(plugin, vars, stdin, executor) };
+  } catch (err) {
+    const code = err instanceof CtnetError ? err.code : ErrorCode.internal;
+    const level = code === ErrorCode.internal ? 'error' : 'info';
+    log[level]({ err, plugin: plugin.name, cmd: vars.CNI_COMMAND, id: vars.CNI_CONTAINERID }, 'plugin call failed');
+    return { exitCode: 1, stdout: errorJson(err, requestedVersion(stdin)) };
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The one place that spawns programs. Every call is time-bound (a hung iptables or nft must not
+ * hang an orchestrator: see cni-user-issues #6 and #8).
+ */
+import { spawn } from 'node:child_process';
+import { CtnetError, ErrorCode } from './errors.js';
+import { log } from './log.js';
+
+export interface RunOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Resolve instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+  cwd?: string;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export const defaultTimeoutMs = 30_000;
+
+export function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => {
+      reject(new CtnetError(ErrorCode.io, `failed to run ${file}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code, signal) => {
+      const result = {
+        code: code ?? 128,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      };
+      log.debug({ file, args, code: result.code, signal }, 'ran');
+      if (signal === 'SIGKILL' && code === null) {
+        reject(new CtnetError(ErrorCode.tryAgainLater, `${file} did not finish within ${timeoutMs} ms`));
+      } else if (result.code !== 0 && !options.allowFailure) {
+        const text = result.stderr.trim() || result.stdout.trim() || `exit code ${result.code}`;
+        reject(new CtnetError(ErrorCode.internal, `${file} ${args.join(' ')}: ${text}`, { details: text }));
+      } else {
+        resolve(result);
+      }
+    });
+    child.stdin.on('error', () => {
+      /* the child may exit before reading its input; its exit code tells the story */
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}

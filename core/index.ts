@@ -1,0 +1,4 @@
+export * from './cni/index.js';
+export * from './errors.js';
+export * from './exec.js';
+export * from './log.js';

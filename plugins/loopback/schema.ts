@@ -1,0 +1,10 @@
+/** JSON schema of the loopback plugin's config (keys of the reference plugin; unknown keys pass through). */
+export const loopbackSchema = {
+  type: 'object',
+  required: ['cniVersion', 'name', 'type'],
+  properties: {
+    cniVersion: { type: 'string' },
+    name: { type: 'string' },
+    type: { type: 'string' },
+  },
+} as const;

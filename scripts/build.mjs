@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+/**
+ * Build: bundles the CNI multi-call binary and the CLI with esbuild (one file each, so startup
+ * reads one file instead of hundreds), with ajv validators precompiled into the CNI bundle.
+ *
+ * Native and heavy modules (netlink, koffi, pino, ajv's runtime helpers) stay in node_modules;
+ * the bundle's prelude adds this checkout's node_modules to the resolution path, so a copy of
+ * bin/cni/<plugin> placed in any CNI plugin directory still finds them.
+ */
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const require = createRequire(import.meta.url);
+export const pluginNames = ['bridge', 'host-local', 'loopback', 'portmap'];
+const external = ['netlink', 'koffi', 'pino', 'ajv', 'ajv/*'];
+
+function prelude(marker) {
+  const modules = JSON.stringify(join(root, 'node_modules'));
+  return ['#!/usr/bin/env node', `// ${marker}`, `module.paths.unshift(${modules});`].join('\n');
+}
+
+async function bundle(entry, outfile, banner) {
+  await build({
+    entryPoints: [join(root, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external,
+    banner: { js: banner },
+    // import.meta.url is used only to create `require`; in CJS the module's own require works.
+    define: { 'import.meta.url': '__ctnet_import_meta_url' },
+    inject: [join(root, 'scripts', 'import-meta-url.js')],
+    logLevel: 'warning',
+    legalComments: 'none',
+  });
+}
+
+/** Compiles every plugin's JSON schema to standalone validator code (no ajv compile at run time). */
+async function validatorsPrelude() {
+  const tmp = join(dist, 'schemas.cjs');
+  await build({
+    entryPoints: [join(root, 'scripts', 'schemas.ts')],
+    outfile: tmp,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    logLevel: 'warning',
+  });
+  const { schemas } = require(tmp);
+  rmSync(tmp);
+  const Ajv = require('ajv').default;
+  const standaloneCode = require('ajv/dist/standalone').default;
+  const ajv = new Ajv({ code: { source: true }, allErrors: false, strict: false });
+  const refs = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    ajv.addSchema(schema, id);
+    refs[id] = id;
+  }
+  const code = standaloneCode(ajv, refs);
+  return `globalThis.__ctnetValidators = (function () { var module = { exports: {} }, exports = module.exports;\n${code}\nreturn module.exports; })();`;
+}
+
+mkdirSync(dist, { recursive: true });
+const validators = await validatorsPrelude();
+const cniBundle = join(dist, 'cni.cjs');
+await bundle('plugins/cni-main.ts', cniBundle, `${prelude('ctnet-cni-multicall')}\n${validators}`);
+await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), prelude('ctnet-cli'));
+
+mkdirSync(join(root, 'bin', 'cni'), { recursive: true });
+for (const name of pluginNames) {
+  const target = join(root, 'bin', 'cni', name);
+  rmSync(target, { force: true });
+  copyFileSync(cniBundle, target);
+  chmodSync(target, 0o755);
+}
+chmodSync(join(root, 'bin', 'ctnet'), 0o755);
+const size = readFileSync(cniBundle).length;
+writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify({ cniBundleBytes: size, plugins: pluginNames }, null, 2)}\n`);
+console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${pluginNames.join(',')}}, dist/ctnet.cjs`);
