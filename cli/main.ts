@@ -6,7 +6,8 @@ import { Command } from 'commander';
 import { reportAndExit } from './output.js';
 
 interface CommandGroup {
-  name: string;
+  /** The top-level command names this module registers. */
+  names: string[];
   summary: string;
   load: () => Promise<{ register(program: Command): void }>;
 }
@@ -27,12 +28,9 @@ async function main(argv: string[]): Promise<void> {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const wanted = argv[2];
-  const group = groups.find((g) => g.name === wanted || (wanted !== undefined && g.name.split(' ')[0] === wanted));
-  const toLoad = group ? [group] : wanted && !wanted.startsWith('-') && wanted !== 'help' ? [] : groups;
-  for (const g of toLoad) (await g.load()).register(program);
-  if (!group && wanted && !wanted.startsWith('-') && wanted !== 'help') {
-    for (const g of groups) program.command(g.name).description(g.summary);
-  }
+  const group = groups.find((g) => wanted !== undefined && g.names.includes(wanted));
+  // Load only the module that owns the command; help and unknown commands load them all.
+  for (const g of group ? [group] : groups) (await g.load()).register(program);
   await program.parseAsync(argv);
 }
 
