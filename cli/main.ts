@@ -15,7 +15,7 @@ interface CommandGroup {
 /** One line per command group; add a group by adding a line. */
 const groups: CommandGroup[] = [
   {
-    name: 'install-cni',
+    names: ['install-cni'],
     summary: 'install the CNI plugin binaries into a plugin directory',
     load: () => import('./commands/install-cni.js'),
   },
