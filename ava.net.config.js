@@ -3,6 +3,7 @@ export default {
   files: ['test-net/**/*.test.ts'],
   extensions: { ts: 'module' },
   nodeArguments: ['--import=tsx'],
+  workerThreads: false,
   timeout: '3m',
   concurrency: 2,
 };

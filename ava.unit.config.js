@@ -10,5 +10,6 @@ export default {
   ],
   extensions: { ts: 'module' },
   nodeArguments: ['--import=tsx'],
+  workerThreads: false,
   timeout: '60s',
 };

@@ -67,16 +67,22 @@ function requireEnv(vars: EnvVars, command: CniCommand): CniEnv {
   return env;
 }
 
-/** ADD and CHECK need a real network namespace, and never the plugin's own (cni-user-issues #15). */
-function checkNetns(path: string, vars: EnvVars, mustExist: boolean): void {
+/**
+ * ADD and CHECK need a real network namespace, and never the plugin's own (cni-user-issues #15).
+ * DEL tolerates a path that is gone or no longer a namespace (the container died first), but
+ * still refuses the plugin's own namespace.
+ */
+function checkNetns(path: string, vars: EnvVars, command: CniCommand): void {
+  const lenient = command === 'DEL';
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
   } catch (cause) {
-    if (!mustExist) return;
+    if (lenient) return;
     throw new CtnetError(ErrorCode.invalidEnv, `invalid CNI_NETNS "${path}": it does not exist`, { cause });
   }
   if (statfsSync(path).type !== NSFS_MAGIC) {
+    if (lenient) return;
     throw new CtnetError(ErrorCode.invalidEnv, `invalid CNI_NETNS "${path}": not a network namespace`);
   }
   const own = statSync('/proc/self/ns/net');
@@ -149,8 +155,7 @@ async function dispatch(plugin: CniPlugin, vars: EnvVars, stdin: string, executo
   if ((command === 'GC' || command === 'STATUS') && compareVersions(version, '1.1.0') < 0) {
     throw new CtnetError(ErrorCode.incompatibleVersion, `config version "${version}" does not allow ${command}`);
   }
-  if (command === 'ADD' || command === 'CHECK') checkNetns(env.netns, vars, true);
-  else if (command === 'DEL' && env.netns) checkNetns(env.netns, vars, false);
+  if (command === 'ADD' || command === 'CHECK' || (command === 'DEL' && env.netns)) checkNetns(env.netns, vars, command);
 
   if (plugin.schema) validateConfig(plugin.name, plugin.schema, conf);
   plugin.validate?.(conf, env);
