@@ -1,0 +1,40 @@
+/**
+ * `ctnet debug …`: what a person reaches for when the network misbehaves. Each subcommand's code
+ * lives in cli/commands/debug/<name>.ts and is imported only when that subcommand runs.
+ */
+import type { Command } from 'commander';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function register(program: Command): void {
+  const debug = program.command('debug').description('inspect, trace and repair container networking');
+
+  debug
+    .command('cni')
+    .description('run a network config list through its CNI plugins, like cnitool (add|del|check|gc|status)')
+    .argument('<command>', 'add, del, check, gc or status')
+    .argument('<network>', 'network name (searched in the network config directories) or a config file path')
+    .argument('[netns]', 'network namespace path (needed for add and check)')
+    .option('--args <K=V;...>', 'CNI_ARGS')
+    .option(
+      '--cap <name=json>',
+      'capability argument, e.g. portMappings=\'[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]\'',
+      collect,
+      [],
+    )
+    .option('--ifname <name>', 'CNI_IFNAME', 'eth0')
+    .option('--containerid <id>', 'CNI_CONTAINERID (default: derived from the netns path, as cnitool does)')
+    .option(
+      '--netconf-dir <dir>',
+      'network config directory (repeatable; default $CTNET_ROOT/networks then /etc/cni/net.d)',
+      collect,
+      [],
+    )
+    .option('--cni-path <path>', 'CNI_PATH, colon-separated (default $CNI_PATH or /opt/cni/bin)')
+    .option('--exec', 'always execute plugin binaries, never run ctnet plugins in-process')
+    .option('--valid <id[:ifname]>', 'gc: an attachment that is still valid (repeatable; default: every cached one)', collect, [])
+    .action(async (command: string, network: string, netns: string | undefined, opts) => {
+      const { runDebugCni } = await import('./debug/cni.js');
+      await runDebugCni(command, network, netns, opts);
+    });
+}

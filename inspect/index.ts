@@ -1,0 +1,7 @@
+/**
+ * Data gathering for ctnet's network commands and debugger: reading configs, running CNI chains,
+ * reading kernel and firewall state. No formatting for people here (that is cli/'s job).
+ */
+export * from './cni-runtime.js';
+export * from './conflist.js';
+export * from './paths.js';
