@@ -1,13 +1,74 @@
-import { type CniPlugin, CtnetError, ErrorCode } from '../../core/index.js';
+/**
+ * host-local IPAM plugin: a drop-in for the reference plugin (same keys, same lease directory),
+ * plus GC and STATUS. Runs as bin/cni/host-local and in-process when the bridge delegates to it
+ * (then `conf` is the whole bridge netconf: the IPAM keys are under `conf.ipam`, `conf.name` is
+ * the network). All the work is in ipam/; this file maps CNI commands onto it.
+ */
+import type { CniPlugin, CniResult, NetConf, PluginContext } from '../../core/index.js';
+import {
+  allocateLeases,
+  checkAvailability,
+  collectLeases,
+  type IpamConfig,
+  parseIpamConfig,
+  readResolvConf,
+  releaseLeases,
+  requestedIps,
+  toIpConfig,
+  verifyLeases,
+} from '../../ipam/index.js';
 import { hostLocalSchema } from './schema.js';
 
-const notYet = async (): Promise<never> => {
-  throw new CtnetError(ErrorCode.internal, 'the host-local plugin is not implemented yet');
-};
+/** One parse per call: skel's validate() and the handler see the same conf object. */
+const parsed = new WeakMap<NetConf, IpamConfig>();
+function configOf(conf: NetConf): IpamConfig {
+  let cfg = parsed.get(conf);
+  if (!cfg) {
+    cfg = parseIpamConfig(conf);
+    parsed.set(conf, cfg);
+  }
+  return cfg;
+}
+
+function attachment(ctx: PluginContext) {
+  return { containerId: ctx.env.containerId, ifname: ctx.env.ifname };
+}
 
 export const hostLocalPlugin: CniPlugin = {
   name: 'host-local',
   schema: hostLocalSchema,
-  add: notYet,
-  del: notYet,
+
+  validate(conf) {
+    configOf(conf);
+  },
+
+  async add(ctx) {
+    const cfg = configOf(ctx.conf);
+    // Everything that can fail on input is done before the lock is taken.
+    const requested = requestedIps(cfg, ctx.conf, ctx.env.args);
+    const dns = cfg.resolvConf ? readResolvConf(cfg.resolvConf) : undefined;
+    const allocations = await allocateLeases(cfg, attachment(ctx), requested);
+    const result: CniResult = { cniVersion: ctx.conf.cniVersion, ips: allocations.map(toIpConfig) };
+    if (cfg.routes.length) result.routes = cfg.routes.map((r) => ({ ...r }));
+    if (dns && Object.keys(dns).length) result.dns = dns;
+    ctx.log.debug({ ips: result.ips }, 'allocated');
+    return result;
+  },
+
+  async del(ctx) {
+    const released = await releaseLeases(configOf(ctx.conf), attachment(ctx));
+    ctx.log.debug({ released }, 'released');
+  },
+
+  async check(ctx) {
+    await verifyLeases(configOf(ctx.conf), attachment(ctx), ctx.prevResult?.ips ?? []);
+  },
+
+  async gc(ctx) {
+    await collectLeases(configOf(ctx.conf), ctx.validAttachments);
+  },
+
+  async status(ctx) {
+    checkAvailability(configOf(ctx.conf));
+  },
 };

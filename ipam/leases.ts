@@ -1,0 +1,181 @@
+/**
+ * The IPAM operations host-local exposes, each one critical section on the lease directory:
+ * allocate (ADD), release (DEL), verify (CHECK), collect (GC) and availability (STATUS).
+ */
+import { type CniAttachment, type CniIpConfig, CtnetError, ErrorCode, log } from '../core/index.js';
+import { formatCidr, formatIp, type IpAddr, parseIp, parseIpOrCidr } from './address.js';
+import { type Allocation, allocateNext, allocateRequested, capacityOf, leasedIn, rangeOf } from './allocator.js';
+import { describeRangeSet, type IpamConfig, type RangeSet } from './config.js';
+import type { LockOptions } from './flock.js';
+import { leaseDirPath, listLeaseNames, parseLeaseContent, withLeaseDir } from './store.js';
+
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}
+
+export function toIpConfig(a: Allocation): CniIpConfig {
+  return { address: formatCidr(a.ip, a.range.subnet.prefix), gateway: formatIp(a.range.gateway) };
+}
+
+function setOf(cfg: IpamConfig, ip: IpAddr): RangeSet | undefined {
+  return cfg.rangeSets.find((s) => rangeOf(s, ip) !== undefined);
+}
+
+/**
+ * One address per range set for the attachment. All or nothing: a failure in a later set releases
+ * what earlier sets reserved, inside the same lock, so no other call ever sees half an ADD.
+ */
+export async function allocateLeases(
+  cfg: IpamConfig,
+  who: Attachment,
+  requested: ReadonlyMap<number, IpAddr>,
+  options: LockOptions = {},
+): Promise<Allocation[]> {
+  return withLeaseDir(
+    cfg.dataDir,
+    cfg.network,
+    (dir) => {
+      const held = dir.findOwned(who.containerId, who.ifname);
+      const heldIps = [...held.exact, ...held.legacy].map((n) => ({ name: n, ip: parseIp(n) }));
+      const made: Allocation[] = [];
+      try {
+        for (const set of cfg.rangeSets) {
+          const dup = heldIps.find((h) => h.ip && rangeOf(set, h.ip));
+          if (dup) {
+            throw new CtnetError(
+              ErrorCode.exists,
+              `failed to allocate for range set ${set.path}: ${dup.name} has been allocated to ${who.containerId}, duplicate allocation is not allowed`,
+              { hint: `the runtime must DEL ${who.containerId} ${who.ifname} before adding it again` },
+            );
+          }
+          const ip = requested.get(set.index);
+          made.push(
+            ip
+              ? allocateRequested(dir, set, ip, who.containerId, who.ifname)
+              : allocateNext(dir, set, who.containerId, who.ifname),
+          );
+        }
+      } catch (err) {
+        for (const a of made) dir.release(formatIp(a.ip));
+        throw err;
+      }
+      return made;
+    },
+    options,
+  );
+}
+
+/**
+ * Releases every lease of the attachment, in any range (also ranges since removed from the config).
+ * Legacy ID-only files are released when no current-format lease matched, as the reference does.
+ * Nothing to release is success.
+ */
+export async function releaseLeases(cfg: IpamConfig, who: Attachment, options: LockOptions = {}): Promise<string[]> {
+  return withLeaseDir(
+    cfg.dataDir,
+    cfg.network,
+    (dir) => {
+      const { exact, legacy } = dir.findOwned(who.containerId, who.ifname);
+      const names = exact.length > 0 ? exact : legacy;
+      for (const name of names) dir.release(name);
+      return names;
+    },
+    options,
+  );
+}
+
+/**
+ * CHECK: the attachment holds a lease; and every address of `expected` (the prevResult's) that lies
+ * in one of our range sets is leased to it (the reference only checks that some lease exists).
+ */
+export async function verifyLeases(
+  cfg: IpamConfig,
+  who: Attachment,
+  expected: readonly CniIpConfig[],
+  options: LockOptions = {},
+): Promise<void> {
+  await withLeaseDir(
+    cfg.dataDir,
+    cfg.network,
+    (dir) => {
+      const { exact, legacy } = dir.findOwned(who.containerId, who.ifname);
+      if (exact.length + legacy.length === 0) {
+        throw new CtnetError(
+          ErrorCode.internal,
+          `failed to find a lease for ${who.containerId} ${who.ifname} in ${leaseDirPath(cfg.dataDir, cfg.network)}`,
+        );
+      }
+      const own = new Set([...exact, ...legacy]);
+      for (const c of expected) {
+        const ip = parseIpOrCidr(c.address);
+        if (!ip || !setOf(cfg, ip)) continue;
+        const name = formatIp(ip);
+        if (!own.has(name)) {
+          const owner = dir.has(name) ? dir.freshOwnerText(name)?.replace('\r\n', ' ') : undefined;
+          throw new CtnetError(
+            ErrorCode.internal,
+            `failed to verify lease of ${name} for ${who.containerId} ${who.ifname}: ${owner ? `it is leased to ${owner}` : 'it is not leased'}`,
+          );
+        }
+      }
+    },
+    options,
+  );
+}
+
+function isValid(owner: ReturnType<typeof parseLeaseContent>, valid: readonly CniAttachment[]): boolean {
+  if (owner.ifname === undefined) return valid.some((a) => a.containerID === owner.containerId);
+  return valid.some((a) => a.containerID === owner.containerId && a.ifname === owner.ifname);
+}
+
+/**
+ * GC: releases every lease of this network whose attachment is not in `valid` (an ID-only legacy
+ * lease stays when its container is listed with any interface). An empty list frees everything.
+ * Keeps going on errors and reports them all at the end.
+ */
+export async function collectLeases(
+  cfg: IpamConfig,
+  valid: readonly CniAttachment[],
+  options: LockOptions = {},
+): Promise<string[]> {
+  return withLeaseDir(
+    cfg.dataDir,
+    cfg.network,
+    (dir) => {
+      const released: string[] = [];
+      const errors: string[] = [];
+      for (const [name, text] of dir.allOwners()) {
+        if (isValid(parseLeaseContent(text), valid)) continue;
+        try {
+          // Re-read before deleting: the index is a cache and a lease is someone's address.
+          const fresh = dir.freshOwnerText(name);
+          if (fresh === undefined || isValid(parseLeaseContent(fresh), valid)) continue;
+          dir.release(name);
+          released.push(name);
+        } catch (err) {
+          errors.push(`${name}: ${(err as Error).message}`);
+        }
+      }
+      if (released.length) log.info({ network: cfg.network, released }, 'GC released leases');
+      if (errors.length) {
+        throw new CtnetError(ErrorCode.io, `failed to release ${errors.length} stale lease(s): ${errors.join('; ')}`);
+      }
+      return released;
+    },
+    options,
+  );
+}
+
+/** STATUS: throws code 50 naming the first range set without a free address. Lists names only, no lock. */
+export function checkAvailability(cfg: IpamConfig): void {
+  const names = listLeaseNames(leaseDirPath(cfg.dataDir, cfg.network));
+  for (const set of cfg.rangeSets) {
+    if (leasedIn(set, names) >= capacityOf(set)) {
+      throw new CtnetError(
+        ErrorCode.notAvailable,
+        `no IP addresses available in range set ${set.path} (${describeRangeSet(set)}) of network ${cfg.network}`,
+      );
+    }
+  }
+}
