@@ -19,6 +19,7 @@ const groups: CommandGroup[] = [
     summary: 'install the CNI plugin binaries into a plugin directory',
     load: () => import('./commands/install-cni.js'),
   },
+  { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
   { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
 ];
 

@@ -2,6 +2,11 @@
  * Data gathering for ctnet's network commands and debugger: reading configs, running CNI chains,
  * reading kernel and firewall state. No formatting for people here (that is cli/'s job).
  */
+
+export * from './cidr.js';
 export * from './cni-runtime.js';
 export * from './conflist.js';
+export * from './isolation.js';
+export * from './kernel.js';
+export * from './networks.js';
 export * from './paths.js';

@@ -1,0 +1,491 @@
+/**
+ * ctnet's networks: one standard conflist per network in `$CTNET_ROOT/networks` (bridge +
+ * host-local + portmap), so any CNI runtime can use them. Creating one checks its subnets against
+ * every known network and the host's routes; the attachments of a network are read from the
+ * host-local leases, the CNI result cache and the runner's state.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtnetError, ErrorCode, type NetConf, validateNetworkName } from '../core/index.js';
+import {
+  type Cidr,
+  cidrString,
+  contains,
+  containsCidr,
+  formatIp,
+  lastAddress,
+  nthAddress,
+  overlaps,
+  parseCidr,
+  parseIp,
+} from './cidr.js';
+import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
+import { type LoadedNetwork, listNetworks } from './conflist.js';
+import { routes } from './kernel.js';
+import type { CtnetPaths } from './paths.js';
+
+/** Metadata ctnet keeps in the conflist under this top-level key (ignored by other runtimes). */
+export const metadataKey = 'ctnet';
+/** Bridge names of created networks: this prefix + 8 hex of the name's hash (on-host contract). */
+export const bridgePrefix = 'ctbr-';
+/** Automatic IPv4 subnets: /24s from this pool (clear of Docker's 172.17/16 and Podman's 10.88/16). */
+export const autoPoolV4 = '10.90.0.0/15';
+
+export interface NetworkMetadata {
+  created: string;
+  internal: boolean;
+  isolate: boolean;
+  options: Record<string, string>;
+}
+
+export interface CreateNetworkOptions {
+  name: string;
+  subnets: string[];
+  gateways: string[];
+  ipRanges: string[];
+  ipv6: boolean;
+  internal: boolean;
+  mtu?: number;
+  options: Record<string, string>;
+}
+
+export interface NetworkSummary {
+  name: string;
+  file: string;
+  bridge: string | undefined;
+  subnets: string[];
+  gateways: string[];
+  internal: boolean;
+  managed: boolean;
+  plugins: string[];
+}
+
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+  /** Container name, when the runner knows it. */
+  name?: string;
+  addresses: string[];
+  netns?: string;
+  /** Where we learned of it. */
+  sources: ('lease' | 'cache' | 'runner')[];
+}
+
+const optionAliases: Record<string, string> = {
+  bridge: 'bridge',
+  'com.docker.network.bridge.name': 'bridge',
+  mtu: 'mtu',
+  'com.docker.network.driver.mtu': 'mtu',
+  ipMasq: 'ipMasq',
+  'com.docker.network.bridge.enable_ip_masquerade': 'ipMasq',
+  hairpin: 'hairpin',
+  isolate: 'isolate',
+  cniVersion: 'cniVersion',
+};
+
+function invalid(message: string, hint?: string): CtnetError {
+  return new CtnetError(ErrorCode.invalidConfig, message, { hint });
+}
+
+function boolOption(key: string, value: string): boolean {
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw invalid(`invalid -o ${key}=${value}: expected true or false`);
+}
+
+export function defaultBridgeName(network: string): string {
+  return `${bridgePrefix}${createHash('sha256').update(network).digest('hex').slice(0, 8)}`;
+}
+
+/** A stable ULA /64 for a network's IPv6 when none is given (fd + 56 bits of the name's hash). */
+export function defaultSubnetV6(network: string): string {
+  const h = createHash('sha256').update(`ctnet-v6:${network}`).digest('hex');
+  return `fd${h.slice(0, 2)}:${h.slice(2, 6)}:${h.slice(6, 10)}:${h.slice(10, 14)}::/64`;
+}
+
+/** Every subnet a network's IPAM hands out (host-local `ranges` and the legacy top-level keys). */
+export function subnetsOf(list: { plugins: NetConf[] }): { subnet: string; gateway?: string }[] {
+  const out: { subnet: string; gateway?: string }[] = [];
+  for (const plugin of list.plugins) {
+    const ipam = plugin.ipam as Record<string, unknown> | undefined;
+    if (!ipam) continue;
+    if (typeof ipam.subnet === 'string') out.push({ subnet: ipam.subnet, gateway: ipam.gateway as string | undefined });
+    if (Array.isArray(ipam.ranges)) {
+      for (const set of ipam.ranges) {
+        if (!Array.isArray(set)) continue;
+        for (const r of set as { subnet?: unknown; gateway?: unknown }[]) {
+          if (typeof r?.subnet === 'string')
+            out.push({ subnet: r.subnet, gateway: typeof r.gateway === 'string' ? r.gateway : undefined });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export function bridgeOf(list: { plugins: NetConf[] }): string | undefined {
+  const bridge = list.plugins.find((p) => p.type === 'bridge');
+  if (!bridge) return undefined;
+  return typeof bridge.bridge === 'string' ? bridge.bridge : 'cni0';
+}
+
+export function metadataOf(list: Record<string, unknown>): NetworkMetadata | undefined {
+  const m = list[metadataKey];
+  return typeof m === 'object' && m !== null ? (m as NetworkMetadata) : undefined;
+}
+
+/** The dataDir host-local uses for this network (its leases are `<dataDir>/<name>/<ip>`). */
+export function leaseDirOf(list: { name: string; plugins: NetConf[] }): string | undefined {
+  const ipam = list.plugins.map((p) => p.ipam as Record<string, unknown> | undefined).find((i) => i?.type === 'host-local');
+  if (!ipam) return undefined;
+  return join(typeof ipam.dataDir === 'string' ? ipam.dataDir : '/var/lib/cni/networks', list.name);
+}
+
+export class NetworkStore {
+  constructor(
+    readonly paths: CtnetPaths,
+    /** Other directories whose networks count for name and subnet clashes (e.g. /etc/cni/net.d). */
+    readonly foreignDirs: string[] = ['/etc/cni/net.d'],
+  ) {}
+
+  all(): LoadedNetwork[] {
+    return listNetworks([this.paths.networks, ...this.foreignDirs]).networks;
+  }
+
+  managed(): LoadedNetwork[] {
+    return listNetworks([this.paths.networks]).networks;
+  }
+
+  get(name: string): LoadedNetwork {
+    const net = this.all().find((n) => n.list.name === name);
+    if (!net)
+      throw new CtnetError(ErrorCode.invalidConfig, `network "${name}" not found`, {
+        hint: 'list networks with `ctnet network ls`',
+      });
+    return net;
+  }
+
+  summary(net: LoadedNetwork): NetworkSummary {
+    const subnets = subnetsOf(net.list);
+    const meta = metadataOf(net.list);
+    const bridge = net.list.plugins.find((p) => p.type === 'bridge');
+    return {
+      name: net.list.name,
+      file: net.file,
+      bridge: bridgeOf(net.list),
+      subnets: subnets.map((s) => s.subnet),
+      gateways: subnets.map((s) => s.gateway).filter((g): g is string => !!g),
+      internal: meta?.internal ?? (bridge ? bridge.isGateway !== true && !bridge.ipMasq : false),
+      managed: net.file.startsWith(`${this.paths.networks}/`),
+      plugins: net.list.plugins.map((p) => p.type),
+    };
+  }
+
+  /** Bridges of ctnet's networks that are isolated from each other (all unless `-o isolate=false`). */
+  isolatedBridges(): string[] {
+    const out = new Set<string>();
+    for (const net of this.managed()) {
+      const bridge = net.list.plugins.find((p) => p.type === 'bridge') ? bridgeOf(net.list) : undefined;
+      if (bridge && metadataOf(net.list)?.isolate !== false) out.add(bridge);
+    }
+    return [...out].sort();
+  }
+
+  /** Builds, checks and writes the conflist for a new network; returns it. */
+  async create(opts: CreateNetworkOptions): Promise<LoadedNetwork> {
+    validateNetworkName(opts.name);
+    if (this.all().some((n) => n.list.name === opts.name)) {
+      throw new CtnetError(ErrorCode.exists, `failed to create network "${opts.name}": a network of that name exists`);
+    }
+    const options = normaliseOptions(opts.options);
+    const cidrs = opts.subnets.map(parseCidr);
+    const taken = await this.takenSubnets();
+    for (const c of cidrs) {
+      const clash = taken.find((t) => overlaps(c, t.cidr));
+      if (clash) {
+        throw invalid(
+          `failed to create network "${opts.name}": subnet ${c.text} overlaps ${clash.owner}`,
+          'choose another --subnet, or leave it out to get a free one',
+        );
+      }
+    }
+    if (!cidrs.some((c) => c.family === 4))
+      cidrs.unshift(
+        pickFreeV4(
+          taken.map((t) => t.cidr),
+          opts.name,
+        ),
+      );
+    if (opts.ipv6 && !cidrs.some((c) => c.family === 6)) {
+      const v6 = parseCidr(defaultSubnetV6(opts.name));
+      const clash = taken.find((t) => overlaps(v6, t.cidr));
+      if (clash) throw invalid(`failed to create network "${opts.name}": subnet ${cidrString(v6)} overlaps ${clash.owner}`);
+      cidrs.push(v6);
+    }
+    if (!opts.ipv6 && cidrs.some((c) => c.family === 6)) {
+      throw invalid(`failed to create network "${opts.name}": an IPv6 --subnet needs --ipv6`);
+    }
+    const list = buildConflist(opts, options, cidrs, this.paths.leases);
+    const text = `${JSON.stringify(list, null, 2)}\n`;
+    const file = join(this.paths.networks, `${opts.name}.conflist`);
+    writeExclusive(file, text, opts.name);
+    return { list: list as unknown as LoadedNetwork['list'], file, raw: text };
+  }
+
+  /** Subnets in use: every known network's, and the host's routes (default routes aside). */
+  async takenSubnets(): Promise<{ cidr: Cidr; owner: string }[]> {
+    const out: { cidr: Cidr; owner: string }[] = [];
+    for (const net of this.all()) {
+      for (const s of subnetsOf(net.list)) {
+        try {
+          out.push({ cidr: parseCidr(s.subnet), owner: `network "${net.list.name}" (${s.subnet})` });
+        } catch {
+          /* a broken foreign config cannot clash */
+        }
+      }
+    }
+    for (const r of await routes()) {
+      if (r.dst === '0.0.0.0/0' || r.dst === '::/0' || r.type === 'multicast') continue;
+      const dst = r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
+      let cidr: Cidr;
+      try {
+        cidr = parseCidr(dst);
+      } catch {
+        continue;
+      }
+      if (cidr.family === 6 && cidr.base >> 118n === 0x3fan) continue; // fe80::/10 is on every link
+      out.push({ cidr, owner: `the host route ${r.dst}${r.dev ? ` dev ${r.dev}` : ''}` });
+    }
+    return out;
+  }
+
+  /** Who is attached: host-local leases, cached CNI results and the runner's containers. */
+  attachments(net: LoadedNetwork): Attachment[] {
+    const byKey = new Map<string, Attachment>();
+    const entry = (containerId: string, ifname: string) => {
+      const key = `${containerId}\0${ifname}`;
+      let a = byKey.get(key);
+      if (!a) {
+        a = { containerId, ifname, addresses: [], sources: [] };
+        byKey.set(key, a);
+      }
+      return a;
+    };
+    for (const lease of readLeases(net)) {
+      const a = entry(lease.containerId, lease.ifname);
+      if (!a.addresses.includes(lease.ip)) a.addresses.push(lease.ip);
+      if (!a.sources.includes('lease')) a.sources.push('lease');
+    }
+    const cache = new CniRuntime({ invoke: () => Promise.reject(new Error('read only')) }, this.paths.cniResults, []);
+    for (const c of cache.cachedAttachments(net.list.name)) {
+      const a = entry(c.containerId, c.ifName);
+      for (const ip of addressesOfCached(c)) if (!a.addresses.includes(ip)) a.addresses.push(ip);
+      if (c.netns) a.netns = c.netns;
+      a.sources.push('cache');
+    }
+    for (const ctr of readRunnerContainers(this.paths.containers)) {
+      for (const att of ctr.networks.filter((n) => n.network === net.list.name)) {
+        const a = entry(ctr.id, att.ifname);
+        a.name = ctr.name;
+        if (ctr.netns) a.netns = ctr.netns;
+        for (const ip of att.addresses) if (!a.addresses.includes(ip)) a.addresses.push(ip);
+        a.sources.push('runner');
+      }
+    }
+    return [...byKey.values()];
+  }
+
+  /** Removes a network ctnet manages; refuses while anything is attached. */
+  remove(name: string): LoadedNetwork {
+    const net = this.get(name);
+    if (!this.summary(net).managed) {
+      throw invalid(`failed to remove network "${name}": ${net.file} is not managed by ctnet`, 'remove that file yourself');
+    }
+    const attached = this.attachments(net);
+    if (attached.length) {
+      const who = attached.map((a) => `${a.name ?? a.containerId}${a.addresses.length ? ` (${a.addresses.join(', ')})` : ''}`);
+      throw new CtnetError(
+        ErrorCode.exists,
+        `failed to remove network "${name}": ${attached.length} container${attached.length > 1 ? 's are' : ' is'} attached: ${who.join(', ')}`,
+        { hint: 'stop or disconnect them first' },
+      );
+    }
+    rmSync(net.file, { force: true });
+    // host-local leaves its lock and round-robin cursor behind; with no lease left they are ours to drop.
+    const leaseDir = leaseDirOf(net.list);
+    if (leaseDir) rmSync(leaseDir, { recursive: true, force: true });
+    return net;
+  }
+}
+
+function normaliseOptions(raw: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const canonical = optionAliases[key];
+    if (!canonical) {
+      throw invalid(`unknown option -o ${key}`, `known options: ${Object.keys(optionAliases).join(', ')}`);
+    }
+    out[canonical] = value;
+  }
+  return out;
+}
+
+function pickFreeV4(taken: Cidr[], name: string): Cidr {
+  const pool = parseCidr(autoPoolV4);
+  for (let base = pool.base; base + 255n <= lastAddress(pool); base += 256n) {
+    const candidate: Cidr = { family: 4, base, prefix: 24, text: `${formatIp(4, base)}/24` };
+    if (!taken.some((t) => overlaps(candidate, t))) return candidate;
+  }
+  throw new CtnetError(ErrorCode.noAddressesLeft, `failed to create network "${name}": no free /24 left in ${autoPoolV4}`, {
+    hint: 'pass --subnet',
+  });
+}
+
+function rangeFor(c: Cidr, opts: CreateNetworkOptions, name: string): Record<string, string> {
+  const r: Record<string, string> = { subnet: cidrString(c) };
+  const gateway = opts.gateways.find((g) => parseIp(g).family === c.family);
+  if (gateway) {
+    if (
+      !contains(c, gateway) ||
+      parseIp(gateway).value === c.base ||
+      (c.family === 4 && parseIp(gateway).value === lastAddress(c))
+    ) {
+      throw invalid(`failed to create network "${name}": gateway ${gateway} is not a host address of ${cidrString(c)}`);
+    }
+    r.gateway = gateway;
+  } else {
+    r.gateway = nthAddress(c, 1);
+  }
+  const rangeText = opts.ipRanges.find((x) => x.includes(':') === (c.family === 6));
+  if (rangeText) {
+    const range = parseCidr(rangeText);
+    if (!containsCidr(c, range))
+      throw invalid(`failed to create network "${name}": --ip-range ${rangeText} is not inside ${cidrString(c)}`);
+    const first = range.base === c.base ? c.base + 1n : range.base;
+    const last = c.family === 4 && lastAddress(range) === lastAddress(c) ? lastAddress(c) - 1n : lastAddress(range);
+    r.rangeStart = formatIp(c.family, first);
+    r.rangeEnd = formatIp(c.family, last);
+  }
+  return r;
+}
+
+function buildConflist(opts: CreateNetworkOptions, options: Record<string, string>, cidrs: Cidr[], leaseRoot: string) {
+  const mtu = opts.mtu ?? (options.mtu ? Number(options.mtu) : undefined);
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)) {
+    throw invalid(`failed to create network "${opts.name}": MTU ${mtu} is outside 576-65535`);
+  }
+  const ipMasq = options.ipMasq === undefined ? true : boolOption('ipMasq', options.ipMasq);
+  const hairpin = options.hairpin === undefined ? true : boolOption('hairpin', options.hairpin);
+  const isolate = options.isolate === undefined ? true : boolOption('isolate', options.isolate);
+  const bridge = options.bridge ?? defaultBridgeName(opts.name);
+  if (Buffer.byteLength(bridge) > 15 || /[/:\s]/.test(bridge)) throw invalid(`invalid bridge name ${JSON.stringify(bridge)}`);
+  const routes = opts.internal ? [] : cidrs.map((c) => ({ dst: c.family === 4 ? '0.0.0.0/0' : '::/0' }));
+  const bridgePlugin: Record<string, unknown> = {
+    type: 'bridge',
+    bridge,
+    // An internal network has no gateway on the host and no default route: nothing leaves it.
+    isGateway: !opts.internal,
+    ipMasq: !opts.internal && ipMasq,
+    hairpinMode: hairpin,
+    ...(mtu !== undefined && { mtu }),
+    ipam: {
+      type: 'host-local',
+      dataDir: leaseRoot,
+      ranges: cidrs.map((c) => [rangeFor(c, opts, opts.name)]),
+      ...(routes.length && { routes }),
+    },
+  };
+  const plugins: Record<string, unknown>[] = [bridgePlugin];
+  if (!opts.internal) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+  const metadata: NetworkMetadata = { created: new Date().toISOString(), internal: opts.internal, isolate, options };
+  return { cniVersion: options.cniVersion ?? '1.1.0', name: opts.name, plugins, [metadataKey]: metadata };
+}
+
+function writeExclusive(file: string, text: string, name: string): void {
+  let fd: number;
+  try {
+    mkdirSync(join(file, '..'), { recursive: true });
+    fd = openSync(file, 'wx', 0o644);
+  } catch (cause) {
+    throw new CtnetError(
+      ErrorCode.exists,
+      `failed to create network "${name}": cannot create ${file}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface Lease {
+  ip: string;
+  containerId: string;
+  ifname: string;
+}
+
+/** host-local's lease files: named by IP, holding `containerID\r\nifname` (or only the ID, older). */
+export function readLeases(net: LoadedNetwork): Lease[] {
+  const dir = leaseDirOf(net.list);
+  if (!dir) return [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: Lease[] = [];
+  for (const name of names) {
+    if (name === 'lock' || name.startsWith('last_reserved_ip') || name.startsWith('.')) continue;
+    try {
+      parseIp(name);
+    } catch {
+      continue;
+    }
+    try {
+      const [containerId = '', ifname = ''] = readFileSync(join(dir, name), 'utf8').split(/\r\n/);
+      out.push({ ip: name, containerId: containerId.trim(), ifname: ifname.trim() });
+    } catch {
+      /* released between listing and reading */
+    }
+  }
+  return out;
+}
+
+function addressesOfCached(c: CachedAttachment): string[] {
+  const ips = (c.result?.ips ?? c.result?.ip ?? []) as { address?: string }[];
+  return ips.map((i) => (i.address ?? '').split('/')[0] ?? '').filter(Boolean);
+}
+
+export interface RunnerContainer {
+  id: string;
+  name?: string;
+  netns?: string;
+  pid?: number;
+  networks: { network: string; ifname: string; addresses: string[] }[];
+}
+
+/** The runner's containers, read leniently from `<containers>/<id>/state.json` (absent: none). */
+export function readRunnerContainers(dir: string): RunnerContainer[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: RunnerContainer[] = [];
+  for (const id of ids) {
+    try {
+      const s = JSON.parse(readFileSync(join(dir, id, 'state.json'), 'utf8')) as Record<string, unknown>;
+      out.push({ id: typeof s.id === 'string' ? s.id : id, name: typeof s.name === 'string' ? s.name : undefined, networks: [] });
+    } catch {
+      /* not a container directory */
+    }
+  }
+  return out;
+}
