@@ -1,0 +1,31 @@
+/**
+ * netns/: kernel network state, by namespace.
+ *
+ * - Namespaces: createNetns / deleteNetns (pinned files, as `ip netns` makes them), isNetns, sameNetns.
+ * - Switching: inNetns(path, fn) runs synchronous code with the main thread inside a namespace
+ *   (setns through koffi), always switching back. Sockets and /proc/sys/net files opened there
+ *   stay bound to that namespace.
+ * - Sysctls: readSysctl / writeSysctl per namespace.
+ * - rtnetlink: withNetlink(path, async (nl) => …) gives a Netlink bound to one namespace, closed
+ *   afterwards: links (veth, bridge, ports, MTU, MAC, up/down, move), addresses, routes,
+ *   neighbours, bridge VLANs. Errors are CtnetError "failed to <verb> <object>: <cause>" whose
+ *   cause carries the errno name (hasErrno(err, 'EEXIST')); a name clash on create is code 103.
+ *
+ * Importing this module loads nothing heavy: koffi and netlink are required on first use.
+ */
+
+export { randomVethName } from './names.js';
+export { createNetns, defaultNetnsDir, deleteNetns, isNetns, sameNetns } from './namespaces.js';
+export {
+  type AddressInfo,
+  type BridgeVlanInfo,
+  type LinkInfo,
+  type NeighborInfo,
+  Netlink,
+  NetlinkError,
+  type RouteInfo,
+  type RouteSpec,
+  withNetlink,
+} from './netlink.js';
+export { inNetns } from './switch.js';
+export { readSysctl, sysctlPath, writeSysctl } from './sysctl.js';

@@ -1,0 +1,92 @@
+/**
+ * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl), through koffi.
+ * Loaded on first use: koffi costs ~12 ms to load and most callers of netns/ never need it.
+ */
+import { getSystemErrorName } from 'node:util';
+import { lazyRequire } from './lazy-require.js';
+
+/** Namespace type flags (linux/sched.h). */
+export const CLONE_NEWNET = 0x40000000;
+const MS_BIND = 0x1000;
+const MNT_DETACH = 0x2;
+/** ioctl(NS_GET_NSTYPE) on an nsfs file returns the CLONE_NEW* type of that namespace. */
+const NS_GET_NSTYPE = 0xb703;
+
+interface Libc {
+  setns(fd: number, nstype: number): number;
+  unshare(flags: number): number;
+  mount(source: string, target: string, fstype: string, flags: number, data: null): number;
+  umount2(target: string, flags: number): number;
+  ioctl(fd: number, request: number): number;
+  strerror(errnum: number): string;
+  errno(): number;
+}
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  const koffi = lazyRequire('koffi') as typeof import('koffi');
+  const lib = koffi.load('libc.so.6');
+  libc = {
+    setns: lib.func('int setns(int fd, int nstype)'),
+    unshare: lib.func('int unshare(int flags)'),
+    mount: lib.func('int mount(str source, str target, str fstype, unsigned long flags, void *data)'),
+    umount2: lib.func('int umount2(str target, int flags)'),
+    // Declared with its one argument we use: on x86-64 and arm64 that is ABI-compatible with the variadic form.
+    ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
+    strerror: lib.func('const char *strerror(int errnum)'),
+    errno: () => koffi.errno(),
+  };
+  return libc;
+}
+
+/** An Error shaped like Node's system errors (`code` = errno name) so core's hasErrno() finds it. */
+export class SystemCallError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  constructor(syscall: string, errno: number, text: string) {
+    super(`${syscall}: ${text} (${errnoName(errno)})`);
+    this.name = 'SystemCallError';
+    this.code = errnoName(errno);
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+function check(syscall: string, result: number): number {
+  if (result !== -1) return result;
+  const c = load();
+  const errno = c.errno();
+  throw new SystemCallError(syscall, errno, c.strerror(errno));
+}
+
+export function setns(fd: number, nstype: number): void {
+  check('setns', load().setns(fd, nstype));
+}
+
+export function unshare(flags: number): void {
+  check('unshare', load().unshare(flags));
+}
+
+export function bindMount(source: string, target: string): void {
+  check('mount', load().mount(source, target, 'none', MS_BIND, null));
+}
+
+/** Lazy unmount, as `ip netns del` does: succeeds even while a process still uses the namespace. */
+export function umountDetach(target: string): void {
+  check('umount2', load().umount2(target, MNT_DETACH));
+}
+
+export function namespaceType(fd: number): number {
+  return check('ioctl(NS_GET_NSTYPE)', load().ioctl(fd, NS_GET_NSTYPE));
+}

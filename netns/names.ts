@@ -1,0 +1,10 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A fresh host-side veth name: prefix + 8 random hex digits ('veth1a2b3c4d'), at most 15 bytes
+ * (IFNAMSIZ - 1). Random rather than derived, as the reference plugins do; callers retry on EEXIST.
+ */
+export function randomVethName(prefix = 'veth'): string {
+  const suffix = randomBytes(4).toString('hex');
+  return `${prefix.slice(0, 15 - suffix.length)}${suffix}`;
+}

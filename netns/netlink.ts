@@ -1,0 +1,821 @@
+/**
+ * Typed rtnetlink operations on one network namespace: links (veth, bridge, ports), addresses,
+ * routes, neighbours, bridge VLANs. Every method is one request to the kernel (plus a name → index
+ * lookup where the kernel wants an index); requests on one socket are serialized, because a
+ * reply interleaved with a multipart dump would break the dump.
+ */
+
+import { closeSync } from 'node:fs';
+import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
+import { broadcastBytes, bytesToIp, maskBytes, type ParsedCidr, parseCidr, parseIp } from './ip.js';
+import { lazyRequire } from './lazy-require.js';
+import { errnoName } from './libc.js';
+import * as c from './rtnl-codec.js';
+import { AttrWriter, attrString, attrU8, attrU32, formatMac, parseAttrList, parseAttrs, parseMac } from './rtnl-codec.js';
+import { inNetns, openNetns } from './switch.js';
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  mac?: string;
+  mtu: number;
+  /** IFF_UP: administratively up. */
+  up: boolean;
+  /** RFC 2863 operational state: 'up', 'down', 'lowerlayerdown', 'unknown', … */
+  operState?: string;
+  /** Index of the master device (the bridge this link is a port of). */
+  master?: number;
+  /** Link type from IFLA_INFO_KIND: 'veth', 'bridge', … (undefined for plain devices such as lo). */
+  kind?: string;
+  /** IFLA_LINK: for a veth, the peer's index (in the namespace linkNetnsId names, if set). */
+  peerIndex?: number;
+  /** The peer's namespace as an id local to this namespace, when the peer lives elsewhere. */
+  linkNetnsId?: number;
+  /** Promiscuous mode as set by a user (IFF_PROMISC), not the count bridges add internally. */
+  promisc: boolean;
+  /** For a bridge: whether VLAN filtering is on. */
+  vlanFiltering?: boolean;
+  /** For a bridge port: its port flags. */
+  bridgePort?: { hairpin: boolean; isolated: boolean };
+}
+
+export interface AddressInfo {
+  ifindex: number;
+  family: 4 | 6;
+  address: string;
+  prefixLen: number;
+  cidr: string;
+  tentative: boolean;
+  dadFailed: boolean;
+  scope: number;
+}
+
+export interface RouteInfo {
+  family: 4 | 6;
+  /** CIDR; '0.0.0.0/0' or '::/0' for a default route. */
+  dst: string;
+  gw?: string;
+  oif?: number;
+  table: number;
+  scope: number;
+  priority?: number;
+  mtu?: number;
+  advmss?: number;
+  protocol: number;
+  /** RTN_* route type: 1 unicast, 6 blackhole, 7 unreachable, … */
+  type: number;
+}
+
+export interface RouteSpec {
+  dst: string;
+  gw?: string;
+  dev?: string;
+  mtu?: number;
+  advmss?: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+}
+
+export interface NeighborInfo {
+  ifindex: number;
+  address: string;
+  mac?: string;
+  /** NUD_* state bits: 0x02 reachable, 0x04 stale, 0x20 failed, 0x80 permanent, … */
+  state: number;
+}
+
+export interface BridgeVlanInfo {
+  vid: number;
+  pvid: boolean;
+  untagged: boolean;
+}
+
+/** A netlink reply rejected by the kernel; `code` is the errno name so core's hasErrno() finds it. */
+export class NetlinkError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  constructor(errno: number) {
+    const name = errnoName(errno);
+    super(`${errnoText[name] ?? 'rejected by the kernel'} (${name})`);
+    this.name = 'NetlinkError';
+    this.code = name;
+    this.errno = Math.abs(errno);
+  }
+}
+
+const errnoText: Record<string, string> = {
+  EEXIST: 'already exists',
+  ENODEV: 'no such device',
+  ENOENT: 'not found',
+  ESRCH: 'no such entry',
+  EINVAL: 'invalid argument',
+  EPERM: 'operation not permitted',
+  EACCES: 'permission denied',
+  EOPNOTSUPP: 'operation not supported',
+  ENOTSUP: 'operation not supported',
+  EBUSY: 'device or resource busy',
+  EADDRNOTAVAIL: 'address not available',
+  ENETUNREACH: 'network is unreachable',
+  ERANGE: 'value out of range',
+  EAFNOSUPPORT: 'address family not supported',
+  ENOBUFS: 'no buffer space available',
+  ENOSPC: 'no space left',
+  EBADF: 'bad file descriptor',
+};
+
+const operStates = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
+const NLMSG_ERROR = 2;
+const requestTimeoutMs = 10_000;
+const maxIfnameBytes = 15;
+
+/** The part of the `netlink` package's NetlinkSocket we use. */
+interface RawMessage {
+  type: number;
+  flags: number;
+  data: Buffer;
+}
+interface NetlinkSocketLike {
+  request(
+    type: number,
+    data: Uint8Array[],
+    options: { flags?: number; timeout?: number; checkError?: boolean },
+  ): Promise<[RawMessage[], unknown]>;
+  close(): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+function isName(name: string): boolean {
+  const bytes = Buffer.byteLength(name);
+  return bytes >= 1 && bytes <= maxIfnameBytes;
+}
+
+function hasCode(err: unknown, ...codes: string[]): boolean {
+  return err instanceof NetlinkError && codes.includes(err.code);
+}
+
+export class Netlink {
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly socket: NetlinkSocketLike,
+    /** The namespace this socket is bound to (undefined: the process's own). */
+    readonly nsPath: string | undefined,
+  ) {}
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+  }
+
+  private get where(): string {
+    return this.nsPath === undefined ? '' : ` in ${this.nsPath}`;
+  }
+
+  /** One request; resolves with the payloads of the reply messages (none for a plain ACK). */
+  private request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
+    const send = async (): Promise<Buffer[]> => {
+      if (this.closed) throw new CtnetError(ErrorCode.internal, 'netlink socket used after withNetlink() returned');
+      const [msgs] = await this.socket.request(type, [body], { flags, timeout: requestTimeoutMs, checkError: false });
+      const out: Buffer[] = [];
+      for (const m of msgs) {
+        if (m.type === NLMSG_ERROR) {
+          const errno = m.data.readInt32LE(0);
+          if (errno !== 0) throw new NetlinkError(errno);
+          continue;
+        }
+        out.push(m.data);
+      }
+      return out;
+    };
+    const result = this.tail.then(send, send);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private dump(type: number, body: Buffer): Promise<Buffer[]> {
+    return this.request(type, c.NLM_F_DUMP, body);
+  }
+
+  // ---- links ----
+
+  async getLink(name: string): Promise<LinkInfo | undefined> {
+    if (!isName(name)) return undefined;
+    const body = new AttrWriter()
+      .raw(c.ifinfomsg())
+      .u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
+      .string(c.IFLA_IFNAME, name)
+      .toBuffer();
+    return this.getOneLink(body, `get link ${name}${this.where}`);
+  }
+
+  async getLinkByIndex(index: number): Promise<LinkInfo | undefined> {
+    const body = new AttrWriter().raw(c.ifinfomsg({ index })).u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS).toBuffer();
+    return this.getOneLink(body, `get link #${index}${this.where}`);
+  }
+
+  private async getOneLink(body: Buffer, what: string): Promise<LinkInfo | undefined> {
+    try {
+      const [msg] = await this.request(c.RTM_GETLINK, 0, body);
+      return msg ? parseLink(msg) : undefined;
+    } catch (err) {
+      if (hasCode(err, 'ENODEV')) return undefined;
+      throw wrapError(what, err);
+    }
+  }
+
+  async listLinks(): Promise<LinkInfo[]> {
+    const body = new AttrWriter().raw(c.ifinfomsg()).u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS).toBuffer();
+    try {
+      return (await this.dump(c.RTM_GETLINK, body)).map(parseLink);
+    } catch (err) {
+      throw wrapError(`list links${this.where}`, err);
+    }
+  }
+
+  /** A link that must exist: its index, or a CtnetError naming it. */
+  private async requireLink(name: string, what: string): Promise<LinkInfo> {
+    const link = await this.getLink(name);
+    if (!link) throw new CtnetError(ErrorCode.internal, `failed to ${what}: no link named "${name}"${this.where}`);
+    return link;
+  }
+
+  /** Returns the bridge `name`, creating it if needed. Concurrent callers all get the one bridge. */
+  async ensureBridge(name: string, opts: { mtu?: number; vlanFiltering?: boolean } = {}): Promise<LinkInfo> {
+    const what = `ensure bridge ${name}${this.where}`;
+    checkName(name, what);
+    let link = await this.getLink(name);
+    if (!link) {
+      const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name);
+      if (opts.mtu) body.u32(c.IFLA_MTU, opts.mtu);
+      body.nest(c.IFLA_LINKINFO, (li) => {
+        li.kind(c.IFLA_INFO_KIND, 'bridge');
+        if (opts.vlanFiltering) li.nest(c.IFLA_INFO_DATA, (d) => d.u8(c.IFLA_BR_VLAN_FILTERING, 1));
+      });
+      try {
+        await this.request(c.RTM_NEWLINK, c.NLM_F_CREATE | c.NLM_F_EXCL, body.toBuffer());
+      } catch (err) {
+        // EEXIST: another ADD created it between our lookup and our create; use theirs.
+        if (!hasCode(err, 'EEXIST')) throw opts.vlanFiltering ? vlanError(what, err) : wrapError(what, err);
+      }
+      link = await this.getLink(name);
+      if (!link) throw new CtnetError(ErrorCode.internal, `failed to ${what}: it vanished right after creation`);
+    }
+    if (link.kind !== 'bridge') {
+      throw new CtnetError(
+        ErrorCode.exists,
+        `failed to ${what}: a link named "${name}" already exists and is ${link.kind ? `a ${link.kind}` : 'not a bridge'}`,
+      );
+    }
+    if (opts.vlanFiltering && !link.vlanFiltering) {
+      const body = new AttrWriter()
+        .raw(c.ifinfomsg({ index: link.index }))
+        .nest(c.IFLA_LINKINFO, (li) => {
+          li.kind(c.IFLA_INFO_KIND, 'bridge');
+          li.nest(c.IFLA_INFO_DATA, (d) => d.u8(c.IFLA_BR_VLAN_FILTERING, 1));
+        })
+        .toBuffer();
+      await this.change(body, `enable VLAN filtering on bridge ${name}${this.where}`, vlanError);
+      link = { ...link, vlanFiltering: true };
+    }
+    return link;
+  }
+
+  /**
+   * Creates a veth pair: `name` here, `peerName` here or, with peerNetnsPath, directly in that
+   * namespace (so the peer never appears here and cannot clash with names here). `mac` is for
+   * `name`, `peerMac` for the peer; `mtu` for both ends.
+   */
+  async createVeth(
+    name: string,
+    peerName: string,
+    opts: { mtu?: number; mac?: string; peerMac?: string; peerNetnsPath?: string } = {},
+  ): Promise<void> {
+    const what = `create veth pair ${name}/${peerName}${this.where}`;
+    checkName(name, what);
+    checkName(peerName, what);
+    const mac = opts.mac === undefined ? undefined : macOrThrow(opts.mac, what);
+    const peerMac = opts.peerMac === undefined ? undefined : macOrThrow(opts.peerMac, what);
+    const peerFd = opts.peerNetnsPath === undefined ? undefined : openNetns(opts.peerNetnsPath);
+    try {
+      const peer = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, peerName);
+      if (opts.mtu) peer.u32(c.IFLA_MTU, opts.mtu);
+      if (peerMac) peer.bytes(c.IFLA_ADDRESS, peerMac);
+      if (peerFd !== undefined) peer.u32(c.IFLA_NET_NS_FD, peerFd);
+      const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name);
+      if (opts.mtu) body.u32(c.IFLA_MTU, opts.mtu);
+      if (mac) body.bytes(c.IFLA_ADDRESS, mac);
+      body.nest(c.IFLA_LINKINFO, (li) => {
+        li.kind(c.IFLA_INFO_KIND, 'veth');
+        li.nest(c.IFLA_INFO_DATA, (d) => d.bytes(c.VETH_INFO_PEER, peer.toBuffer()));
+      });
+      await this.request(c.RTM_NEWLINK, c.NLM_F_CREATE | c.NLM_F_EXCL, body.toBuffer());
+    } catch (err) {
+      if (hasCode(err, 'EEXIST')) {
+        const here = await this.getLink(name).catch(() => undefined);
+        const taken = here ? `"${name}"${this.where}` : `"${peerName}" in ${opts.peerNetnsPath ?? 'this namespace'}`;
+        throw new CtnetError(ErrorCode.exists, `failed to ${what}: a link named ${taken} already exists`, { cause: err });
+      }
+      throw err instanceof CtnetError ? err : wrapError(what, err);
+    } finally {
+      if (peerFd !== undefined) closeSync(peerFd);
+    }
+  }
+
+  /** Deletes a link (for a veth, both ends). False if there was no such link. */
+  async deleteLink(name: string): Promise<boolean> {
+    if (!isName(name)) return false;
+    const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
+    try {
+      await this.request(c.RTM_DELLINK, 0, body);
+      return true;
+    } catch (err) {
+      if (hasCode(err, 'ENODEV')) return false;
+      throw wrapError(`delete link ${name}${this.where}`, err);
+    }
+  }
+
+  /** RTM_SETLINK addressed by name (the kernel resolves IFLA_IFNAME when the index is 0). */
+  private async setLink(name: string, what: string, fill: (w: AttrWriter) => void, msg: c.IfInfoMsg = {}): Promise<void> {
+    checkName(name, what);
+    const body = new AttrWriter().raw(c.ifinfomsg(msg)).string(c.IFLA_IFNAME, name);
+    fill(body);
+    try {
+      await this.request(c.RTM_SETLINK, 0, body.toBuffer());
+    } catch (err) {
+      if (hasCode(err, 'ENODEV')) {
+        throw new CtnetError(ErrorCode.internal, `failed to ${what}: no link named "${name}"${this.where}`, { cause: err });
+      }
+      throw wrapError(what, err);
+    }
+  }
+
+  /** RTM_NEWLINK on an existing link (no CREATE): the path that applies IFLA_LINKINFO changes. */
+  private async change(body: Buffer, what: string, onError = wrapError): Promise<void> {
+    try {
+      await this.request(c.RTM_NEWLINK, 0, body);
+    } catch (err) {
+      throw onError(what, err);
+    }
+  }
+
+  async setUp(name: string): Promise<void> {
+    return this.setLink(name, `set link ${name} up${this.where}`, () => {}, { flags: c.IFF_UP, change: c.IFF_UP });
+  }
+
+  async setDown(name: string): Promise<void> {
+    return this.setLink(name, `set link ${name} down${this.where}`, () => {}, { flags: 0, change: c.IFF_UP });
+  }
+
+  async setMaster(name: string, master: string | null): Promise<void> {
+    const what =
+      master === null ? `release link ${name} from its master${this.where}` : `attach link ${name} to ${master}${this.where}`;
+    const index = master === null ? 0 : (await this.requireLink(master, what)).index;
+    return this.setLink(name, what, (w) => w.u32(c.IFLA_MASTER, index));
+  }
+
+  async setMtu(name: string, mtu: number): Promise<void> {
+    return this.setLink(name, `set MTU ${mtu} on link ${name}${this.where}`, (w) => w.u32(c.IFLA_MTU, mtu));
+  }
+
+  async setMac(name: string, mac: string): Promise<void> {
+    const what = `set MAC ${mac} on link ${name}${this.where}`;
+    const bytes = macOrThrow(mac, what);
+    return this.setLink(name, what, (w) => w.bytes(c.IFLA_ADDRESS, bytes));
+  }
+
+  async setPromisc(name: string, on: boolean): Promise<void> {
+    const what = `turn promiscuous mode ${on ? 'on' : 'off'} on link ${name}${this.where}`;
+    return this.setLink(name, what, () => {}, { flags: on ? c.IFF_PROMISC : 0, change: c.IFF_PROMISC });
+  }
+
+  /** Sets bridge port flags (hairpin, isolated) on a link that is already a bridge port. */
+  async setBridgePort(name: string, opts: { hairpin?: boolean; isolated?: boolean }): Promise<void> {
+    const what = `set bridge port flags on ${name}${this.where}`;
+    checkName(name, what);
+    if (opts.hairpin === undefined && opts.isolated === undefined) return;
+    const body = new AttrWriter()
+      .raw(c.ifinfomsg())
+      .string(c.IFLA_IFNAME, name)
+      .nest(c.IFLA_LINKINFO, (li) => {
+        li.kind(c.IFLA_INFO_SLAVE_KIND, 'bridge');
+        li.nest(c.IFLA_INFO_SLAVE_DATA, (d) => {
+          if (opts.hairpin !== undefined) d.u8(c.IFLA_BRPORT_MODE, opts.hairpin ? 1 : 0);
+          if (opts.isolated !== undefined) d.u8(c.IFLA_BRPORT_ISOLATED, opts.isolated ? 1 : 0);
+        });
+      })
+      .toBuffer();
+    return this.change(body, what);
+  }
+
+  /** Moves a link into the namespace at nsPath (it disappears from this one). */
+  async moveToNetns(name: string, nsPath: string): Promise<void> {
+    const fd = openNetns(nsPath);
+    try {
+      await this.setLink(name, `move link ${name}${this.where} to ${nsPath}`, (w) => w.u32(c.IFLA_NET_NS_FD, fd));
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  // ---- addresses ----
+
+  async addAddress(
+    ifname: string,
+    cidr: string,
+    opts: { ignoreExists?: boolean; noPrefixRoute?: boolean; noDad?: boolean } = {},
+  ): Promise<void> {
+    const what = `add address ${cidr} to ${ifname}${this.where}`;
+    const addr = parseCidr(cidr, what);
+    const link = await this.requireLink(ifname, what);
+    const flags = (opts.noPrefixRoute ? c.IFA_F_NOPREFIXROUTE : 0) | (opts.noDad ? c.IFA_F_NODAD : 0);
+    const body = addressBody(addr, link.index, flags);
+    if (addr.family === 4 && addr.prefixLen < 31) body.bytes(c.IFA_BROADCAST, broadcastBytes(addr.bytes, addr.prefixLen));
+    try {
+      await this.request(c.RTM_NEWADDR, c.NLM_F_CREATE | c.NLM_F_EXCL, body.toBuffer());
+    } catch (err) {
+      if (hasCode(err, 'EEXIST')) {
+        if (opts.ignoreExists) return;
+        throw new CtnetError(ErrorCode.exists, `failed to ${what}: it is already there`, { cause: err });
+      }
+      throw wrapError(what, err);
+    }
+  }
+
+  /** Removes an address; an address (or link) that is not there is fine. */
+  async delAddress(ifname: string, cidr: string): Promise<void> {
+    const what = `delete address ${cidr} from ${ifname}${this.where}`;
+    const addr = parseCidr(cidr, what);
+    const link = await this.getLink(ifname);
+    if (!link) return;
+    try {
+      await this.request(c.RTM_DELADDR, 0, addressBody(addr, link.index, 0).toBuffer());
+    } catch (err) {
+      if (hasCode(err, 'EADDRNOTAVAIL', 'ENOENT', 'ESRCH', 'ENODEV')) return;
+      throw wrapError(what, err);
+    }
+  }
+
+  /** Addresses of one link (none if it does not exist) or of all links. */
+  async listAddresses(ifname?: string): Promise<AddressInfo[]> {
+    let index: number | undefined;
+    if (ifname !== undefined) {
+      const link = await this.getLink(ifname);
+      if (!link) return [];
+      index = link.index;
+    }
+    try {
+      const msgs = await this.dump(c.RTM_GETADDR, c.ifaddrmsg({ family: c.AF_UNSPEC, prefixLen: 0, index: 0 }));
+      const all = msgs.map(parseAddress).filter((a): a is AddressInfo => a !== undefined);
+      return index === undefined ? all : all.filter((a) => a.ifindex === index);
+    } catch (err) {
+      throw wrapError(`list addresses${ifname ? ` of ${ifname}` : ''}${this.where}`, err);
+    }
+  }
+
+  // ---- routes ----
+
+  async addRoute(route: RouteSpec, opts: { ignoreExists?: boolean } = {}): Promise<void> {
+    const what = `add route ${describeRoute(route)}${this.where}`;
+    const body = await this.routeBody(route, what, false);
+    try {
+      await this.request(c.RTM_NEWROUTE, c.NLM_F_CREATE | c.NLM_F_EXCL, body);
+    } catch (err) {
+      if (hasCode(err, 'EEXIST')) {
+        if (opts.ignoreExists) return;
+        throw new CtnetError(ErrorCode.exists, `failed to ${what}: it is already there`, { cause: err });
+      }
+      throw wrapError(what, err);
+    }
+  }
+
+  /** Removes a route; a route (or device) that is not there is fine. */
+  async delRoute(route: RouteSpec): Promise<void> {
+    const what = `delete route ${describeRoute(route)}${this.where}`;
+    let body: Buffer;
+    try {
+      body = await this.routeBody(route, what, true);
+    } catch (err) {
+      if (err instanceof CtnetError && /no link named/.test(err.message)) return;
+      throw err;
+    }
+    try {
+      await this.request(c.RTM_DELROUTE, 0, body);
+    } catch (err) {
+      if (hasCode(err, 'ESRCH', 'ENOENT', 'ENODEV')) return;
+      throw wrapError(what, err);
+    }
+  }
+
+  private async routeBody(route: RouteSpec, what: string, forDelete: boolean): Promise<Buffer> {
+    const dst = parseCidr(route.dst, what);
+    const gw = route.gw === undefined ? undefined : parseIp(route.gw, what);
+    if (gw && gw.family !== dst.family) {
+      throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: gateway ${route.gw} is not IPv${dst.family}`);
+    }
+    const oif = route.dev === undefined ? undefined : (await this.requireLink(route.dev, what)).index;
+    const table = route.table ?? c.RT_TABLE_MAIN;
+    const family = dst.family === 4 ? c.AF_INET : c.AF_INET6;
+    const scope = forDelete
+      ? c.RT_SCOPE_NOWHERE
+      : (route.scope ?? (gw === undefined && oif !== undefined ? c.RT_SCOPE_LINK : c.RT_SCOPE_UNIVERSE));
+    const header = c.rtmsg({
+      family,
+      dstLen: dst.prefixLen,
+      table,
+      protocol: forDelete ? 0 : c.RTPROT_BOOT,
+      scope,
+      type: forDelete ? 0 : c.RTN_UNICAST,
+    });
+    const body = new AttrWriter().raw(header);
+    if (dst.prefixLen > 0) body.bytes(c.RTA_DST, maskBytes(dst.bytes, dst.prefixLen));
+    if (gw) body.bytes(c.RTA_GATEWAY, gw.bytes);
+    if (oif !== undefined) body.u32(c.RTA_OIF, oif);
+    if (route.priority !== undefined) body.u32(c.RTA_PRIORITY, route.priority);
+    body.u32(c.RTA_TABLE, table);
+    if (!forDelete && (route.mtu || route.advmss)) {
+      body.nest(c.RTA_METRICS, (m) => {
+        if (route.mtu) m.u32(c.RTAX_MTU, route.mtu);
+        if (route.advmss) m.u32(c.RTAX_ADVMSS, route.advmss);
+      });
+    }
+    return body.toBuffer();
+  }
+
+  /** Routes of one family (or both) in one table (main by default; 'all' for every table). */
+  async listRoutes(family?: 4 | 6, opts: { table?: number | 'all' } = {}): Promise<RouteInfo[]> {
+    const af = family === undefined ? c.AF_UNSPEC : family === 4 ? c.AF_INET : c.AF_INET6;
+    const table = opts.table ?? c.RT_TABLE_MAIN;
+    try {
+      const msgs = await this.dump(c.RTM_GETROUTE, c.rtmsg({ family: af, table: 0 }));
+      return msgs.map(parseRoute).filter((r): r is RouteInfo => r !== undefined && (table === 'all' || r.table === table));
+    } catch (err) {
+      throw wrapError(`list routes${this.where}`, err);
+    }
+  }
+
+  // ---- neighbours ----
+
+  async listNeighbors(ifname?: string): Promise<NeighborInfo[]> {
+    let index: number | undefined;
+    if (ifname !== undefined) {
+      const link = await this.getLink(ifname);
+      if (!link) return [];
+      index = link.index;
+    }
+    try {
+      const msgs = await this.dump(c.RTM_GETNEIGH, c.ndmsg(c.AF_UNSPEC));
+      const all = msgs.map(parseNeighbor).filter((n): n is NeighborInfo => n !== undefined);
+      return index === undefined ? all : all.filter((n) => n.ifindex === index);
+    } catch (err) {
+      throw wrapError(`list neighbours${ifname ? ` of ${ifname}` : ''}${this.where}`, err);
+    }
+  }
+
+  // ---- bridge VLANs ----
+
+  /** Adds VLAN `vid` to a bridge port (or to the bridge itself, as `bridge vlan add … self`). */
+  async bridgeVlanAdd(port: string, vid: number, opts: { pvid?: boolean; untagged?: boolean } = {}): Promise<void> {
+    const what = `add VLAN ${vid} to bridge port ${port}${this.where}`;
+    const flags = (opts.pvid ? c.BRIDGE_VLAN_INFO_PVID : 0) | (opts.untagged ? c.BRIDGE_VLAN_INFO_UNTAGGED : 0);
+    const body = await this.vlanBody(port, vid, flags, what);
+    try {
+      await this.request(c.RTM_SETLINK, 0, body);
+    } catch (err) {
+      throw vlanError(what, err);
+    }
+  }
+
+  /** Removes VLAN `vid` from a bridge port; a VLAN (or port) that is not there is fine. */
+  async bridgeVlanDel(port: string, vid: number): Promise<void> {
+    const what = `delete VLAN ${vid} from bridge port ${port}${this.where}`;
+    if (!(await this.getLink(port))) return;
+    const body = await this.vlanBody(port, vid, 0, what);
+    try {
+      await this.request(c.RTM_DELLINK, 0, body);
+    } catch (err) {
+      if (hasCode(err, 'ENOENT', 'ENODEV')) return;
+      throw vlanError(what, err);
+    }
+  }
+
+  private async vlanBody(port: string, vid: number, flags: number, what: string): Promise<Buffer> {
+    if (!Number.isInteger(vid) || vid < 1 || vid > 4094) {
+      throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: VLAN id must be 1..4094`);
+    }
+    const link = await this.requireLink(port, what);
+    const info = Buffer.alloc(4);
+    info.writeUInt16LE(flags, 0);
+    info.writeUInt16LE(vid, 2);
+    return new AttrWriter()
+      .raw(c.ifinfomsg({ family: c.AF_BRIDGE, index: link.index }))
+      .nest(c.IFLA_AF_SPEC, (spec) => {
+        if (link.kind === 'bridge') spec.u16(c.IFLA_BRIDGE_FLAGS, c.BRIDGE_FLAGS_SELF);
+        spec.bytes(c.IFLA_BRIDGE_VLAN_INFO, info);
+      })
+      .toBuffer();
+  }
+
+  /** The VLANs of one bridge port (as `bridge vlan show dev PORT`). */
+  async bridgeVlans(port: string): Promise<BridgeVlanInfo[]> {
+    const link = await this.getLink(port);
+    if (!link) return [];
+    const body = new AttrWriter()
+      .raw(c.ifinfomsg({ family: c.AF_BRIDGE }))
+      .u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_BRVLAN)
+      .toBuffer();
+    try {
+      const msgs = await this.dump(c.RTM_GETLINK, body);
+      const vlans: BridgeVlanInfo[] = [];
+      for (const m of msgs) {
+        if (m.readInt32LE(4) !== link.index) continue;
+        const spec = parseAttrs(m, 16).get(c.IFLA_AF_SPEC);
+        if (!spec) continue;
+        for (const [type, v] of parseAttrList(spec)) {
+          if (type !== c.IFLA_BRIDGE_VLAN_INFO || v.length < 4) continue;
+          const f = v.readUInt16LE(0);
+          vlans.push({
+            vid: v.readUInt16LE(2),
+            pvid: (f & c.BRIDGE_VLAN_INFO_PVID) !== 0,
+            untagged: (f & c.BRIDGE_VLAN_INFO_UNTAGGED) !== 0,
+          });
+        }
+      }
+      return vlans;
+    } catch (err) {
+      throw wrapError(`list VLANs of ${port}${this.where}`, err);
+    }
+  }
+}
+
+/** Bridge VLAN calls fail with EOPNOTSUPP on kernels built without CONFIG_BRIDGE_VLAN_FILTERING. */
+function vlanError(what: string, err: unknown): CtnetError {
+  if (!hasCode(err, 'EOPNOTSUPP', 'ENOTSUP')) return wrapError(what, err);
+  return new CtnetError(ErrorCode.internal, `failed to ${what}: this kernel's bridge has no VLAN support`, {
+    cause: err,
+    hint: 'the kernel needs CONFIG_BRIDGE_VLAN_FILTERING; use a network without "vlan" here',
+  });
+}
+
+function checkName(name: string, what: string): void {
+  if (!isName(name) || /[/\s:]/.test(name)) {
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      `failed to ${what}: "${name}" is not a valid interface name (1-15 bytes, no '/', ':' or spaces)`,
+    );
+  }
+}
+
+function macOrThrow(mac: string, what: string): Buffer {
+  const bytes = parseMac(mac);
+  if (!bytes) throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: "${mac}" is not a MAC address`);
+  return bytes;
+}
+
+function addressBody(addr: ParsedCidr, index: number, flags: number): AttrWriter {
+  const family = addr.family === 4 ? c.AF_INET : c.AF_INET6;
+  const body = new AttrWriter()
+    .raw(c.ifaddrmsg({ family, prefixLen: addr.prefixLen, flags, index }))
+    .bytes(c.IFA_LOCAL, addr.bytes)
+    .bytes(c.IFA_ADDRESS, addr.bytes);
+  if (flags > 0xff) body.u32(c.IFA_FLAGS, flags);
+  return body;
+}
+
+function describeRoute(r: RouteSpec): string {
+  return `${r.dst}${r.gw ? ` via ${r.gw}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.table ? ` table ${r.table}` : ''}`;
+}
+
+export function parseLink(m: Buffer): LinkInfo {
+  const flags = m.readUInt32LE(8);
+  const index = m.readInt32LE(4);
+  const a = parseAttrs(m, 16);
+  const link: LinkInfo = {
+    index,
+    name: attrString(a, c.IFLA_IFNAME) ?? '',
+    mtu: attrU32(a, c.IFLA_MTU) ?? 0,
+    up: (flags & c.IFF_UP) !== 0,
+    promisc: (flags & c.IFF_PROMISC) !== 0,
+  };
+  const mac = a.get(c.IFLA_ADDRESS);
+  if (mac) link.mac = formatMac(mac);
+  const oper = attrU8(a, c.IFLA_OPERSTATE);
+  if (oper !== undefined) link.operState = operStates[oper] ?? String(oper);
+  const master = attrU32(a, c.IFLA_MASTER);
+  if (master) link.master = master;
+  const peer = attrU32(a, c.IFLA_LINK);
+  if (peer !== undefined) link.peerIndex = peer; // the kernel omits IFLA_LINK for devices without one
+  const nsid = a.get(c.IFLA_LINK_NETNSID);
+  if (nsid && nsid.length >= 4) link.linkNetnsId = nsid.readInt32LE(0);
+  const info = a.get(c.IFLA_LINKINFO);
+  if (info) {
+    const li = parseAttrs(info);
+    const kind = attrString(li, c.IFLA_INFO_KIND);
+    if (kind) link.kind = kind;
+    const data = li.get(c.IFLA_INFO_DATA);
+    if (kind === 'bridge' && data) link.vlanFiltering = attrU8(parseAttrs(data), c.IFLA_BR_VLAN_FILTERING) === 1;
+    const slaveData = li.get(c.IFLA_INFO_SLAVE_DATA);
+    if (attrString(li, c.IFLA_INFO_SLAVE_KIND) === 'bridge' && slaveData) {
+      const port = parseAttrs(slaveData);
+      link.bridgePort = {
+        hairpin: attrU8(port, c.IFLA_BRPORT_MODE) === 1,
+        isolated: attrU8(port, c.IFLA_BRPORT_ISOLATED) === 1,
+      };
+    }
+  }
+  return link;
+}
+
+function parseAddress(m: Buffer): AddressInfo | undefined {
+  const family = m.readUInt8(0);
+  if (family !== c.AF_INET && family !== c.AF_INET6) return undefined;
+  const prefixLen = m.readUInt8(1);
+  const a = parseAttrs(m, 8);
+  const flags = attrU32(a, c.IFA_FLAGS) ?? m.readUInt8(2);
+  const raw = family === c.AF_INET ? (a.get(c.IFA_LOCAL) ?? a.get(c.IFA_ADDRESS)) : (a.get(c.IFA_ADDRESS) ?? a.get(c.IFA_LOCAL));
+  if (!raw) return undefined;
+  const address = bytesToIp(raw);
+  return {
+    ifindex: m.readUInt32LE(4),
+    family: family === c.AF_INET ? 4 : 6,
+    address,
+    prefixLen,
+    cidr: `${address}/${prefixLen}`,
+    tentative: (flags & c.IFA_F_TENTATIVE) !== 0,
+    dadFailed: (flags & c.IFA_F_DADFAILED) !== 0,
+    scope: m.readUInt8(3),
+  };
+}
+
+function parseRoute(m: Buffer): RouteInfo | undefined {
+  const family = m.readUInt8(0);
+  if (family !== c.AF_INET && family !== c.AF_INET6) return undefined;
+  if (m.readUInt32LE(8) & c.RTM_F_CLONED) return undefined;
+  const dstLen = m.readUInt8(1);
+  const a = parseAttrs(m, 12);
+  const dstBytes = a.get(c.RTA_DST) ?? Buffer.alloc(family === c.AF_INET ? 4 : 16);
+  const route: RouteInfo = {
+    family: family === c.AF_INET ? 4 : 6,
+    dst: `${bytesToIp(dstBytes)}/${dstLen}`,
+    table: attrU32(a, c.RTA_TABLE) ?? m.readUInt8(4),
+    scope: m.readUInt8(6),
+    protocol: m.readUInt8(5),
+    type: m.readUInt8(7),
+  };
+  const gw = a.get(c.RTA_GATEWAY);
+  if (gw) route.gw = bytesToIp(gw);
+  const oif = attrU32(a, c.RTA_OIF);
+  if (oif !== undefined) route.oif = oif;
+  const priority = attrU32(a, c.RTA_PRIORITY);
+  if (priority !== undefined) route.priority = priority;
+  const metrics = a.get(c.RTA_METRICS);
+  if (metrics) {
+    const mx = parseAttrs(metrics);
+    const mtu = attrU32(mx, c.RTAX_MTU);
+    if (mtu !== undefined) route.mtu = mtu;
+    const advmss = attrU32(mx, c.RTAX_ADVMSS);
+    if (advmss !== undefined) route.advmss = advmss;
+  }
+  return route;
+}
+
+function parseNeighbor(m: Buffer): NeighborInfo | undefined {
+  const family = m.readUInt8(0);
+  if (family !== c.AF_INET && family !== c.AF_INET6) return undefined;
+  const a = parseAttrs(m, 12);
+  const dst = a.get(c.NDA_DST);
+  if (!dst) return undefined;
+  const n: NeighborInfo = { ifindex: m.readInt32LE(4), address: bytesToIp(dst), state: m.readUInt16LE(8) };
+  const ll = a.get(c.NDA_LLADDR);
+  if (ll && ll.length > 0) n.mac = formatMac(ll);
+  return n;
+}
+
+/**
+ * Runs `fn` with a netlink socket bound to the namespace at nsPath (undefined: our own). The
+ * socket is created while the main thread is switched into that namespace and closed when `fn`
+ * settles, so it never keeps the event loop alive.
+ */
+export async function withNetlink<T>(nsPath: string | undefined, fn: (nl: Netlink) => Promise<T>): Promise<T> {
+  const { createNetlink } = lazyRequire('netlink/dist/netlink.js') as {
+    createNetlink(protocol: number): NetlinkSocketLike;
+  };
+  const NETLINK_ROUTE = 0;
+  let socket: NetlinkSocketLike;
+  try {
+    socket = inNetns(nsPath, () => createNetlink(NETLINK_ROUTE));
+  } catch (err) {
+    if (err instanceof CtnetError) throw err;
+    throw wrapError(`open a netlink socket${nsPath ? ` in ${nsPath}` : ''}`, err);
+  }
+  // Without a listener an 'error' event would throw from the event loop; requests see their own errors.
+  socket.on('error', () => {});
+  const nl = new Netlink(socket, nsPath);
+  try {
+    return await fn(nl);
+  } finally {
+    nl.close();
+  }
+}

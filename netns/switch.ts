@@ -1,0 +1,60 @@
+/**
+ * Runs synchronous code with the main thread switched into another network namespace.
+ *
+ * Why this is safe in Node: JavaScript runs only on the main thread and setns(2) changes only the
+ * calling thread, so libuv's pool threads keep their namespace; while `fn` runs nothing else of
+ * ours can run. Sockets (netlink, TCP) and /proc/sys/net files opened while switched stay bound to
+ * the target namespace after we switch back. The work must be synchronous: an await inside `fn`
+ * would resume after the switch back, in the original namespace.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
+import { CLONE_NEWNET, setns } from './libc.js';
+
+/** The calling thread's own namespace (not the process's: a switched main thread differs from it). */
+const currentThreadNetns = '/proc/thread-self/ns/net';
+
+export function inNetns<T>(path: string | undefined, fn: () => T): T {
+  if (path === undefined) return fn();
+  const target = openNetns(path);
+  let original: number;
+  try {
+    original = openSync(currentThreadNetns, 'r');
+  } catch (err) {
+    closeSync(target);
+    throw wrapError('open the current network namespace', err, ErrorCode.io);
+  }
+  try {
+    try {
+      setns(target, CLONE_NEWNET);
+    } catch (err) {
+      throw wrapError(`enter network namespace ${path}`, err, ErrorCode.invalidNetns);
+    }
+    try {
+      const result = fn();
+      if (isThenable(result)) {
+        throw new CtnetError(ErrorCode.internal, 'inNetns() callback returned a promise; it must be synchronous');
+      }
+      return result;
+    } finally {
+      // Switching back can only fail if the kernel lost our original namespace: nothing sane is left to do.
+      setns(original, CLONE_NEWNET);
+    }
+  } finally {
+    closeSync(original);
+    closeSync(target);
+  }
+}
+
+/** Opens a namespace file for setns; a missing or non-namespace path is CNI code 8 (invalid netns). */
+export function openNetns(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    throw wrapError(`open network namespace ${path}`, err, ErrorCode.invalidNetns);
+  }
+}
+
+function isThenable(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}

@@ -1,0 +1,522 @@
+/**
+ * netns/ against the real kernel, inside sandbox namespaces only. The machine's own namespace is
+ * only ever read (its links, its ip_forward), never changed.
+ */
+import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import test from 'ava';
+import { CtnetError, ErrorCode, hasErrno } from '../core/index.js';
+import {
+  createNetns,
+  deleteNetns,
+  inNetns,
+  isNetns,
+  type Netlink,
+  randomVethName,
+  readSysctl,
+  sameNetns,
+  withNetlink,
+  writeSysctl,
+} from '../netns/index.js';
+import { createNetns as createSandboxNetns, netnsPath, nsRun, randomSuffix, repoRoot, tempDir } from './sandbox.js';
+
+interface IpLink {
+  ifname: string;
+  ifindex: number;
+  mtu: number;
+  address: string;
+  flags: string[];
+  master?: string;
+  promiscuity?: number;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+}
+
+async function ipJson<T>(ns: string, args: string[]): Promise<T> {
+  const r = await nsRun(ns, 'ip', ['-j', ...args]);
+  return JSON.parse(r.stdout || '[]') as T;
+}
+
+async function ipLink(ns: string, name: string): Promise<IpLink | undefined> {
+  const r = await nsRun(ns, 'ip', ['-j', '-d', 'link', 'show', 'dev', name], { allowFailure: true });
+  if (!r.stdout.trim()) return undefined;
+  return (JSON.parse(r.stdout) as IpLink[])[0];
+}
+
+function inode(path: string): string {
+  const st = statSync(path);
+  return `${st.dev}:${st.ino}`;
+}
+
+test('withNetlink binds the socket to the sandbox; the process keeps its own namespace', async (t) => {
+  const ns = await createSandboxNetns(t, 'sw');
+  const path = netnsPath(ns);
+  await nsRun(ns, 'ip', ['link', 'add', 'probe0', 'type', 'veth', 'peer', 'name', 'probe1']);
+
+  const inside = await withNetlink(path, (nl) => nl.listLinks());
+  t.deepEqual(inside.map((l) => l.name).sort(), ['lo', 'probe0', 'probe1']);
+
+  const own = await withNetlink(undefined, (nl) => nl.listLinks());
+  const ownNames = own.map((l) => l.name);
+  t.false(ownNames.includes('probe0'));
+  const rootNames = (JSON.parse(spawnSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' }).stdout) as IpLink[]).map(
+    (l) => l.ifname,
+  );
+  t.deepEqual(ownNames.sort(), rootNames.sort());
+
+  // The thread really is inside while fn runs, and back afterwards.
+  const before = inode('/proc/thread-self/ns/net');
+  const during = inNetns(path, () => inode('/proc/thread-self/ns/net'));
+  t.is(during, inode(path));
+  t.is(inode('/proc/thread-self/ns/net'), before);
+  t.not(during, before);
+  // Nested switches return to the outer namespace, not to the process's.
+  const other = await createSandboxNetns(t, 'sw2');
+  const nested = inNetns(path, () => {
+    const inner = inNetns(netnsPath(other), () => inode('/proc/thread-self/ns/net'));
+    return [inner, inode('/proc/thread-self/ns/net')];
+  });
+  t.deepEqual(nested, [inode(netnsPath(other)), inode(path)]);
+  t.is(inode('/proc/thread-self/ns/net'), before);
+  // fn throwing still switches back.
+  t.throws(() =>
+    inNetns(path, () => {
+      throw new Error('boom');
+    }),
+  );
+  t.is(inode('/proc/thread-self/ns/net'), before);
+});
+
+test('sysctls are per namespace: a write in the sandbox leaves the root value alone', async (t) => {
+  const ns = netnsPath(await createSandboxNetns(t, 'sc'));
+  const rootBefore = readSysctl(undefined, 'net.ipv4.ip_forward');
+  t.truthy(rootBefore);
+  const target = rootBefore === '1' ? '0' : '1';
+  writeSysctl(ns, 'net.ipv4.ip_forward', target);
+  t.is(readSysctl(ns, 'net/ipv4/ip_forward'), target);
+  t.is(readSysctl(undefined, 'net/ipv4/ip_forward'), rootBefore);
+  t.is((await nsRun(ns.replace('/run/netns/', ''), 'cat', ['/proc/sys/net/ipv4/ip_forward'])).stdout.trim(), target);
+  t.is(readSysctl(ns, 'net/ipv4/conf/nosuchlink0/forwarding'), undefined);
+  const missing = t.throws(() => readSysctl('/run/netns/ctt-does-not-exist', 'net.ipv4.ip_forward'));
+  t.is((missing as CtnetError).code, ErrorCode.invalidNetns);
+  t.throws(() => readSysctl(ns, 'net/../../etc/passwd'), { instanceOf: CtnetError });
+});
+
+test('veth pair across two namespaces with MTU and MACs', async (t) => {
+  const a = await createSandboxNetns(t, 'va');
+  const b = await createSandboxNetns(t, 'vb');
+  const host = randomVethName();
+  t.regex(host, /^veth[0-9a-f]{8}$/);
+  await withNetlink(netnsPath(a), (nl) =>
+    nl.createVeth(host, 'eth0', {
+      mtu: 1400,
+      mac: '02:00:00:aa:bb:01',
+      peerMac: '02:00:00:aa:bb:02',
+      peerNetnsPath: netnsPath(b),
+    }),
+  );
+  const hostSide = await ipLink(a, host);
+  const contSide = await ipLink(b, 'eth0');
+  t.is(hostSide?.mtu, 1400);
+  t.is(contSide?.mtu, 1400);
+  t.is(hostSide?.address, '02:00:00:aa:bb:01');
+  t.is(contSide?.address, '02:00:00:aa:bb:02');
+  t.is(hostSide?.linkinfo?.info_kind, 'veth');
+  t.is(await ipLink(a, 'eth0'), undefined, 'the peer was created directly in the other namespace');
+
+  const link = await withNetlink(netnsPath(a), (nl) => nl.getLink(host));
+  t.is(link?.kind, 'veth');
+  t.is(link?.mac, '02:00:00:aa:bb:01');
+  t.is(link?.mtu, 1400);
+  t.is(link?.peerIndex, contSide?.ifindex);
+  t.is(typeof link?.linkNetnsId, 'number');
+  t.false(link?.up);
+
+  // Deleting one end removes both; a second delete reports that nothing was there.
+  await withNetlink(netnsPath(a), async (nl) => {
+    t.true(await nl.deleteLink(host));
+    t.false(await nl.deleteLink(host));
+  });
+  t.is(await ipLink(b, 'eth0'), undefined);
+});
+
+test('createVeth of an existing name is code 103 naming the link; other errors keep their errno', async (t) => {
+  const a = await createSandboxNetns(t, 'ea');
+  const b = await createSandboxNetns(t, 'eb');
+  await withNetlink(netnsPath(a), async (nl) => {
+    await nl.createVeth('dup0', 'peer0');
+    const err = await t.throwsAsync(nl.createVeth('dup0', 'peer1'), { instanceOf: CtnetError });
+    t.is(err?.code, ErrorCode.exists);
+    t.regex(err?.message ?? '', /failed to create veth pair dup0\/peer1.*"dup0".*already exists/);
+    t.true(hasErrno(err, 'EEXIST'));
+
+    // The clash can be the peer's name in the other namespace.
+    await nsRun(b, 'ip', ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+    const peerErr = await t.throwsAsync(nl.createVeth('fresh0', 'eth0', { peerNetnsPath: netnsPath(b) }), {
+      instanceOf: CtnetError,
+    });
+    t.is(peerErr?.code, ErrorCode.exists);
+    t.regex(peerErr?.message ?? '', /"eth0" in \/run\/netns\//);
+    t.is(await nl.getLink('fresh0'), undefined, 'nothing half-made is left');
+
+    const missing = await t.throwsAsync(nl.setUp('nosuch0'), { instanceOf: CtnetError });
+    t.regex(missing?.message ?? '', /failed to set link nosuch0 up in .*: no link named "nosuch0"/);
+    t.true(hasErrno(missing, 'ENODEV'));
+
+    const badNs = await t.throwsAsync(nl.createVeth('x1', 'y1', { peerNetnsPath: '/run/netns/ctt-nope' }), {
+      instanceOf: CtnetError,
+    });
+    t.is(badNs?.code, ErrorCode.invalidNetns);
+    t.is(await nl.getLink('x1'), undefined);
+
+    await t.throwsAsync(nl.createVeth('much-too-long-name0', 'y2'), {
+      instanceOf: CtnetError,
+      message: /not a valid interface name/,
+    });
+    await t.throwsAsync(nl.setMac('dup0', 'zz:00'), { message: /not a MAC address/ });
+  });
+  const wrongNs = await t.throwsAsync(
+    withNetlink('/run/netns/ctt-nope', async () => 1),
+    { instanceOf: CtnetError },
+  );
+  t.is(wrongNs?.code, ErrorCode.invalidNetns);
+});
+
+test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, isolated, promisc', async (t) => {
+  const ns = await createSandboxNetns(t, 'br');
+  const path = netnsPath(ns);
+  // Two sockets racing to create the same bridge both get it.
+  const [b1, b2] = await Promise.all([
+    withNetlink(path, (nl) => nl.ensureBridge('cni0', { mtu: 1450 })),
+    withNetlink(path, (nl) => nl.ensureBridge('cni0', { mtu: 1450 })),
+  ]);
+  t.is(b1.index, b2.index);
+  t.is(b1.kind, 'bridge');
+  t.is(b1.mtu, 1450);
+  await withNetlink(path, async (nl) => {
+    const again = await nl.ensureBridge('cni0');
+    t.is(again.index, b1.index);
+
+    await nl.createVeth('port0', 'other0');
+    const notBridge = await t.throwsAsync(nl.ensureBridge('port0'), { instanceOf: CtnetError });
+    t.is(notBridge?.code, ErrorCode.exists);
+    t.regex(notBridge?.message ?? '', /"port0" already exists and is a veth/);
+
+    await nl.setMaster('port0', 'cni0');
+    await nl.setBridgePort('port0', { hairpin: true, isolated: true });
+    await nl.setPromisc('cni0', true);
+    await nl.setUp('cni0');
+    await nl.setUp('port0');
+    const port = await nl.getLink('port0');
+    t.is(port?.master, b1.index);
+    t.deepEqual(port?.bridgePort, { hairpin: true, isolated: true });
+    const br = await nl.getLink('cni0');
+    t.true(br?.promisc);
+    t.true(br?.up);
+  });
+  const port = await ipLink(ns, 'port0');
+  t.is(port?.master, 'cni0');
+  t.is(port?.linkinfo?.info_slave_kind, 'bridge');
+  t.is(port?.linkinfo?.info_slave_data?.hairpin, true);
+  t.is(port?.linkinfo?.info_slave_data?.isolated, true);
+  const br = await ipLink(ns, 'cni0');
+  t.true(br?.flags.includes('PROMISC'));
+  t.true(br?.flags.includes('UP'));
+
+  await withNetlink(path, async (nl) => {
+    await nl.setBridgePort('port0', { hairpin: false });
+    await nl.setPromisc('cni0', false);
+    await nl.setMaster('port0', null);
+    await nl.setDown('cni0');
+    const released = await nl.getLink('port0');
+    t.is(released?.master, undefined);
+    t.is(released?.bridgePort, undefined);
+    const bridge = await nl.getLink('cni0');
+    t.false(bridge?.promisc);
+    t.false(bridge?.up);
+    await t.throwsAsync(nl.setMaster('port0', 'nosuchbr'), { message: /no link named "nosuchbr"/ });
+  });
+  t.false((await ipLink(ns, 'cni0'))?.flags.includes('PROMISC'));
+});
+
+test('addresses (IPv4, IPv6) and routes with gateway, metrics and table', async (t) => {
+  const ns = await createSandboxNetns(t, 'ad');
+  const path = netnsPath(ns);
+  writeSysctl(path, 'net/ipv6/conf/all/disable_ipv6', '0');
+  writeSysctl(path, 'net/ipv6/conf/default/disable_ipv6', '0');
+  writeSysctl(path, 'net/ipv6/conf/default/accept_dad', '0');
+  await withNetlink(path, async (nl) => {
+    await nl.createVeth('eth0', 'peer0');
+    await nl.setUp('eth0');
+    await nl.setUp('peer0');
+    await nl.addAddress('eth0', '10.88.0.5/16');
+    await nl.addAddress('eth0', 'fd00:88::5/64');
+    await nl.addAddress('eth0', '10.99.0.1/24', { noPrefixRoute: true });
+    const dup = await t.throwsAsync(nl.addAddress('eth0', '10.88.0.5/16'), { instanceOf: CtnetError });
+    t.is(dup?.code, ErrorCode.exists);
+    await nl.addAddress('eth0', '10.88.0.5/16', { ignoreExists: true });
+    await t.throwsAsync(nl.addAddress('nosuch0', '10.1.1.1/24'), { message: /no link named "nosuch0"/ });
+    await t.throwsAsync(nl.addAddress('eth0', '10.1.1.1/33'), { instanceOf: CtnetError, message: /not a valid CIDR/ });
+
+    const addrs = await nl.listAddresses('eth0');
+    const cidrs = addrs.filter((a) => a.scope === 0).map((a) => a.cidr);
+    t.true(cidrs.includes('10.88.0.5/16'));
+    t.true(cidrs.includes('fd00:88::5/64'));
+    const v6 = addrs.find((a) => a.cidr === 'fd00:88::5/64');
+    t.is(v6?.family, 6);
+    t.false(v6?.dadFailed);
+    t.true(addrs.every((a) => a.ifindex === addrs[0]?.ifindex));
+    t.deepEqual(await nl.listAddresses('nosuch0'), []);
+
+    await nl.addRoute({ dst: '0.0.0.0/0', gw: '10.88.0.1' });
+    await nl.addRoute({ dst: '192.0.2.0/24', gw: '10.88.0.1', dev: 'eth0', mtu: 1300, advmss: 1260, priority: 50 });
+    await nl.addRoute({ dst: '198.51.100.0/24', dev: 'eth0' });
+    await nl.addRoute({ dst: '203.0.113.0/24', gw: '10.88.0.1', table: 1000 });
+    await nl.addRoute({ dst: '::/0', gw: 'fd00:88::1' });
+    await nl.addRoute({ dst: '2001:db8:1::/48', gw: 'fd00:88::1', dev: 'eth0' });
+    const again = await t.throwsAsync(nl.addRoute({ dst: '0.0.0.0/0', gw: '10.88.0.1' }), { instanceOf: CtnetError });
+    t.is(again?.code, ErrorCode.exists);
+    await nl.addRoute({ dst: '0.0.0.0/0', gw: '10.88.0.1' }, { ignoreExists: true });
+    await t.throwsAsync(nl.addRoute({ dst: '10.0.0.0/8', gw: 'fd00::1' }), { message: /is not IPv4/ });
+
+    const v4 = await nl.listRoutes(4);
+    const eth0 = (await nl.getLink('eth0'))?.index;
+    t.like(
+      v4.find((r) => r.dst === '0.0.0.0/0'),
+      { gw: '10.88.0.1', oif: eth0, table: 254, scope: 0 },
+    );
+    t.like(
+      v4.find((r) => r.dst === '192.0.2.0/24'),
+      { gw: '10.88.0.1', mtu: 1300, advmss: 1260, priority: 50 },
+    );
+    t.like(
+      v4.find((r) => r.dst === '198.51.100.0/24'),
+      { scope: 253, oif: eth0 },
+    );
+    t.is(
+      v4.find((r) => r.dst === '203.0.113.0/24'),
+      undefined,
+      'main table only by default',
+    );
+    t.false(
+      v4.some((r) => r.dst === '10.99.0.0/24'),
+      'noPrefixRoute: no prefix route',
+    );
+    const t1000 = await nl.listRoutes(4, { table: 1000 });
+    t.is(t1000.length, 1);
+    t.is(t1000[0]?.dst, '203.0.113.0/24');
+    const v6routes = await nl.listRoutes(6);
+    t.like(
+      v6routes.find((r) => r.dst === '::/0'),
+      { gw: 'fd00:88::1', family: 6 },
+    );
+    t.truthy(v6routes.find((r) => r.dst === '2001:db8:1::/48'));
+    t.true((await nl.listRoutes()).some((r) => r.family === 6) && (await nl.listRoutes()).some((r) => r.family === 4));
+
+    // Removal; absent things are fine.
+    await nl.delRoute({ dst: '192.0.2.0/24', gw: '10.88.0.1' });
+    await nl.delRoute({ dst: '192.0.2.0/24', gw: '10.88.0.1' });
+    await nl.delRoute({ dst: '203.0.113.0/24', table: 1000 });
+    await nl.delRoute({ dst: '10.0.0.0/8', dev: 'nosuch0' });
+    await nl.delAddress('eth0', 'fd00:88::5/64');
+    await nl.delAddress('eth0', 'fd00:88::5/64');
+    await nl.delAddress('nosuch0', '10.0.0.1/8');
+  });
+  const routes = (await nsRun(ns, 'ip', ['route', 'show'])).stdout;
+  t.regex(routes, /default via 10\.88\.0\.1 dev eth0\s*\n/);
+  t.notRegex(routes, /192\.0\.2\.0/);
+  const v6routes = (await nsRun(ns, 'ip', ['-6', 'route', 'show'])).stdout;
+  t.regex(v6routes, /default via fd00:88::1 dev eth0/);
+  const addrs = await ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number; broadcast?: string }> }>>(ns, [
+    'addr',
+    'show',
+    'dev',
+    'eth0',
+  ]);
+  const info = addrs[0]?.addr_info ?? [];
+  t.like(
+    info.find((a) => a.local === '10.88.0.5'),
+    { prefixlen: 16, broadcast: '10.88.255.255' },
+  );
+  t.false(info.some((a) => a.local === 'fd00:88::5'));
+});
+
+test('neighbours are listed per link', async (t) => {
+  const ns = await createSandboxNetns(t, 'nb');
+  await nsRun(ns, 'ip', ['link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+  await nsRun(ns, 'ip', ['link', 'set', 'd0', 'up']);
+  await nsRun(ns, 'ip', ['neigh', 'add', '10.5.0.9', 'lladdr', '02:00:00:00:00:09', 'dev', 'd0', 'nud', 'permanent']);
+  const ns2 = await withNetlink(netnsPath(ns), async (nl) => ({
+    d0: await nl.listNeighbors('d0'),
+    lo: await nl.listNeighbors('lo'),
+  }));
+  t.deepEqual(
+    ns2.d0.map((n) => [n.address, n.mac, n.state]),
+    [['10.5.0.9', '02:00:00:00:00:09', 0x80]],
+  );
+  t.deepEqual(ns2.lo, []);
+});
+
+test('moveToNetns moves a link between sandboxes', async (t) => {
+  const a = await createSandboxNetns(t, 'ma');
+  const b = await createSandboxNetns(t, 'mb');
+  await nsRun(a, 'ip', ['link', 'add', 'mv0', 'type', 'veth', 'peer', 'name', 'mv1']);
+  await withNetlink(netnsPath(a), async (nl) => {
+    await nl.moveToNetns('mv0', netnsPath(b));
+    t.is(await nl.getLink('mv0'), undefined);
+    await t.throwsAsync(nl.moveToNetns('mv0', netnsPath(b)), { message: /no link named "mv0"/ });
+  });
+  t.is((await withNetlink(netnsPath(b), (nl) => nl.getLink('mv0')))?.name, 'mv0');
+});
+
+/** Whether this kernel's bridge supports VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING), asked of iproute2. */
+async function kernelHasBridgeVlans(ns: string): Promise<boolean> {
+  const r = await nsRun(ns, 'ip', ['link', 'add', 'probe-vl', 'type', 'bridge', 'vlan_filtering', '1'], { allowFailure: true });
+  await nsRun(ns, 'ip', ['link', 'del', 'probe-vl'], { allowFailure: true });
+  return r.code === 0;
+}
+
+test('bridge VLANs on a port and on the bridge itself (or a clear error where the kernel has none)', async (t) => {
+  const ns = await createSandboxNetns(t, 'vl');
+  const path = netnsPath(ns);
+  if (!(await kernelHasBridgeVlans(ns))) {
+    t.log('this kernel has no bridge VLAN filtering: checking the error path only (encoding: netns/rtnl-encoding.test.ts)');
+    await withNetlink(path, async (nl) => {
+      const err = await t.throwsAsync(nl.ensureBridge('br-vl', { vlanFiltering: true }), { instanceOf: CtnetError });
+      t.regex(err?.message ?? '', /failed to ensure bridge br-vl .*: this kernel's bridge has no VLAN support/);
+      t.regex(err?.hint ?? '', /CONFIG_BRIDGE_VLAN_FILTERING/);
+      await nl.ensureBridge('br-plain');
+      await nl.createVeth('vp0', 'vq0');
+      await nl.setMaster('vp0', 'br-plain');
+      const add = await t.throwsAsync(nl.bridgeVlanAdd('vp0', 10, { pvid: true, untagged: true }), { instanceOf: CtnetError });
+      t.regex(add?.message ?? '', /failed to add VLAN 10 to bridge port vp0 .*no VLAN support/);
+      t.true(hasErrno(add, 'EOPNOTSUPP', 'ENOTSUP'));
+      t.deepEqual(await nl.bridgeVlans('vp0'), []);
+    });
+    return;
+  }
+  await withNetlink(path, async (nl) => {
+    const br = await nl.ensureBridge('br-vl', { vlanFiltering: true });
+    t.true(br.vlanFiltering);
+    await nl.createVeth('vp0', 'vq0');
+    await nl.setMaster('vp0', 'br-vl');
+    await nl.bridgeVlanDel('vp0', 1);
+    await nl.bridgeVlanAdd('vp0', 10, { pvid: true, untagged: true });
+    await nl.bridgeVlanAdd('vp0', 20, {});
+    await nl.bridgeVlanAdd('br-vl', 10, {});
+    await nl.bridgeVlanDel('vp0', 30); // absent: fine
+    t.deepEqual(
+      (await nl.bridgeVlans('vp0')).sort((x, y) => x.vid - y.vid),
+      [
+        { vid: 10, pvid: true, untagged: true },
+        { vid: 20, pvid: false, untagged: false },
+      ],
+    );
+    await t.throwsAsync(nl.bridgeVlanAdd('vp0', 5000, {}), { message: /VLAN id must be 1\.\.4094/ });
+  });
+  const shown = JSON.parse((await nsRun(ns, 'bridge', ['-j', 'vlan', 'show'])).stdout) as Array<{
+    ifname: string;
+    vlans: Array<{ vlan: number; flags?: string[] }>;
+  }>;
+  const port = shown.find((p) => p.ifname === 'vp0');
+  t.deepEqual(port?.vlans.map((v) => v.vlan).sort(), [10, 20]);
+  t.deepEqual(port?.vlans.find((v) => v.vlan === 10)?.flags?.sort(), ['Egress Untagged', 'PVID']);
+  t.true(shown.find((p) => p.ifname === 'br-vl')?.vlans.some((v) => v.vlan === 10));
+  // Turning VLAN filtering on for an existing bridge.
+  await withNetlink(path, async (nl) => {
+    await nl.ensureBridge('br-late');
+    t.true((await nl.ensureBridge('br-late', { vlanFiltering: true })).vlanFiltering);
+    t.true((await nl.getLink('br-late'))?.vlanFiltering);
+  });
+});
+
+test('createNetns / deleteNetns / isNetns / sameNetns, in a private dir and in /run/netns', async (t) => {
+  const dir = tempDir(t, 'netns');
+  const path = await createNetns('one', dir);
+  t.teardown(() => deleteNetns(path));
+  t.true(isNetns(path));
+  t.false(isNetns(dir));
+  t.false(isNetns('/proc/self/ns/mnt'), 'a namespace, but not a network one');
+  t.true(isNetns('/proc/self/ns/net'));
+  t.true(sameNetns(path, path));
+  t.false(sameNetns(path, '/proc/self/ns/net'));
+  t.false(sameNetns(path, `${dir}/missing`));
+  // A fresh namespace has only lo, and the process is back in its own.
+  t.deepEqual(
+    (await withNetlink(path, (nl) => nl.listLinks())).map((l) => l.name),
+    ['lo'],
+  );
+  t.true(sameNetns('/proc/thread-self/ns/net', '/proc/self/ns/net'));
+  const dup = await t.throwsAsync(createNetns('one', dir), { instanceOf: CtnetError });
+  t.is(dup?.code, ErrorCode.exists);
+  await t.throwsAsync(createNetns('../x', dir), { message: /invalid name/ });
+
+  await deleteNetns(path);
+  t.false(isNetns(path));
+  await deleteNetns(path); // gone: fine
+
+  const name = `ctt-${randomSuffix()}-cn`;
+  const runPath = await createNetns(name);
+  t.teardown(() => deleteNetns(runPath));
+  t.is(runPath, `/run/netns/${name}`);
+  t.true(isNetns(runPath));
+  t.true((await nsRun(name, 'ip', ['link', 'show', 'lo'])).stdout.includes('lo'));
+  const dupRun = await t.throwsAsync(createNetns(name), { instanceOf: CtnetError });
+  t.is(dupRun?.code, ErrorCode.exists);
+  await deleteNetns(runPath);
+  t.false(isNetns(runPath));
+  await deleteNetns(runPath);
+});
+
+test('a process that used withNetlink exits on its own (sockets do not hold the event loop)', async (t) => {
+  const ns = await createSandboxNetns(t, 'ev');
+  const script = `
+    import { withNetlink } from './netns/index.ts';
+    const links = await withNetlink(${JSON.stringify(netnsPath(ns))}, (nl) => nl.listLinks());
+    process.stdout.write(String(links.length));`;
+  const started = Date.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout, '1');
+  t.true(Date.now() - started < 20_000);
+});
+
+async function typicalSequence(host: string, cont: string, i: number): Promise<void> {
+  await withNetlink(host, async (nl: Netlink) => {
+    const veth = randomVethName();
+    await nl.createVeth(veth, `eth${i}`, { mtu: 1450, peerNetnsPath: cont });
+    await nl.setUp(veth);
+  });
+  await withNetlink(cont, async (nl) => {
+    await nl.addAddress(`eth${i}`, `10.77.${i}.2/24`);
+    await nl.setUp(`eth${i}`);
+    await nl.addRoute({ dst: `10.78.${i}.0/24`, gw: `10.77.${i}.1`, dev: `eth${i}` });
+  });
+}
+
+test('timing: one withNetlink switch + socket, and a typical veth/address/route sequence', async (t) => {
+  const host = netnsPath(await createSandboxNetns(t, 'th'));
+  const cont = netnsPath(await createSandboxNetns(t, 'tc'));
+  await withNetlink(host, async () => {}); // load koffi and netlink once
+  const n = 200;
+  let start = performance.now();
+  for (let i = 0; i < n; i++) await withNetlink(host, async () => {});
+  const switchMs = (performance.now() - start) / n;
+  start = performance.now();
+  for (let i = 0; i < n; i++) await withNetlink(host, (nl) => nl.getLink('lo'));
+  const switchGetMs = (performance.now() - start) / n;
+  const rounds = 20;
+  start = performance.now();
+  for (let i = 0; i < rounds; i++) await typicalSequence(host, cont, i);
+  const seqMs = (performance.now() - start) / rounds;
+  t.log(`withNetlink switch + socket + close: ${switchMs.toFixed(3)} ms; with one getLink: ${switchGetMs.toFixed(3)} ms`);
+  t.log(`veth into other ns + up, address + up + route in it (2 switches, 8 requests): ${seqMs.toFixed(2)} ms`);
+  const links = await withNetlink(cont, (nl) => nl.listLinks());
+  t.is(links.filter((l) => l.name.startsWith('eth') && l.up).length, rounds);
+  const routes = await withNetlink(cont, (nl) => nl.listRoutes(4));
+  t.is(routes.filter((r) => r.dst.startsWith('10.78.')).length, rounds);
+});
