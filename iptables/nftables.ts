@@ -1,0 +1,236 @@
+/**
+ * The nftables backend: everything lives in one table of our own (`inet ctnet`); every change is one `nft -f`
+ * transaction. Base chains hold only static dispatch rules (rewritten idempotently in each transaction);
+ * per-attachment state is a regular chain plus verdict-map elements that point at it, so removing an attachment
+ * never needs rule handles of shared chains.
+ */
+import { CtnetError, ErrorCode, log, run, wrapError } from '../core/index.js';
+import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
+import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
+import type { AttachmentKey, Firewall, MasqueradeSpec } from './types.js';
+
+/** Names the kernel sees: part of ctnet's on-host contract (iptables/README.md). */
+export const nftNames = {
+  table: 'ctnet',
+  family: 'inet',
+  /** nat postrouting base chain: `ip saddr vmap @masq4`, `ip6 saddr vmap @masq6`. */
+  postrouting: 'postrouting',
+  masqMap: { 4: 'masq4', 6: 'masq6' } as Record<Family, string>,
+  /** Per-attachment masquerade chain: prefix + first 20 hex digits of the attachment hash. */
+  masqPrefix: 'masq-',
+} as const;
+
+const T = `${nftNames.family} ${nftNames.table}`;
+const timeoutMs = 20_000;
+const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
+const ipKw: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
+
+export function nftMasqChainName(key: AttachmentKey): string {
+  return `${nftNames.masqPrefix}${attachmentHash(key).slice(0, 20)}`;
+}
+
+function commentArg(comment: string): string {
+  if (!/^[A-Za-z0-9_.@+=% -]+$/.test(comment)) throw new CtnetError(ErrorCode.internal, `unsafe comment ${comment}`);
+  return `comment "${comment}"`;
+}
+
+/** Runs one nft script as one transaction. */
+export async function nftApply(nft: string, lines: string[]): Promise<void> {
+  if (!lines.length) return;
+  const script = `${lines.join('\n')}\n`;
+  log.debug({ script }, 'nft -f');
+  await run(nft, ['-f', '-'], { input: script, timeoutMs });
+}
+
+/** `nft list …` text, or undefined when the object (or the table) does not exist. */
+async function nftList(nft: string, args: string[]): Promise<string | undefined> {
+  const r = await run(nft, args, { allowFailure: true, timeoutMs });
+  if (r.code === 0) return r.stdout;
+  if (/No such file or directory/.test(r.stderr)) return undefined;
+  throw new CtnetError(ErrorCode.internal, `failed to run nft ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+
+/** The idempotent base: table, maps, base chain, and the base chain's static rules (flushed and re-added). */
+function baseLines(): string[] {
+  return [
+    `add table ${T}`,
+    `add map ${T} ${nftNames.masqMap[4]} { type ipv4_addr : verdict; }`,
+    `add map ${T} ${nftNames.masqMap[6]} { type ipv6_addr : verdict; }`,
+    `add chain ${T} ${nftNames.postrouting} { type nat hook postrouting priority srcnat; policy accept; }`,
+    `flush chain ${T} ${nftNames.postrouting}`,
+    `add rule ${T} ${nftNames.postrouting} ip saddr vmap @${nftNames.masqMap[4]}`,
+    `add rule ${T} ${nftNames.postrouting} ip6 saddr vmap @${nftNames.masqMap[6]}`,
+  ];
+}
+
+function masqRule(chain: string, comment: string, a: ParsedCidr): string {
+  const ip = ipKw[a.family];
+  return `add rule ${T} ${chain} ${ip} saddr ${a.address} ${ip} daddr != ${a.subnet} ${ip} daddr != ${multicast[a.family]} masquerade ${commentArg(comment)}`;
+}
+
+/** Source addresses of the masquerade rules listed in `text` (a `nft list chain` of a per-attachment chain). */
+function sourcesIn(text: string): { family: Family; address: string }[] {
+  const out: { family: Family; address: string }[] = [];
+  for (const m of text.matchAll(/\b(ip6?) saddr (\S+)/g)) {
+    out.push({ family: m[1] === 'ip6' ? 6 : 4, address: m[2] ?? '' });
+  }
+  return out;
+}
+
+/** Map elements in a listing: address → chain it jumps to. */
+function elementsIn(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/([0-9a-fA-F:.]+) : (?:jump|goto) ([A-Za-z0-9_-]+)/g)) out.set(m[1] ?? '', m[2] ?? '');
+  return out;
+}
+
+function groupByFamily(addresses: string[]): ParsedCidr[] {
+  const seen = new Set<string>();
+  return addresses.map(parseCidr).filter((p) => !seen.has(p.host) && seen.add(p.host));
+}
+
+export class NftablesFirewall implements Firewall {
+  readonly backend = 'nftables' as const;
+
+  constructor(readonly nft: string) {}
+
+  /** Lines removing map elements for `sources` that point at `chain` (add-then-delete: no error when absent). */
+  private elementRemoval(chain: string, sources: { family: Family; address: string }[]): string[] {
+    return sources.flatMap(({ family, address }) => [
+      `add element ${T} ${nftNames.masqMap[family]} { ${address} : jump ${chain} }`,
+      `delete element ${T} ${nftNames.masqMap[family]} { ${address} }`,
+    ]);
+  }
+
+  /** Current owners of `addresses` in the masquerade maps (address → chain). */
+  private async owners(sources: { family: Family; address: string }[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const { family, address } of sources) {
+      const text = await nftList(this.nft, ['get', 'element', ...T.split(' '), nftNames.masqMap[family], `{ ${address} }`]);
+      const owner = text ? elementsIn(text).get(address) : undefined;
+      if (owner) out.set(address, owner);
+    }
+    return out;
+  }
+
+  async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
+    validateKey(spec);
+    const addrs = groupByFamily(spec.addresses);
+    const chain = nftMasqChainName(spec);
+    const comment = attachmentComment('masq', spec);
+    try {
+      const existing = await nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]);
+      const old = existing ? sourcesIn(existing) : [];
+      const build = (takeOver: Map<string, string>) => {
+        const lines = baseLines();
+        // Elements of an earlier ADD of this attachment go first (they may name other addresses).
+        lines.push(...this.elementRemoval(chain, old));
+        for (const [address, owner] of takeOver) {
+          const fam = addrs.find((a) => a.address === address)?.family ?? 4;
+          log.warn({ address, owner, chain }, 'taking over a masquerade address still claimed by a stale attachment');
+          lines.push(`delete element ${T} ${nftNames.masqMap[fam]} { ${address} }`);
+        }
+        lines.push(`add chain ${T} ${chain}`, `flush chain ${T} ${chain}`);
+        if (!addrs.length) {
+          lines.push(`delete chain ${T} ${chain}`);
+          return lines;
+        }
+        for (const a of addrs) lines.push(masqRule(chain, comment, a));
+        for (const a of addrs) lines.push(`add element ${T} ${nftNames.masqMap[a.family]} { ${a.address} : jump ${chain} }`);
+        return lines;
+      };
+      try {
+        await nftApply(this.nft, build(new Map()));
+      } catch (err) {
+        // The usual cause: an address still points at a stale attachment's chain (its DEL never came).
+        const owners = await this.owners(addrs);
+        const stale = new Map([...owners].filter(([, owner]) => owner !== chain));
+        if (!stale.size) throw err;
+        await nftApply(this.nft, build(stale));
+      }
+    } catch (err) {
+      throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
+    }
+  }
+
+  async teardownMasquerade(key: AttachmentKey): Promise<void> {
+    validateKey(key);
+    const chain = nftMasqChainName(key);
+    try {
+      const existing = await nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]);
+      if (!existing) return;
+      const sources = sourcesIn(existing);
+      const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
+      try {
+        await nftApply(this.nft, [...this.elementRemoval(chain, sources), ...tail]);
+      } catch (err) {
+        // An address was taken over by a newer attachment, or our rules were removed behind our back so the
+        // chain no longer tells which elements point at it: list the maps and remove exactly the elements that do.
+        log.info({ err, chain }, 'masquerade elements differ from the chain; removing by listing the maps');
+        const lines: string[] = [];
+        for (const family of [4, 6] as const) {
+          const map = nftNames.masqMap[family];
+          const text = (await nftList(this.nft, ['list', 'map', ...T.split(' '), map])) ?? '';
+          for (const [address, owner] of elementsIn(text)) {
+            if (owner === chain) lines.push(`delete element ${T} ${map} { ${address} }`);
+          }
+        }
+        await nftApply(this.nft, [...lines, ...tail]);
+      }
+    } catch (err) {
+      throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
+    }
+  }
+
+  async checkMasquerade(spec: MasqueradeSpec): Promise<void> {
+    validateKey(spec);
+    const addrs = groupByFamily(spec.addresses);
+    const chain = nftMasqChainName(spec);
+    const fail = (what: string) =>
+      new CtnetError(ErrorCode.internal, `failed to check masquerade for ${attachmentLabel(spec)}: ${what}`);
+    const [existing, base] = await Promise.all([
+      nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]),
+      nftList(this.nft, ['list', 'chain', ...T.split(' '), nftNames.postrouting]),
+    ]);
+    if (!existing) throw fail(`chain ${nftNames.table}/${chain} is missing`);
+    for (const f of [4, 6] as const) {
+      if (addrs.some((a) => a.family === f) && !base?.includes(`${ipKw[f]} saddr vmap @${nftNames.masqMap[f]}`)) {
+        throw fail(`the ${nftNames.postrouting} chain does not dispatch IPv${f} to @${nftNames.masqMap[f]}`);
+      }
+    }
+    const owners = await this.owners(addrs);
+    for (const a of addrs) {
+      const ip = ipKw[a.family];
+      const rule = `${ip} saddr ${a.address} ${ip} daddr != ${a.subnet}`;
+      if (!existing.includes(rule)) throw fail(`rule "${rule} … masquerade" is missing`);
+      if (owners.get(a.address) !== chain) throw fail(`map element for ${a.address} does not point at ${chain}`);
+    }
+  }
+
+  async gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
+    validateKey({ network, containerId: 'x', ifname: 'x' });
+    const keep = new Set(valid.map((k) => nftMasqChainName({ ...k, network })));
+    try {
+      const text = await nftList(this.nft, ['list', 'table', ...T.split(' ')]);
+      if (!text) return;
+      const stale = new Set<string>();
+      for (const block of text.split(/\n\tchain /).slice(1)) {
+        const name = block.match(/^(\S+) \{/)?.[1];
+        if (!name?.startsWith(nftNames.masqPrefix) || keep.has(name)) continue;
+        const comment = block.match(/comment "([^"]*)"/)?.[1];
+        const owner = comment ? parseAttachmentComment(comment) : undefined;
+        if (owner?.key.network === network && nftMasqChainName(owner.key) === name) stale.add(name);
+      }
+      if (!stale.size) return;
+      const lines: string[] = [];
+      for (const [address, owner] of elementsIn(text)) {
+        if (stale.has(owner)) lines.push(`delete element ${T} ${nftNames.masqMap[address.includes(':') ? 6 : 4]} { ${address} }`);
+      }
+      for (const chain of stale) lines.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
+      log.info({ network, chains: [...stale] }, 'removing stale masquerade chains');
+      await nftApply(this.nft, lines);
+    } catch (err) {
+      throw wrapError(`garbage-collect masquerade rules of network "${network}"`, err);
+    }
+  }
+}

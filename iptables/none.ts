@@ -1,0 +1,21 @@
+/** The no-op backend: callers never branch on "is there a firewall". */
+import { validateKey } from './attachment.js';
+import { parseCidr } from './cidr.js';
+import type { AttachmentKey, Firewall, MasqueradeSpec } from './types.js';
+
+export class NoFirewall implements Firewall {
+  readonly backend = 'none' as const;
+
+  async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
+    // Still validate: bad input is an error whatever the backend.
+    validateKey(spec);
+    spec.addresses.forEach(parseCidr);
+  }
+  async teardownMasquerade(key: AttachmentKey): Promise<void> {
+    validateKey(key);
+  }
+  async checkMasquerade(spec: MasqueradeSpec): Promise<void> {
+    validateKey(spec);
+  }
+  async gcMasquerade(): Promise<void> {}
+}

@@ -1,0 +1,42 @@
+/** Picks a backend by name or by what the host has. Cheap: stat calls only, no program is run. */
+import { CtnetError, ErrorCode } from '../core/index.js';
+import type { Firewall, FirewallBackendName } from './types.js';
+import { detectXtables, findProgram } from './xtables-tools.js';
+
+export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto'): Promise<Firewall> {
+  switch (backend) {
+    case 'none': {
+      const { NoFirewall } = await import('./none.js');
+      return new NoFirewall();
+    }
+    case 'iptables': {
+      const tools = detectXtables();
+      if (!tools) {
+        throw new CtnetError(ErrorCode.invalidConfig, 'failed to open the iptables firewall backend: iptables is not installed', {
+          hint: 'install iptables, or choose the nftables backend',
+        });
+      }
+      const { IptablesFirewall } = await import('./xtables.js');
+      return new IptablesFirewall(tools);
+    }
+    case 'nftables': {
+      const nft = findProgram('nft');
+      if (!nft) {
+        throw new CtnetError(ErrorCode.invalidConfig, 'failed to open the nftables firewall backend: nft is not installed', {
+          hint: 'install nftables, or choose the iptables backend',
+        });
+      }
+      const { NftablesFirewall } = await import('./nftables.js');
+      return new NftablesFirewall(nft);
+    }
+    case 'auto': {
+      if (detectXtables()) return openFirewall('iptables');
+      if (findProgram('nft')) return openFirewall('nftables');
+      throw new CtnetError(ErrorCode.invalidConfig, 'failed to open a firewall backend: neither iptables nor nft is installed', {
+        hint: 'install iptables or nftables',
+      });
+    }
+    default:
+      throw new CtnetError(ErrorCode.invalidConfig, `unknown firewall backend ${JSON.stringify(backend)}`);
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * The iptables backend. Every change is rendered into one `iptables-restore --noflush` batch per address family
+ * (atomic: one nf_tables transaction, or one table replace under the xtables lock for the legacy variant).
+ * Reads are limited to the few chains an operation touches (`iptables -S CHAIN`), never the whole ruleset,
+ * except in GC.
+ */
+import { CtnetError, ErrorCode, log, run, wrapError } from '../core/index.js';
+import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
+import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
+import type { AttachmentKey, Firewall, MasqueradeSpec } from './types.js';
+import type { XtablesPrograms, XtablesTools } from './xtables-tools.js';
+
+/**
+ * Chain names the kernel sees: part of ctnet's on-host contract (documented in iptables/README.md).
+ * Built-in chains get exactly one jump each into our base chains; per-attachment chains hang off those.
+ */
+export const xtablesChains = {
+  /** nat: jumped from POSTROUTING; holds one `-s <container> -j CTNET-M-…` per masqueraded address. */
+  postrouting: 'CTNET-POSTROUTING',
+  /** filter: first rule of FORWARD; the admin's chain (like DOCKER-USER). Created, never filled or flushed by us. */
+  admin: 'CTNET-ADMIN',
+  /** filter: second rule of FORWARD (after CTNET-ADMIN). */
+  forward: 'CTNET-FORWARD',
+  /** Per-attachment masquerade chain: prefix + first 20 hex digits of the attachment hash (28 chars, the limit). */
+  masqPrefix: 'CTNET-M-',
+} as const;
+
+export const restoreWaitSeconds = 10;
+const timeoutMs = 20_000;
+const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
+
+export function masqChainName(key: AttachmentKey): string {
+  return `${xtablesChains.masqPrefix}${attachmentHash(key).slice(0, 20).toUpperCase()}`;
+}
+
+/** One address family's programs with the few primitives the backend needs. */
+class XtablesFamily {
+  constructor(
+    readonly family: Family,
+    private readonly programs: XtablesPrograms,
+  ) {}
+
+  /** `-S` of one chain: its rules as restore lines, or undefined when the chain does not exist. */
+  async listChain(table: string, chain: string): Promise<string[] | undefined> {
+    const r = await run(this.programs.iptables, ['-w', String(restoreWaitSeconds), '-t', table, '-S', chain], {
+      allowFailure: true,
+      timeoutMs,
+    });
+    if (r.code === 0) return r.stdout.split('\n').filter((l) => l.startsWith('-A '));
+    if (/No chain\/target\/match|does not exist|incompatible/i.test(r.stderr)) return undefined;
+    throw new CtnetError(
+      ErrorCode.internal,
+      `failed to list chain ${chain} (table ${table}, IPv${this.family}): ${r.stderr.trim()}`,
+    );
+  }
+
+  async save(table: string): Promise<string[]> {
+    const r = await run(this.programs.save, ['-t', table], { timeoutMs });
+    return r.stdout.split('\n');
+  }
+
+  /** Applies one batch; `tables` maps table name → lines (without the *table/COMMIT framing). */
+  async restore(tables: Record<string, string[]>): Promise<void> {
+    let text = '';
+    for (const [table, lines] of Object.entries(tables)) {
+      if (lines.length) text += `*${table}\n${lines.join('\n')}\nCOMMIT\n`;
+    }
+    if (!text) return;
+    log.debug({ family: this.family, batch: text }, 'iptables-restore');
+    await run(this.programs.restore, ['--noflush', '-w', String(restoreWaitSeconds)], { input: text, timeoutMs });
+  }
+}
+
+/** The restore-syntax comment argument; comments only ever hold [A-Za-z0-9_.@+=%-] and spaces (attachment.ts). */
+function commentArg(comment: string): string {
+  if (!/^[A-Za-z0-9_.@+=% -]+$/.test(comment)) throw new CtnetError(ErrorCode.internal, `unsafe comment ${comment}`);
+  return `-m comment --comment "${comment}"`;
+}
+
+function commentOf(line: string): string | undefined {
+  return line.match(/--comment "([^"]*)"/)?.[1] ?? line.match(/--comment (\S+)/)?.[1];
+}
+
+function sourceOf(line: string): string | undefined {
+  return line.match(/(?:^|\s)-s (\S+)/)?.[1];
+}
+
+/** The rules of an attachment's masquerade for one family, in the exact form `iptables -S` prints them. */
+function renderMasq(chain: string, comment: string, addrs: ParsedCidr[]): { chainRules: string[]; jumps: string[] } {
+  const c = commentArg(comment);
+  const chainRules: string[] = [];
+  const jumps: string[] = [];
+  for (const a of addrs) {
+    chainRules.push(`-A ${chain} -s ${a.host} -d ${multicast[a.family]} ${c} -j RETURN`);
+    chainRules.push(`-A ${chain} -s ${a.host} ! -d ${a.subnet} ${c} -j MASQUERADE`);
+    jumps.push(`-A ${xtablesChains.postrouting} -s ${a.host} ${c} -j ${chain}`);
+  }
+  return { chainRules, jumps };
+}
+
+/** Lines that remove an attachment chain found with `existing` rules: its jumps (rebuilt from its sources), flush, delete. */
+function renderRemoval(chain: string, existing: string[], keepChain: boolean): string[] {
+  const lines: string[] = [];
+  const seen = new Set<string>();
+  for (const rule of existing) {
+    const src = sourceOf(rule);
+    const comment = commentOf(rule);
+    if (!src || !comment || seen.has(src)) continue;
+    seen.add(src);
+    lines.push(`-D ${xtablesChains.postrouting} -s ${src} ${commentArg(comment)} -j ${chain}`);
+  }
+  lines.push(`-F ${chain}`);
+  if (!keepChain) lines.push(`-X ${chain}`);
+  return lines;
+}
+
+function groupByFamily(addresses: string[]): Record<Family, ParsedCidr[]> {
+  const out: Record<Family, ParsedCidr[]> = { 4: [], 6: [] };
+  const seen = new Set<string>();
+  for (const text of addresses) {
+    const p = parseCidr(text);
+    if (seen.has(p.host)) continue;
+    seen.add(p.host);
+    out[p.family].push(p);
+  }
+  return out;
+}
+
+export class IptablesFirewall implements Firewall {
+  readonly backend = 'iptables' as const;
+  private readonly families: Record<Family, XtablesFamily>;
+
+  constructor(readonly tools: XtablesTools) {
+    this.families = { 4: new XtablesFamily(4, tools.family[4]), 6: new XtablesFamily(6, tools.family[6]) };
+  }
+
+  /** Makes sure CTNET-POSTROUTING exists and POSTROUTING jumps to it (rarely needed: only the first ADD). */
+  private async ensureNatBase(fam: XtablesFamily, postrouting: string[]): Promise<void> {
+    const jumps = (lines: string[]) => lines.some((l) => l.endsWith(`-j ${xtablesChains.postrouting}`));
+    if (jumps(postrouting)) return;
+    const jump = `-A POSTROUTING -m comment --comment "ctnet masquerade" -j ${xtablesChains.postrouting}`;
+    try {
+      await fam.restore({ nat: [`-N ${xtablesChains.postrouting}`, jump] });
+      return;
+    } catch (err) {
+      // Another ADD created the chain first (or it survived without its jump): look again, add only the jump.
+      log.debug({ err }, 'nat base chain exists already');
+    }
+    if (jumps((await fam.listChain('nat', 'POSTROUTING')) ?? [])) return;
+    await fam.restore({ nat: [jump] });
+  }
+
+  async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
+    validateKey(spec);
+    const byFamily = groupByFamily(spec.addresses);
+    const chain = masqChainName(spec);
+    const comment = attachmentComment('masq', spec);
+    try {
+      await Promise.all(
+        ([4, 6] as const).map(async (family) => {
+          const fam = this.families[family];
+          const addrs = byFamily[family];
+          // A family without addresses still gets its leftovers (an earlier ADD of this attachment) removed.
+          const [existing, postrouting] = await Promise.all([
+            fam.listChain('nat', chain),
+            addrs.length ? fam.listChain('nat', 'POSTROUTING') : Promise.resolve(undefined),
+          ]);
+          if (!addrs.length && !existing) return;
+          if (addrs.length) await this.ensureNatBase(fam, postrouting ?? []);
+          const lines = existing ? renderRemoval(chain, existing, addrs.length > 0) : [];
+          if (addrs.length) {
+            if (!existing) lines.push(`-N ${chain}`);
+            const { chainRules, jumps } = renderMasq(chain, comment, addrs);
+            lines.push(...chainRules, ...jumps);
+          }
+          await fam.restore({ nat: lines });
+        }),
+      );
+    } catch (err) {
+      throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
+    }
+  }
+
+  async teardownMasquerade(key: AttachmentKey): Promise<void> {
+    validateKey(key);
+    const chain = masqChainName(key);
+    const errors: unknown[] = [];
+    await Promise.all(
+      ([4, 6] as const).map(async (family) => {
+        try {
+          await this.removeMasqChain(this.families[family], chain);
+        } catch (err) {
+          errors.push(err);
+        }
+      }),
+    );
+    if (errors.length) throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, errors[0]);
+  }
+
+  private async removeMasqChain(fam: XtablesFamily, chain: string): Promise<void> {
+    const existing = await fam.listChain('nat', chain);
+    // A chain that does not exist has no jumps either: the kernel refuses to delete a chain still referenced.
+    if (!existing) return;
+    try {
+      await fam.restore({ nat: renderRemoval(chain, existing, false) });
+    } catch (err) {
+      // A jump was changed or removed behind our back: find every jump to the chain the slow way.
+      log.info({ err, chain }, 'rebuilt jump rules did not match; removing by listing CTNET-POSTROUTING');
+      const jumps = ((await fam.listChain('nat', xtablesChains.postrouting)) ?? []).filter((l) => l.endsWith(` -j ${chain}`));
+      await fam.restore({ nat: [...jumps.map((l) => `-D ${l.slice(3)}`), `-F ${chain}`, `-X ${chain}`] });
+    }
+  }
+
+  async checkMasquerade(spec: MasqueradeSpec): Promise<void> {
+    validateKey(spec);
+    const byFamily = groupByFamily(spec.addresses);
+    const chain = masqChainName(spec);
+    const comment = attachmentComment('masq', spec);
+    for (const family of [4, 6] as const) {
+      const addrs = byFamily[family];
+      if (!addrs.length) continue;
+      const fam = this.families[family];
+      const [existing, postrouting, base] = await Promise.all([
+        fam.listChain('nat', chain),
+        fam.listChain('nat', xtablesChains.postrouting),
+        fam.listChain('nat', 'POSTROUTING'),
+      ]);
+      const { chainRules, jumps } = renderMasq(chain, comment, addrs);
+      const have = new Set([...(existing ?? []), ...(postrouting ?? [])]);
+      const missing = [...chainRules, ...jumps].filter((r) => !have.has(r));
+      if (!(base ?? []).some((l) => l.endsWith(`-j ${xtablesChains.postrouting}`))) {
+        missing.push(`-A POSTROUTING … -j ${xtablesChains.postrouting}`);
+      }
+      if (missing.length) {
+        throw new CtnetError(
+          ErrorCode.internal,
+          `failed to check masquerade for ${attachmentLabel(spec)}: IPv${family} rules missing: ${missing.join('; ')}`,
+        );
+      }
+    }
+  }
+
+  async gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
+    validateKey({ network, containerId: 'x', ifname: 'x' });
+    const keep = new Set(valid.map((k) => masqChainName({ ...k, network })));
+    const errors: unknown[] = [];
+    await Promise.all(
+      ([4, 6] as const).map(async (family) => {
+        try {
+          await this.gcFamily(this.families[family], network, keep);
+        } catch (err) {
+          errors.push(err);
+        }
+      }),
+    );
+    if (errors.length) throw wrapError(`garbage-collect masquerade rules of network "${network}"`, errors[0]);
+  }
+
+  private async gcFamily(fam: XtablesFamily, network: string, keep: Set<string>): Promise<void> {
+    const lines = await fam.save('nat');
+    const stale = new Set<string>();
+    for (const line of lines) {
+      const m = line.match(/^-A (CTNET-M-[0-9A-F]{20}) /);
+      if (!m?.[1] || keep.has(m[1]) || stale.has(m[1])) continue;
+      const owner = parseAttachmentComment(commentOf(line) ?? '');
+      // Only chains provably ours and of this network: the comment must hash to the chain's own name.
+      if (owner?.key.network === network && masqChainName(owner.key) === m[1]) stale.add(m[1]);
+    }
+    if (!stale.size) return;
+    const batch: string[] = [];
+    for (const line of lines) {
+      const target = line.match(/ -j (CTNET-M-[0-9A-F]{20})$/)?.[1];
+      if (target && stale.has(target) && line.startsWith(`-A ${xtablesChains.postrouting} `)) batch.push(`-D ${line.slice(3)}`);
+    }
+    for (const chain of stale) batch.push(`-F ${chain}`, `-X ${chain}`);
+    log.info({ family: fam.family, network, chains: [...stale] }, 'removing stale masquerade chains');
+    await fam.restore({ nat: batch });
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Runs firewall operations inside a sandbox namespace for the integration tests: the test starts this file under
+ * `nsenter --net=/run/netns/<sandbox>` and sends `{backend, ops: [{op, arg}]}` on stdin; it prints one result per op.
+ * It refuses to run in the machine's own network namespace (the library would change the host's firewall there).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { CtnetError } from '../core/index.js';
+import { type Firewall, type FirewallBackendName, openFirewall } from '../iptables/index.js';
+
+interface Request {
+  backend: FirewallBackendName | 'auto';
+  ops: { op: string; arg: unknown[] }[];
+}
+
+// The test process runs in the machine's namespace and tells us its identity ("dev:ino"); refuse to run there.
+const own = statSync('/proc/self/ns/net');
+const forbidden = process.env.FIREWALL_DRIVER_FORBIDDEN_NETNS;
+if (!forbidden || forbidden === `${own.dev}:${own.ino}`) {
+  process.stderr.write('firewall-driver: refusing to run in the root network namespace\n');
+  process.exit(3);
+}
+
+// Lets a test hide programs (e.g. nft) from the library without hiding nsenter from the test.
+if (process.env.FIREWALL_DRIVER_PATH !== undefined) process.env.PATH = process.env.FIREWALL_DRIVER_PATH;
+
+const req = JSON.parse(readFileSync(0, 'utf8')) as Request;
+const results: unknown[] = [];
+let fw: Firewall | undefined;
+try {
+  fw = await openFirewall(req.backend);
+} catch (err) {
+  const e = err as CtnetError;
+  results.push({ ok: false, code: e.code, message: e.message });
+}
+if (fw) {
+  for (const { op, arg } of req.ops) {
+    const t0 = performance.now();
+    try {
+      const fn = (fw as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[op];
+      if (typeof fn !== 'function') throw new Error(`no such operation ${op}`);
+      const value = await fn.apply(fw, arg);
+      results.push({ ok: true, value, ms: performance.now() - t0 });
+    } catch (err) {
+      const e = err as CtnetError;
+      results.push({
+        ok: false,
+        code: e instanceof CtnetError ? e.code : undefined,
+        message: e.message,
+        ms: performance.now() - t0,
+      });
+    }
+  }
+}
+process.stdout.write(`${JSON.stringify({ backend: fw?.backend, results })}\n`);

@@ -1,0 +1,206 @@
+/**
+ * The firewall library's masquerade against the real kernel, both backends, inside sandboxes: traffic from a
+ * container to the world is masqueraded (the world sees the host's address), traffic inside the subnet is not,
+ * teardown needs only the key, never touches foreign rules, and GC removes exactly the attachments not listed.
+ */
+import test, { type ExecutionContext } from 'ava';
+import {
+  addWorldV6,
+  backends,
+  firewallOps,
+  makeBridge,
+  makeContainer,
+  nftAttachmentLeftovers,
+  nftBin,
+  rulesetSnapshot,
+  withoutBase,
+  worldLink6,
+} from './firewall-fixtures.js';
+import { connect, createSandbox, nsRun, startServer, worldLink } from './sandbox.js';
+
+/** Foreign rules an admin or another tool put there; they must survive everything we do, in place. */
+async function addForeignRules(host: string): Promise<void> {
+  for (const cmd of ['iptables', 'ip6tables']) {
+    const src = cmd === 'iptables' ? '192.0.2.0/24' : '2001:db8:99::/64';
+    await nsRun(host, cmd, ['-t', 'nat', '-A', 'POSTROUTING', '-s', src, '-j', 'MASQUERADE']);
+    await nsRun(host, cmd, ['-t', 'filter', '-A', 'FORWARD', '-s', src, '-j', 'ACCEPT']);
+    await nsRun(host, cmd, ['-t', 'nat', '-A', 'PREROUTING', '-s', src, '-j', 'RETURN']);
+    await nsRun(host, cmd, ['-t', 'nat', '-A', 'OUTPUT', '-s', src, '-j', 'RETURN']);
+  }
+  await nsRun(host, nftBin, ['add', 'table', 'inet', 'admin']);
+  await nsRun(host, nftBin, ['add', 'chain', 'inet', 'admin', 'post', '{ type nat hook postrouting priority 50; }']);
+  await nsRun(host, nftBin, ['add', 'rule', 'inet', 'admin', 'post', 'ip saddr 192.0.2.0/24 masquerade']);
+}
+
+async function world(t: ExecutionContext) {
+  const sb = await createSandbox(t, { world: true });
+  const host = sb.host;
+  const worldNs = sb.world as string;
+  await addWorldV6(host, worldNs);
+  const net = await makeBridge(host);
+  return { host, worldNs, net };
+}
+
+const key = (containerId: string, network = 'net1', ifname = 'eth0') => ({ network, containerId, ifname });
+
+for (const backend of backends) {
+  test(`${backend}: masquerade sends container traffic to the world from the host's address, not inside the subnet`, async (t) => {
+    const { host, worldNs, net } = await world(t);
+    const c = await makeContainer(t, host, net, 5);
+    await startServer(t, worldNs, 'tcp', '0.0.0.0', 8000);
+    await startServer(t, worldNs, 'udp', '0.0.0.0', 8001);
+    await startServer(t, worldNs, 'tcp', '::', 8002);
+    await startServer(t, host, 'tcp', net.gw4, 8003);
+
+    // Without masquerade the world has no route back to the container's subnet.
+    t.regex(await connect(c.ns, 'tcp', worldLink.worldAddr, 8000), /^ERR/);
+
+    const [setup] = await firewallOps(host, backend, [{ op: 'setupMasquerade', arg: [{ ...key('c5'), addresses: c.cidrs }] }]);
+    t.true(setup?.ok, setup?.message);
+    t.is(await connect(c.ns, 'tcp', worldLink.worldAddr, 8000), `from ${worldLink.hostAddr} hello`);
+    t.is(await connect(c.ns, 'udp', worldLink.worldAddr, 8001), `from ${worldLink.hostAddr} hello`);
+    t.is(await connect(c.ns, 'tcp', worldLink6.worldAddr, 8002), `from ${worldLink6.hostAddr} hello`);
+    // Inside its subnet (the gateway) the container keeps its own address.
+    t.is(await connect(c.ns, 'tcp', net.gw4, 8003), `from ${c.ip4} hello`);
+
+    const [check] = await firewallOps(host, backend, [{ op: 'checkMasquerade', arg: [{ ...key('c5'), addresses: c.cidrs }] }]);
+    t.true(check?.ok, check?.message);
+  });
+
+  test(`${backend}: teardown needs only the key, is idempotent and leaves every foreign rule as it was`, async (t) => {
+    const { host, worldNs, net } = await world(t);
+    await addForeignRules(host);
+    const c = await makeContainer(t, host, net, 6);
+    await startServer(t, worldNs, 'tcp', '0.0.0.0', 8000);
+    const before = await rulesetSnapshot(host);
+
+    const results = await firewallOps(host, backend, [
+      { op: 'setupMasquerade', arg: [{ ...key('c6'), addresses: c.cidrs }] },
+      { op: 'teardownMasquerade', arg: [key('c6')] },
+      { op: 'teardownMasquerade', arg: [key('c6')] },
+      { op: 'teardownMasquerade', arg: [key('never-set-up')] },
+    ]);
+    t.deepEqual(
+      results.map((r) => r.ok),
+      [true, true, true, true],
+      JSON.stringify(results),
+    );
+    t.regex(await connect(c.ns, 'tcp', worldLink.worldAddr, 8000), /^ERR/);
+    const after = await rulesetSnapshot(host);
+    t.is(withoutBase(after), withoutBase(before));
+    t.deepEqual(nftAttachmentLeftovers(after), []);
+    t.notRegex(after, /CTNET-M-/);
+  });
+
+  test(`${backend}: a second setup of one attachment replaces its addresses; check notices a missing rule`, async (t) => {
+    const { host, worldNs, net } = await world(t);
+    const c = await makeContainer(t, host, net, 7);
+    await startServer(t, worldNs, 'tcp', '0.0.0.0', 8000);
+    const spec = { ...key('c7'), addresses: c.cidrs };
+    const results = await firewallOps(host, backend, [
+      { op: 'setupMasquerade', arg: [{ ...spec, addresses: ['10.22.0.99/24', 'fd00:22::99/64'] }] },
+      { op: 'setupMasquerade', arg: [spec] },
+      { op: 'checkMasquerade', arg: [spec] },
+    ]);
+    t.deepEqual(
+      results.map((r) => r.ok),
+      [true, true, true],
+      JSON.stringify(results),
+    );
+    const rules = await rulesetSnapshot(host);
+    t.notRegex(rules, /10\.22\.0\.99/);
+    t.is(await connect(c.ns, 'tcp', worldLink.worldAddr, 8000), `from ${worldLink.hostAddr} hello`);
+
+    // Remove one of our rules behind the library's back: CHECK must fail.
+    if (backend === 'iptables') {
+      const chain = rules.match(/:(CTNET-M-[0-9A-F]+)/)?.[1] as string;
+      await nsRun(host, 'iptables', ['-t', 'nat', '-F', chain]);
+    } else {
+      const chain = rules.match(/chain (masq-[0-9a-f]+)/)?.[1] as string;
+      await nsRun(host, nftBin, ['flush', 'chain', 'inet', 'ctnet', chain]);
+    }
+    const [check] = await firewallOps(host, backend, [{ op: 'checkMasquerade', arg: [spec] }]);
+    t.false(check?.ok);
+    t.is(check?.code, 100);
+    // Teardown still cleans up what is left.
+    const [down] = await firewallOps(host, backend, [{ op: 'teardownMasquerade', arg: [key('c7')] }]);
+    t.true(down?.ok, down?.message);
+    const after = await rulesetSnapshot(host);
+    t.notRegex(after, /CTNET-M-/);
+    t.deepEqual(nftAttachmentLeftovers(after), []);
+  });
+
+  test(`${backend}: gc removes attachments of the network not listed, and nothing else`, async (t) => {
+    const { host } = await world(t);
+    const results = await firewallOps(host, backend, [
+      { op: 'setupMasquerade', arg: [{ ...key('keep'), addresses: ['10.22.0.11/24'] }] },
+      { op: 'setupMasquerade', arg: [{ ...key('stale'), addresses: ['10.22.0.12/24', 'fd00:22::12/64'] }] },
+      { op: 'setupMasquerade', arg: [{ ...key('other', 'net2'), addresses: ['10.23.0.13/24'] }] },
+      { op: 'gcMasquerade', arg: ['net1', [{ containerId: 'keep', ifname: 'eth0' }]] },
+      { op: 'checkMasquerade', arg: [{ ...key('keep'), addresses: ['10.22.0.11/24'] }] },
+      { op: 'checkMasquerade', arg: [{ ...key('other', 'net2'), addresses: ['10.23.0.13/24'] }] },
+      { op: 'checkMasquerade', arg: [{ ...key('stale'), addresses: ['10.22.0.12/24'] }] },
+    ]);
+    t.deepEqual(
+      results.map((r) => r.ok),
+      [true, true, true, true, true, true, false],
+      JSON.stringify(results),
+    );
+    const rules = await rulesetSnapshot(host);
+    t.notRegex(rules, /10\.22\.0\.12|fd00:22::12/);
+    t.regex(rules, /10\.22\.0\.11/);
+    t.regex(rules, /10\.23\.0\.13/);
+  });
+
+  test(`${backend}: names that try to smuggle rule text are rejected with code 7 and change nothing`, async (t) => {
+    const { host } = await world(t);
+    const before = await rulesetSnapshot(host);
+    const bad = [
+      { ...key('x -j ACCEPT'), addresses: ['10.22.0.5/24'] },
+      { ...key('x\n-A POSTROUTING -j ACCEPT'), addresses: ['10.22.0.5/24'] },
+      { ...key('x"; flush ruleset; "'), addresses: ['10.22.0.5/24'] },
+      { ...key('ok', 'net" comment "x'), addresses: ['10.22.0.5/24'] },
+      { ...key('ok', 'net1', 'eth0\n'), addresses: ['10.22.0.5/24'] },
+      { ...key('ok'), addresses: ['10.22.0.5/24 -j ACCEPT'] },
+      { ...key('ok'), addresses: ['10.22.0.5/33'] },
+      { ...key('ok'), addresses: ['not-an-address'] },
+    ];
+    const results = await firewallOps(
+      host,
+      backend,
+      bad.map((spec) => ({ op: 'setupMasquerade', arg: [spec] })),
+    );
+    t.deepEqual(
+      results.map((r) => r.code),
+      bad.map(() => 7),
+      JSON.stringify(results),
+    );
+    t.is(await rulesetSnapshot(host), before);
+  });
+
+  test(`${backend}: an address taken over by a new attachment keeps working when the stale one is torn down`, async (t) => {
+    const { host, worldNs, net } = await world(t);
+    const c = await makeContainer(t, host, net, 8);
+    await startServer(t, worldNs, 'tcp', '0.0.0.0', 8000);
+    // "old" never got its DEL (e.g. a crash); the same address now belongs to "new".
+    const results = await firewallOps(host, backend, [
+      { op: 'setupMasquerade', arg: [{ ...key('old'), addresses: c.cidrs }] },
+      { op: 'setupMasquerade', arg: [{ ...key('new'), addresses: c.cidrs }] },
+      { op: 'teardownMasquerade', arg: [key('old')] },
+      { op: 'checkMasquerade', arg: [{ ...key('new'), addresses: c.cidrs }] },
+    ]);
+    t.deepEqual(
+      results.map((r) => r.ok),
+      [true, true, true, true],
+      JSON.stringify(results),
+    );
+    t.is(await connect(c.ns, 'tcp', worldLink.worldAddr, 8000), `from ${worldLink.hostAddr} hello`);
+  });
+}
+
+test('an nftables backend requested where nft is missing fails with code 7', async (t) => {
+  const { host } = await world(t);
+  const [r] = await firewallOps(host, 'nftables', [], { FIREWALL_DRIVER_PATH: '/nonexistent' });
+  t.is(r?.code, 7);
+  t.regex(r?.message ?? '', /nft is not installed/);
+});
