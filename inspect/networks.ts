@@ -22,6 +22,7 @@ import {
 } from './cidr.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
+import { runnerContainers } from './containers.js';
 import { routes } from './kernel.js';
 import type { CtnetPaths } from './paths.js';
 
@@ -284,12 +285,15 @@ export class NetworkStore {
       if (c.netns) a.netns = c.netns;
       a.sources.push('cache');
     }
-    for (const ctr of readRunnerContainers(this.paths.containers)) {
-      for (const att of ctr.networks.filter((n) => n.network === net.list.name)) {
+    for (const ctr of runnerContainers(this.paths)) {
+      for (const att of ctr.attachments.filter((n) => n.network === net.list.name)) {
         const a = entry(ctr.id, att.ifname);
         a.name = ctr.name;
         if (ctr.netns) a.netns = ctr.netns;
-        for (const ip of att.addresses) if (!a.addresses.includes(ip)) a.addresses.push(ip);
+        for (const cidr of att.addresses) {
+          const ip = cidr.split('/')[0] as string;
+          if (!a.addresses.includes(ip)) a.addresses.push(ip);
+        }
         a.sources.push('runner');
       }
     }
@@ -460,32 +464,4 @@ export function readLeases(net: LoadedNetwork): Lease[] {
 function addressesOfCached(c: CachedAttachment): string[] {
   const ips = (c.result?.ips ?? c.result?.ip ?? []) as { address?: string }[];
   return ips.map((i) => (i.address ?? '').split('/')[0] ?? '').filter(Boolean);
-}
-
-export interface RunnerContainer {
-  id: string;
-  name?: string;
-  netns?: string;
-  pid?: number;
-  networks: { network: string; ifname: string; addresses: string[] }[];
-}
-
-/** The runner's containers, read leniently from `<containers>/<id>/state.json` (absent: none). */
-export function readRunnerContainers(dir: string): RunnerContainer[] {
-  let ids: string[];
-  try {
-    ids = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const out: RunnerContainer[] = [];
-  for (const id of ids) {
-    try {
-      const s = JSON.parse(readFileSync(join(dir, id, 'state.json'), 'utf8')) as Record<string, unknown>;
-      out.push({ id: typeof s.id === 'string' ? s.id : id, name: typeof s.name === 'string' ? s.name : undefined, networks: [] });
-    } catch {
-      /* not a container directory */
-    }
-  }
-  return out;
 }

@@ -37,4 +37,17 @@ export function register(program: Command): void {
       const { runDebugCni } = await import('./debug/cni.js');
       await runDebugCni(command, network, netns, opts);
     });
+
+  const ns = debug.command('ns').description('network namespaces');
+  ns.command('ls')
+    .description("list network namespaces: containers, named (/run/netns) and the runner's")
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await import('./debug/ns.js')).listNamespaces(opts));
+
+  debug
+    .command('exec')
+    .description("run a host command inside a container's (or a netns') network namespace: debug exec web -- ss -tlnp")
+    .argument('<target>', 'container name or ID, netns name, or netns path')
+    .argument('<command...>', 'the command, after --')
+    .action(async (target: string, command: string[]) => (await import('./debug/ns.js')).execIn(target, command));
 }
