@@ -15,11 +15,12 @@
  */
 
 export { randomVethName } from './names.js';
-export { createNetns, defaultNetnsDir, deleteNetns, isNetns, sameNetns } from './namespaces.js';
+export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
 export {
   type AddressInfo,
   type BridgeVlanInfo,
   type LinkInfo,
+  type LinkStats,
   type NeighborInfo,
   Netlink,
   NetlinkError,

@@ -1,7 +1,7 @@
 /**
  * Named network namespaces: files bind-mounted onto an nsfs inode, as `ip netns add` makes them.
  */
-import { closeSync, mkdirSync, openSync, statfsSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtnetError, ErrorCode, hasErrno, run, wrapError } from '../core/index.js';
 import { bindMount, CLONE_NEWNET, namespaceType, setns, umountDetach, unshare } from './libc.js';
@@ -109,4 +109,19 @@ export function sameNetns(a: string, b: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Paths of the network namespaces pinned in `dir` (none if it does not exist). */
+export function listNetns(dir: string = defaultNetnsDir): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if (hasErrno(err, 'ENOENT')) return [];
+    throw wrapError(`list network namespaces in ${dir}`, err, ErrorCode.io);
+  }
+  return names
+    .sort()
+    .map((name) => join(dir, name))
+    .filter(isNetns);
 }

@@ -62,7 +62,9 @@ export interface RouteInfo {
   mtu?: number;
   advmss?: number;
   protocol: number;
-  /** RTN_* route type: 1 unicast, 6 blackhole, 7 unreachable, … */
+  /** Preferred source address (RTA_PREFSRC), as `ip route` shows "src". */
+  prefsrc?: string;
+  /** RTN_* route type: 1 unicast, 2 local, 6 blackhole, 7 unreachable, … */
   type: number;
 }
 
@@ -83,6 +85,17 @@ export interface NeighborInfo {
   mac?: string;
   /** NUD_* state bits: 0x02 reachable, 0x04 stale, 0x20 failed, 0x80 permanent, … */
   state: number;
+}
+
+export interface LinkStats {
+  rxPackets: bigint;
+  txPackets: bigint;
+  rxBytes: bigint;
+  txBytes: bigint;
+  rxErrors: bigint;
+  txErrors: bigint;
+  rxDropped: bigint;
+  txDropped: bigint;
 }
 
 export interface BridgeVlanInfo {
@@ -410,6 +423,51 @@ export class Netlink {
     return this.change(body, what);
   }
 
+  /** Renames a link (it must be down). */
+  async setName(name: string, newName: string): Promise<void> {
+    const what = `rename link ${name} to ${newName}${this.where}`;
+    checkName(newName, what);
+    const link = await this.requireLink(name, what);
+    try {
+      await this.request(
+        c.RTM_SETLINK,
+        0,
+        new AttrWriter()
+          .raw(c.ifinfomsg({ index: link.index }))
+          .string(c.IFLA_IFNAME, newName)
+          .toBuffer(),
+      );
+    } catch (err) {
+      if (hasCode(err, 'EEXIST')) throw new CtnetError(ErrorCode.exists, `failed to ${what}: that name is taken`, { cause: err });
+      throw wrapError(what, err);
+    }
+  }
+
+  /** Packet and byte counters of a link (IFLA_STATS64), or undefined if there is no such link. */
+  async linkStats(name: string): Promise<LinkStats | undefined> {
+    if (!isName(name)) return undefined;
+    const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
+    try {
+      const [msg] = await this.request(c.RTM_GETLINK, 0, body);
+      const raw = msg ? parseAttrs(msg, 16).get(c.IFLA_STATS64) : undefined;
+      if (!raw || raw.length < 64) return undefined;
+      const u64 = (i: number) => raw.readBigUInt64LE(i * 8);
+      return {
+        rxPackets: u64(0),
+        txPackets: u64(1),
+        rxBytes: u64(2),
+        txBytes: u64(3),
+        rxErrors: u64(4),
+        txErrors: u64(5),
+        rxDropped: u64(6),
+        txDropped: u64(7),
+      };
+    } catch (err) {
+      if (hasCode(err, 'ENODEV')) return undefined;
+      throw wrapError(`get statistics of link ${name}${this.where}`, err);
+    }
+  }
+
   /** Moves a link into the namespace at nsPath (it disappears from this one). */
   async moveToNetns(name: string, nsPath: string): Promise<void> {
     const fd = openNetns(nsPath);
@@ -550,9 +608,34 @@ export class Netlink {
     const table = opts.table ?? c.RT_TABLE_MAIN;
     try {
       const msgs = await this.dump(c.RTM_GETROUTE, c.rtmsg({ family: af, table: 0 }));
-      return msgs.map(parseRoute).filter((r): r is RouteInfo => r !== undefined && (table === 'all' || r.table === table));
+      return msgs
+        .map((m) => parseRoute(m))
+        .filter((r): r is RouteInfo => r !== undefined && (table === 'all' || r.table === table));
     } catch (err) {
       throw wrapError(`list routes${this.where}`, err);
+    }
+  }
+
+  /**
+   * The route the kernel would use for a packet to `dst` (as `ip route get`), or undefined when
+   * there is none (unreachable). `from`/`iif` ask for a forwarded packet's route.
+   */
+  async routeGet(dst: string, opts: { from?: string; iif?: string; oif?: string } = {}): Promise<RouteInfo | undefined> {
+    const what = `look up the route to ${dst}${this.where}`;
+    const target = parseIp(dst, what);
+    const body = new AttrWriter().raw(
+      c.rtmsg({ family: target.family === 4 ? c.AF_INET : c.AF_INET6, dstLen: target.bytes.length * 8, table: 0 }),
+    );
+    body.bytes(c.RTA_DST, target.bytes);
+    if (opts.from !== undefined) body.bytes(c.RTA_SRC, parseIp(opts.from, what).bytes);
+    if (opts.iif !== undefined) body.u32(c.RTA_IIF, (await this.requireLink(opts.iif, what)).index);
+    if (opts.oif !== undefined) body.u32(c.RTA_OIF, (await this.requireLink(opts.oif, what)).index);
+    try {
+      const [msg] = await this.request(c.RTM_GETROUTE, 0, body.toBuffer());
+      return msg ? parseRoute(msg, true) : undefined;
+    } catch (err) {
+      if (hasCode(err, 'ENETUNREACH', 'EHOSTUNREACH')) return undefined;
+      throw wrapError(what, err);
     }
   }
 
@@ -749,10 +832,11 @@ function parseAddress(m: Buffer): AddressInfo | undefined {
   };
 }
 
-function parseRoute(m: Buffer): RouteInfo | undefined {
+function parseRoute(m: Buffer, keepCloned = false): RouteInfo | undefined {
   const family = m.readUInt8(0);
   if (family !== c.AF_INET && family !== c.AF_INET6) return undefined;
-  if (m.readUInt32LE(8) & c.RTM_F_CLONED) return undefined;
+  // Dumps may include cached (cloned) routes; a route lookup's answer is always marked cloned.
+  if (!keepCloned && m.readUInt32LE(8) & c.RTM_F_CLONED) return undefined;
   const dstLen = m.readUInt8(1);
   const a = parseAttrs(m, 12);
   const dstBytes = a.get(c.RTA_DST) ?? Buffer.alloc(family === c.AF_INET ? 4 : 16);
@@ -766,6 +850,8 @@ function parseRoute(m: Buffer): RouteInfo | undefined {
   };
   const gw = a.get(c.RTA_GATEWAY);
   if (gw) route.gw = bytesToIp(gw);
+  const prefsrc = a.get(c.RTA_PREFSRC);
+  if (prefsrc) route.prefsrc = bytesToIp(prefsrc);
   const oif = attrU32(a, c.RTA_OIF);
   if (oif !== undefined) route.oif = oif;
   const priority = attrU32(a, c.RTA_PRIORITY);

@@ -49,6 +49,7 @@ export const IFLA_PROTINFO = 12;
 export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_AF_SPEC = 26;
+export const IFLA_STATS64 = 23;
 export const IFLA_EXT_MASK = 29;
 export const IFLA_NET_NS_FD = 28;
 export const IFLA_LINK_NETNSID = 37;
@@ -80,10 +81,13 @@ export const IFA_F_NOPREFIXROUTE = 0x200;
 
 // Route attributes and values (linux/rtnetlink.h).
 export const RTA_DST = 1;
+export const RTA_SRC = 2;
+export const RTA_IIF = 3;
 export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_METRICS = 8;
+export const RTA_PREFSRC = 7;
 export const RTA_TABLE = 15;
 export const RTAX_MTU = 2;
 export const RTAX_ADVMSS = 8;

@@ -11,6 +11,7 @@ import {
   deleteNetns,
   inNetns,
   isNetns,
+  listNetns,
   type Netlink,
   randomVethName,
   readSysctl,
@@ -339,6 +340,42 @@ test('addresses (IPv4, IPv6) and routes with gateway, metrics and table', async 
     { prefixlen: 16, broadcast: '10.88.255.255' },
   );
   t.false(info.some((a) => a.local === 'fd00:88::5'));
+});
+
+test('routeGet explains the path; linkStats counts real traffic; setName renames; listNetns lists', async (t) => {
+  const a = await createSandboxNetns(t, 'rg');
+  const b = await createSandboxNetns(t, 'rh');
+  await withNetlink(netnsPath(a), async (nl) => {
+    await nl.createVeth('up0', 'tmp0', { peerNetnsPath: netnsPath(b) });
+    await nl.addAddress('up0', '192.168.250.1/30');
+    await nl.setUp('up0');
+  });
+  await withNetlink(netnsPath(b), async (nl) => {
+    await nl.setName('tmp0', 'eth0');
+    t.is(await nl.getLink('tmp0'), undefined);
+    await nl.addAddress('eth0', '192.168.250.2/30');
+    await nl.setUp('eth0');
+    await nl.addRoute({ dst: '0.0.0.0/0', gw: '192.168.250.1' });
+    await nl.createVeth('taken0', 'taken1');
+    const clash = await t.throwsAsync(nl.setName('taken0', 'eth0'), { instanceOf: CtnetError });
+    t.is(clash?.code, ErrorCode.exists);
+
+    const viaDefault = await nl.routeGet('203.0.113.7');
+    const eth0 = await nl.getLink('eth0');
+    t.like(viaDefault, { gw: '192.168.250.1', oif: eth0?.index, prefsrc: '192.168.250.2', family: 4 });
+    const local = await nl.routeGet('192.168.250.2');
+    t.is(local?.type, 2, 'RTN_LOCAL');
+    t.is(await nl.routeGet('2001:db8::1'), undefined, 'no IPv6 route: unreachable');
+  });
+  await nsRun(b, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '192.168.250.1']);
+  const stats = await withNetlink(netnsPath(b), (nl) => nl.linkStats('eth0'));
+  t.true((stats?.txPackets ?? 0n) >= 3n);
+  t.true((stats?.rxPackets ?? 0n) >= 3n);
+  t.is(await withNetlink(netnsPath(b), (nl) => nl.linkStats('nosuch0')), undefined);
+
+  const listed = listNetns();
+  t.true(listed.includes(netnsPath(a)) && listed.includes(netnsPath(b)));
+  t.deepEqual(listNetns('/nonexistent-dir'), []);
 });
 
 test('neighbours are listed per link', async (t) => {
