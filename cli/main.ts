@@ -21,6 +21,13 @@ const groups: CommandGroup[] = [
   },
   { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
   { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
+  {
+    names: ['run', 'start', 'stop', 'kill', 'rm', 'ps', 'logs', 'exec', 'inspect', 'port', 'container'],
+    summary: 'run and manage containers',
+    load: () => import('./commands/container.js'),
+  },
+  { names: ['image'], summary: 'manage images', load: () => import('./commands/image.js') },
+  { names: ['system'], summary: 'state-wide maintenance', load: () => import('./commands/system.js') },
 ];
 
 async function main(argv: string[]): Promise<void> {

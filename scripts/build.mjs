@@ -7,7 +7,7 @@
  * the bundle's prelude adds this checkout's node_modules to the resolution path, so a copy of
  * bin/cni/<plugin> placed in any CNI plugin directory still finds them.
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,3 +84,20 @@ chmodSync(join(root, 'bin', 'ctnet'), 0o755);
 const size = readFileSync(cniBundle).length;
 writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify({ cniBundleBytes: size, plugins: pluginNames }, null, 2)}\n`);
 console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${pluginNames.join(',')}}, dist/ctnet.cjs`);
+
+// ---- runner helper (owned by runner/): ctnet-init, a small C program that sets up a container's
+// namespaces and mounts (Node cannot unshare mount/pid namespaces itself). Static, so its exec
+// skips the dynamic loader; written beside bin/ctnet, where runner/paths.ts looks for it.
+{
+  const { execFileSync } = await import('node:child_process');
+  const out = join(root, 'bin', 'ctnet-init');
+  const tmp = `${out}.tmp-${process.pid}`;
+  const flags = ['-O2', '-Wall', '-Wextra', '-o', tmp, join(root, 'runner', 'helper', 'ctnet-init.c')];
+  try {
+    execFileSync('gcc', ['-static', ...flags], { stdio: 'inherit' });
+  } catch {
+    execFileSync('gcc', flags, { stdio: 'inherit' }); // no static libc installed: a dynamic build works too
+  }
+  renameSync(tmp, out);
+  console.log('built bin/ctnet-init');
+}

@@ -1,0 +1,269 @@
+/**
+ * Docker-like container commands: run, start, stop, kill, rm, ps, logs, exec, inspect, port and
+ * `container cleanup` (what a detached container's monitor runs when it exits).
+ */
+import type { Command } from 'commander';
+import { CtnetError, ErrorCode } from '../../core/index.js';
+import type { ContainerRecord, CreateRequest, PortRequest } from '../../runner/index.js';
+import { printJson, printTable } from '../output.js';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+async function runner() {
+  const r = await import('../../runner/index.js');
+  return { r, ctx: r.defaultContext() };
+}
+
+function ago(iso: string | undefined): string {
+  if (!iso) return '';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes`;
+  if (s < 86400) return `${Math.round(s / 3600)} hours`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+function statusText(rec: ContainerRecord): string {
+  const s = rec.state;
+  if (s.status === 'running') return `Up ${ago(s.startedAt)}`;
+  if (s.status === 'creating') return 'Created';
+  return `Exited (${s.exitCode ?? 0})${s.oomKilled ? ' OOMKilled' : ''} ${ago(s.finishedAt)} ago`;
+}
+
+interface RunFlags {
+  detach?: boolean;
+  rm?: boolean;
+  name?: string;
+  env: string[];
+  volume: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  entrypoint?: string;
+  interactive?: boolean;
+  tty?: boolean;
+  network: string;
+  publish: string[];
+  publishAll?: boolean;
+  expose: string[];
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+}
+
+export function register(program: Command): void {
+  program.enablePositionalOptions();
+
+  program
+    .command('run')
+    .description('create and start a container (Docker syntax)')
+    .argument('<image>', '"default" (the host system, read-only), a directory, or an imported image')
+    .argument('[command...]', 'command and arguments (default: sh)')
+    .option('-d, --detach', 'run in the background and print the container id')
+    .option('--rm', 'remove the container when it exits')
+    .option('--name <name>', 'container name')
+    .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid[:gid]')
+    .option('--hostname <name>', 'container host name')
+    .option('--entrypoint <cmd>', 'program to run before the command')
+    .option('-i, --interactive', 'keep stdin attached')
+    .option('-t, --tty', "the terminal is the container's (when one is attached)")
+    .option('--network <mode>', 'bridge | none | host | container:NAME | a network name', 'bridge')
+    .option('-p, --publish <spec>', '[hostIP:][hostPort:]containerPort[/proto] (repeatable)', collect, [])
+    .option('-P, --publish-all', 'publish every --expose port on a random host port')
+    .option('--expose <port>', 'container port for -P (repeatable)', collect, [])
+    .option('-m, --memory <bytes>', 'memory limit, e.g. 64m')
+    .option('--cpus <n>', 'CPU limit, e.g. 0.5')
+    .option('--pids-limit <n>', 'process limit')
+    .passThroughOptions()
+    .action(async (image: string, command: string[], f: RunFlags) => {
+      const { r, ctx } = await runner();
+      const publish: PortRequest[] = f.publish.flatMap((p) => r.parsePublish(p));
+      if (f.publishAll) publish.push(...f.expose.flatMap((e) => r.parseExpose(e)));
+      const req: CreateRequest = {
+        image,
+        command,
+        entrypoint: f.entrypoint,
+        name: f.name,
+        env: f.env,
+        volumes: f.volume,
+        workdir: f.workdir,
+        user: f.user,
+        hostname: f.hostname,
+        network: f.network,
+        publish,
+        limits: {
+          memoryBytes: f.memory ? r.parseMemory(f.memory) : undefined,
+          cpus: f.cpus ? r.parseCpus(f.cpus) : undefined,
+          pidsLimit: f.pidsLimit ? r.parsePidsLimit(f.pidsLimit) : undefined,
+        },
+        autoRemove: !!f.rm,
+        interactive: !!f.interactive,
+        tty: !!f.tty && !!process.stdin.isTTY,
+      };
+      const { rec, exitCode } = await r.runContainer(ctx, req, !!f.detach);
+      if (f.detach) {
+        process.stdout.write(`${rec.config.id}\n`);
+        return;
+      }
+      process.exitCode = exitCode ?? 0;
+    });
+
+  program
+    .command('start')
+    .description('start stopped containers (in the background)')
+    .argument('<container...>')
+    .action(async (refs: string[]) => {
+      const { r, ctx } = await runner();
+      for (const ref of refs) {
+        await r.startExisting(ctx, ref);
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  program
+    .command('stop')
+    .description('stop containers: SIGTERM, then SIGKILL after the timeout')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
+    .action(async (refs: string[], f: { time: string }) => {
+      const { r, ctx } = await runner();
+      for (const ref of refs) {
+        await r.stopContainer(ctx, ref, Number(f.time));
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  program
+    .command('kill')
+    .description('send a signal to containers (default SIGKILL)')
+    .argument('<container...>')
+    .option('-s, --signal <signal>', 'signal name or number', 'KILL')
+    .action(async (refs: string[], f: { signal: string }) => {
+      const { r, ctx } = await runner();
+      for (const ref of refs) {
+        await r.killContainer(ctx, ref, r.parseSignal(f.signal));
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  program
+    .command('rm')
+    .description('remove containers')
+    .argument('<container...>')
+    .option('-f, --force', 'kill a running container first')
+    .action(async (refs: string[], f: { force?: boolean }) => {
+      const { r, ctx } = await runner();
+      for (const ref of refs) {
+        await r.removeContainer(ctx, ref, !!f.force);
+        process.stdout.write(`${ref}\n`);
+      }
+    });
+
+  program
+    .command('ps')
+    .description('list containers')
+    .option('-a, --all', 'include stopped containers')
+    .option('-q, --quiet', 'ids only')
+    .option('--json', 'print JSON (the inspect view of each)')
+    .action(async (f: { all?: boolean; quiet?: boolean; json?: boolean }) => {
+      const { r, ctx } = await runner();
+      const list = await r.listContainers(ctx, !!f.all);
+      if (f.json) return printJson(list.map(r.inspectView));
+      if (f.quiet) {
+        for (const rec of list) process.stdout.write(`${rec.config.id.slice(0, 12)}\n`);
+        return;
+      }
+      printTable(
+        ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
+        list.map((rec) => [
+          rec.config.id.slice(0, 12),
+          rec.config.image,
+          JSON.stringify(rec.config.command.join(' ').slice(0, 20)),
+          `${ago(rec.config.createdAt)} ago`,
+          statusText(rec),
+          r.portsText(rec),
+          rec.config.name,
+        ]),
+      );
+    });
+
+  program
+    .command('logs')
+    .description("print a detached container's output")
+    .argument('<container>')
+    .option('-f, --follow', 'keep printing until the container stops')
+    .action(async (ref: string, f: { follow?: boolean }) => {
+      const { r, ctx } = await runner();
+      await r.streamLogs(ctx, ref, !!f.follow, (b) => process.stdout.write(b));
+    });
+
+  program
+    .command('exec')
+    .description('run a command in a running container (its namespaces and cgroup)')
+    .argument('<container>')
+    .argument('<command...>')
+    .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('-u, --user <user[:group]>', 'user name or uid[:gid]')
+    .option('-i, --interactive', 'keep stdin attached')
+    .option('-t, --tty', 'use the attached terminal')
+    .passThroughOptions()
+    .action(
+      async (ref: string, command: string[], f: { env: string[]; workdir?: string; user?: string; interactive?: boolean }) => {
+        const { r, ctx } = await runner();
+        process.exitCode = await r.execInContainer(ctx, ref, {
+          command,
+          env: f.env,
+          workdir: f.workdir,
+          user: f.user,
+          interactive: !!f.interactive,
+        });
+      },
+    );
+
+  program
+    .command('inspect')
+    .description('show containers as JSON: state, pid, exit code, OOM, network results, ports, limits')
+    .argument('<container...>')
+    .action(async (refs: string[]) => {
+      const { r, ctx } = await runner();
+      await r.reconcile(ctx);
+      printJson(refs.map((ref) => r.inspectView(r.findRecord(ctx.paths, ref))));
+    });
+
+  program
+    .command('port')
+    .description("list a container's published ports")
+    .argument('<container>')
+    .argument('[port]', 'PORT[/proto]')
+    .action(async (ref: string, port: string | undefined) => {
+      const { r, ctx } = await runner();
+      await r.reconcile(ctx);
+      const rec = r.findRecord(ctx.paths, ref);
+      const target = rec.config.network.kind === 'container' ? r.findRecord(ctx.paths, rec.config.network.container) : rec;
+      let ports = target.state.ports;
+      if (port) {
+        const [num, proto = 'tcp'] = port.split('/');
+        ports = ports.filter((p) => String(p.containerPort) === num && p.protocol === proto);
+        if (ports.length === 0) {
+          throw new CtnetError(ErrorCode.invalidConfig, `no public port '${num}/${proto}' published for ${ref}`);
+        }
+        for (const p of ports) process.stdout.write(`${p.hostIP || '0.0.0.0'}:${p.hostPort}\n`);
+        return;
+      }
+      for (const p of ports) process.stdout.write(`${p.containerPort}/${p.protocol} -> ${p.hostIP || '0.0.0.0'}:${p.hostPort}\n`);
+    });
+
+  const container = program.command('container').description('container maintenance');
+  container
+    .command('cleanup')
+    .description('release what an exited container holds (run by its monitor; safe to run by hand)')
+    .argument('<id>')
+    .action(async (id: string) => {
+      const { r, ctx } = await runner();
+      await r.finalize(ctx, id);
+    });
+}

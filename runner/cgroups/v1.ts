@@ -1,0 +1,84 @@
+/**
+ * cgroup v1 (and hybrid hosts): one directory per controller hierarchy. The container always
+ * gets a pids, memory and cpu cgroup (even without limits: pids lets us find and kill every
+ * process later, memory reports OOM kills). memory.memsw follows memory when swap accounting
+ * exists, so --memory is the whole budget, as on v2.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtnetError, ErrorCode, wrapError } from '../../core/index.js';
+import { cpuPeriodUs, cpuQuotaUs, type Limits } from './limits.js';
+import type { CgroupManager, CgroupRecord } from './manager.js';
+import { destroyCgroup } from './ops.js';
+
+const used = ['pids', 'memory', 'cpu'] as const;
+
+export class V1CgroupManager implements CgroupManager {
+  readonly driver = 'v1' as const;
+  constructor(readonly controllers: Record<string, string>) {}
+
+  create(parent: string, name: string, limits: Limits): CgroupRecord {
+    const rec: CgroupRecord = { driver: 'v1', dirs: [], procsFiles: [], parents: [] };
+    try {
+      for (const controller of used) {
+        const mount = this.controllers[controller];
+        if (!mount) {
+          if (controller === 'pids' || limitFor(controller, limits)) {
+            throw new CtnetError(ErrorCode.notAvailable, `the ${controller} cgroup controller is not mounted`);
+          }
+          continue;
+        }
+        let dir = mount;
+        const made: string[] = [];
+        for (const segment of parent.split('/').filter(Boolean)) {
+          dir = join(dir, segment);
+          if (!existsSync(dir)) mkdirSync(dir);
+          made.unshift(dir);
+        }
+        rec.parents.push(...made);
+        const leaf = join(dir, name);
+        mkdirSync(leaf);
+        rec.dirs.push(leaf);
+        rec.procsFiles.push(join(leaf, 'cgroup.procs'));
+        if (controller === 'memory') rec.oomFile = join(leaf, 'memory.oom_control');
+        this.applyLimit(controller, leaf, limits);
+      }
+      return rec;
+    } catch (cause) {
+      destroyCgroup(rec);
+      throw wrapError(`create cgroup ${parent}/${name}`, cause, ErrorCode.io);
+    }
+  }
+
+  private applyLimit(controller: (typeof used)[number], leaf: string, limits: Limits): void {
+    if (controller === 'memory' && limits.memoryBytes !== undefined) {
+      writeFileSync(join(leaf, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      const memsw = join(leaf, 'memory.memsw.limit_in_bytes');
+      if (existsSync(memsw)) writeFileSync(memsw, String(limits.memoryBytes));
+    }
+    if (controller === 'cpu' && limits.cpus !== undefined) {
+      writeFileSync(join(leaf, 'cpu.cfs_period_us'), String(cpuPeriodUs));
+      writeFileSync(join(leaf, 'cpu.cfs_quota_us'), String(cpuQuotaUs(limits.cpus)));
+    }
+    if (controller === 'pids' && limits.pidsLimit !== undefined) {
+      writeFileSync(join(leaf, 'pids.max'), String(limits.pidsLimit));
+    }
+  }
+}
+
+function limitFor(controller: string, limits: Limits): boolean {
+  if (controller === 'memory') return limits.memoryBytes !== undefined;
+  if (controller === 'cpu') return limits.cpus !== undefined;
+  return limits.pidsLimit !== undefined;
+}
+
+/** No cgroups at all: limits cannot be honoured, so asking for one is an error. */
+export class NoCgroupManager implements CgroupManager {
+  readonly driver = 'none' as const;
+  create(_parent: string, _name: string, limits: Limits): CgroupRecord {
+    if (limits.memoryBytes !== undefined || limits.cpus !== undefined || limits.pidsLimit !== undefined) {
+      throw new CtnetError(ErrorCode.notAvailable, 'failed to set resource limits: this host has no usable cgroups');
+    }
+    return { driver: 'none', dirs: [], procsFiles: [], parents: [] };
+  }
+}

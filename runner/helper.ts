@@ -1,0 +1,141 @@
+/**
+ * The narrow interface to the privileged helper (runner/helper/ctnet-init.c): argument lists
+ * are built here from plain plans (pure, unit-tested), then the helper is spawned.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { CtnetError, ErrorCode, run } from '../core/index.js';
+import { helperPath } from './paths.js';
+
+export interface Overlay {
+  lower: string;
+  upper: string;
+  work: string;
+  target: string;
+}
+
+export interface RunPlan {
+  /** Network namespace to join; undefined keeps the caller's (host networking). */
+  netns?: string;
+  cgroupProcs: string[];
+  rootfs: string;
+  /** The first overlay is the root (target = rootfs); the others are mounted inside it. */
+  overlays: Overlay[];
+  binds: { source: string; target: string; readOnly: boolean }[];
+  hostname?: string;
+  env: string[];
+  cwd?: string;
+  /** Numeric "uid:gid". */
+  user?: string;
+  exitFile?: string;
+  exitCommand?: string[];
+  command: string[];
+}
+
+export interface ExecPlan {
+  pid: number;
+  cgroupProcs: string[];
+  env: string[];
+  cwd?: string;
+  user?: string;
+  command: string[];
+}
+
+export function runArgs(plan: RunPlan, statusFd: number): string[] {
+  const args = ['run', '--status-fd', String(statusFd), '--rootfs', plan.rootfs];
+  if (plan.netns) args.push('--netns', plan.netns);
+  for (const f of plan.cgroupProcs) args.push('--cgroup-procs', f);
+  for (const o of plan.overlays) args.push('--overlay', o.lower, o.upper, o.work, o.target);
+  for (const b of plan.binds) args.push(b.readOnly ? '--bind-ro' : '--bind', b.source, b.target);
+  if (plan.hostname) args.push('--hostname', plan.hostname);
+  for (const e of plan.env) args.push('--env', e);
+  if (plan.cwd) args.push('--cwd', plan.cwd);
+  if (plan.user) args.push('--user', plan.user);
+  if (plan.exitFile) args.push('--exit-file', plan.exitFile);
+  for (const a of plan.exitCommand ?? []) args.push('--exit-command', a);
+  args.push('--', ...plan.command);
+  return args;
+}
+
+export function execArgs(plan: ExecPlan): string[] {
+  const args = ['exec', '--pid', String(plan.pid)];
+  for (const f of plan.cgroupProcs) args.push('--cgroup-procs', f);
+  for (const e of plan.env) args.push('--env', e);
+  if (plan.cwd) args.push('--cwd', plan.cwd);
+  if (plan.user) args.push('--user', plan.user);
+  args.push('--', ...plan.command);
+  return args;
+}
+
+export async function createNetns(path: string): Promise<void> {
+  await run(helperPath(), ['netns-create', path], { timeoutMs: 10_000 });
+}
+
+export async function deleteNetns(path: string): Promise<void> {
+  await run(helperPath(), ['netns-delete', path], { timeoutMs: 10_000 });
+}
+
+export type StdioSlot = 'ignore' | 'inherit' | number;
+
+export interface Started {
+  /** Host pid of the container's init. */
+  pid: number;
+  monitor: ChildProcess;
+}
+
+/**
+ * Starts monitor + init + workload and waits until the workload has been exec'd (or setup
+ * failed: then the helper's message becomes the error, and nothing of the container runs).
+ */
+export function startContainerProcess(
+  plan: RunPlan,
+  stdio: { stdin: StdioSlot; out: StdioSlot; err: StdioSlot },
+  detached: boolean,
+): Promise<Started> {
+  const child = spawn(helperPath(), runArgs(plan, 3), {
+    stdio: [stdio.stdin, stdio.out, stdio.err, 'pipe'],
+    detached,
+    env: process.env,
+  });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const status = child.stdio[3] as NodeJS.ReadableStream | null;
+    child.once('error', (e) =>
+      reject(new CtnetError(ErrorCode.io, `failed to start ${helperPath()}: ${e.message}`, { cause: e })),
+    );
+    if (!status) {
+      reject(new CtnetError(ErrorCode.internal, 'failed to start the container: no status pipe'));
+      return;
+    }
+    status.on('data', (b: Buffer) => {
+      text += b.toString('utf8');
+    });
+    status.on('end', () => {
+      const pid = /^pid (\d+)$/m.exec(text);
+      if (pid) {
+        resolve({ pid: Number(pid[1]), monitor: child });
+        return;
+      }
+      const err = /^error (.*)$/ms.exec(text)?.[1]?.trim();
+      const message = err || 'the helper exited before the container started';
+      const code = /failed to exec .*No such file/.test(message) ? ErrorCode.invalidConfig : ErrorCode.internal;
+      child.once('exit', () => reject(new CtnetError(code, `failed to start the container: ${message}`)));
+      if (child.exitCode !== null) reject(new CtnetError(code, `failed to start the container: ${message}`));
+    });
+  });
+}
+
+/** Resolves with the monitor's exit code (the container's: 128+n for a signal). */
+export function waitForExit(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) {
+      resolve(child.exitCode);
+      return;
+    }
+    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return constants.signals[signal] ?? 0;
+}

@@ -1,0 +1,10 @@
+/** The container runner: images, isolation (through the ctnet-init helper), cgroups, networks, lifecycle. */
+export * from './cgroups/index.js';
+export * from './etc-files.js';
+export * from './images.js';
+export * from './lifecycle.js';
+export * from './network.js';
+export * from './paths.js';
+export * from './ports.js';
+export * from './state.js';
+export * from './view.js';

@@ -1,0 +1,720 @@
+/**
+ * Container lifecycle: create → start → (exit) → release → remove, plus stop, kill, exec, logs
+ * and the reconciliation every command runs first, which notices containers whose CLI or
+ * processes died and releases what they held (network, netns file, cgroup). Mounts need no
+ * release: they live only in the container's mount namespace and vanish with its last process.
+ *
+ * Every step records what it made in the container state before going on, so release() can undo
+ * exactly that, from any point, in any later process.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtnetError, ErrorCode, type Executor, log, wrapError } from '../core/index.js';
+import { type CgroupManager, cgroupManager, destroyCgroup, killCgroup, type Limits, oomKillCount } from './cgroups/index.js';
+import { hostsFile, resolvConf } from './etc-files.js';
+import { createNetns, deleteNetns, type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
+import { resolveImage, resolveUser } from './images.js';
+import {
+  addNetwork,
+  cniPath,
+  containerIfname,
+  defaultNetworkName,
+  delNetwork,
+  loadOrCreateNetwork,
+  networkFromText,
+  portMappingsArg,
+  primaryAddress,
+} from './network.js';
+import { cliCommand, type RunnerPaths, runnerPaths } from './paths.js';
+import { probePort } from './port-probe.js';
+import { allocatePorts, overlaps, type PortMapping, type PortRequest } from './ports.js';
+import {
+  type ContainerConfig,
+  type ContainerRecord,
+  containerDir,
+  findRecord,
+  isAlive,
+  listRecords,
+  loadRecord,
+  type NetworkMode,
+  newId,
+  ownerMark,
+  processStart,
+  removeRecord,
+  reserveName,
+  saveRecord,
+  withLock,
+} from './state.js';
+
+export interface RunnerContext {
+  paths: RunnerPaths;
+  cgroups: CgroupManager;
+  /** Parent of every container cgroup (CTNET_CGROUP_PARENT, default "ctnet"). */
+  cgroupParent: string;
+  executor(): Promise<Executor>;
+}
+
+export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerContext {
+  let executor: Executor | undefined;
+  return {
+    paths: runnerPaths(),
+    cgroups: cgroupManager(),
+    cgroupParent: env.CTNET_CGROUP_PARENT || 'ctnet',
+    async executor() {
+      if (!executor) {
+        const [{ DefaultExecutor }, { builtinPlugins }] = await Promise.all([
+          import('../core/index.js'),
+          import('../plugins/registry.js'),
+        ]);
+        executor = new DefaultExecutor(builtinPlugins);
+      }
+      return executor;
+    },
+  };
+}
+
+export const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** A create request, already split into values (the CLI parses flags into this). */
+export interface CreateRequest {
+  image: string;
+  command: string[];
+  entrypoint?: string;
+  name?: string;
+  env: string[];
+  volumes: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  network: string;
+  publish: PortRequest[];
+  limits: Limits;
+  autoRemove: boolean;
+  interactive: boolean;
+  tty: boolean;
+}
+
+export function parseNetworkMode(text: string): NetworkMode {
+  if (text === 'none') return { kind: 'none' };
+  if (text === 'host') return { kind: 'host' };
+  if (text === 'bridge' || text === '') return { kind: 'cni', network: defaultNetworkName };
+  if (text.startsWith('container:')) {
+    const container = text.slice('container:'.length);
+    if (!container) throw new CtnetError(ErrorCode.invalidConfig, 'invalid network mode "container:": name the container');
+    return { kind: 'container', container };
+  }
+  return { kind: 'cni', network: text };
+}
+
+export function parseVolume(spec: string): { source: string; target: string; readOnly: boolean } {
+  const parts = spec.split(':');
+  const [source = '', target = '', mode] = parts;
+  if (parts.length < 2 || parts.length > 3 || !source.startsWith('/') || !target.startsWith('/')) {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid volume "${spec}": expected /host/path:/container/path[:ro|rw]`);
+  }
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid volume "${spec}": mode must be ro or rw`);
+  }
+  return { source, target, readOnly: mode === 'ro' };
+}
+
+function expandEnv(entries: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.includes('=')) out.push(e);
+    else if (process.env[e] !== undefined) out.push(`${e}=${process.env[e]}`);
+  }
+  return out;
+}
+
+/** Validates everything and writes the record; nothing else exists yet when this throws. */
+export function createContainer(ctx: RunnerContext, req: CreateRequest): ContainerRecord {
+  const image = resolveImage(ctx.paths, req.image);
+  const network = parseNetworkMode(req.network);
+  if (network.kind === 'container' || network.kind === 'host') {
+    if (req.publish.length) {
+      throw new CtnetError(ErrorCode.invalidConfig, `conflicting options: port publishing and --network ${req.network}`);
+    }
+  }
+  if (network.kind === 'container') {
+    if (req.hostname) throw new CtnetError(ErrorCode.invalidConfig, 'conflicting options: --hostname and --network container:');
+    const target = findRecord(ctx.paths, network.container);
+    if (target.state.status !== 'running') {
+      throw new CtnetError(
+        ErrorCode.invalidConfig,
+        `cannot join the network of container ${network.container}: it is not running`,
+      );
+    }
+  }
+  const volumes = req.volumes.map(parseVolume);
+  const id = newId();
+  const user = req.user ? resolveUser([image.rootLower], req.user) : undefined;
+  const hostname = req.hostname ?? id.slice(0, 12);
+  const command = [...(req.entrypoint ? [req.entrypoint] : []), ...req.command];
+  const env = [`PATH=${defaultPath}`, `HOSTNAME=${hostname}`, `HOME=${user && !user.startsWith('0:') ? '/' : '/root'}`];
+  if (req.tty) env.push('TERM=xterm');
+  for (const e of expandEnv(req.env)) {
+    const key = e.slice(0, e.indexOf('='));
+    const at = env.findIndex((x) => x.startsWith(`${key}=`));
+    if (at >= 0) env.splice(at, 1);
+    env.push(e);
+  }
+  const config: ContainerConfig = {
+    id,
+    name: req.name ?? `ctnet-${id.slice(0, 8)}`,
+    image: image.name,
+    command: command.length ? command : ['sh'],
+    env,
+    hostname,
+    workdir: req.workdir,
+    user,
+    volumes,
+    network,
+    publish: req.publish,
+    limits: req.limits,
+    autoRemove: req.autoRemove,
+    interactive: req.interactive,
+    tty: req.tty,
+    createdAt: new Date().toISOString(),
+  };
+  mkdirSync(containerDir(ctx.paths, id), { recursive: true });
+  try {
+    reserveName(ctx.paths, config.name, id);
+  } catch (err) {
+    removeRecord(ctx.paths, { config, state: { status: 'exited', ports: [] } });
+    throw err;
+  }
+  const rec: ContainerRecord = { config, state: { status: 'creating', owner: ownerMark(), ports: [] } };
+  saveRecord(ctx.paths, rec);
+  return rec;
+}
+
+/** Who holds a host port among the other containers (by name). */
+function portHolder(ctx: RunnerContext, self: string, m: PortMapping): string | undefined {
+  for (const other of listRecords(ctx.paths)) {
+    if (other.config.id === self || other.state.status === 'exited') continue;
+    if (other.state.ports.some((p) => overlaps(p, m))) return `container ${other.config.name}`;
+  }
+  return undefined;
+}
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    /* default below */
+  }
+  return [32768, 60999];
+}
+
+/** Allocates host ports: other containers' ports by state, other processes by a test bind. */
+async function allocate(ctx: RunnerContext, rec: ContainerRecord): Promise<PortMapping[]> {
+  const busy: PortMapping[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const mappings = allocatePorts(rec.config.publish, {
+      ephemeral: ephemeralRange(),
+      holder: (m) => (busy.some((b) => overlaps(b, m)) ? 'a process on the host' : portHolder(ctx, rec.config.id, m)),
+    });
+    const taken = (await Promise.all(mappings.map(async (m) => ((await probePort(m)) ? undefined : m)))).filter(
+      (m): m is PortMapping => m !== undefined,
+    );
+    if (taken.length === 0) return mappings;
+    busy.push(...taken);
+    if (attempt >= 5)
+      return allocatePorts(rec.config.publish, { ephemeral: ephemeralRange(), holder: () => 'a process on the host' });
+  }
+}
+
+function cgroupName(id: string): string {
+  return `ctnet-${id.slice(0, 12)}`;
+}
+
+/** Sets up namespaces, cgroup and network, then starts the processes. Releases everything on failure. */
+export async function startContainer(
+  ctx: RunnerContext,
+  rec: ContainerRecord,
+  opts: { detach: boolean },
+): Promise<{ rec: ContainerRecord; exited?: Promise<number> }> {
+  const { paths } = ctx;
+  const dir = containerDir(paths, rec.config.id);
+  const save = () => saveRecord(paths, rec);
+  const st = rec.state;
+  Object.assign(st, { status: 'creating', owner: ownerMark(), exitCode: undefined, oomKilled: undefined, error: undefined });
+  save();
+  try {
+    st.cgroup = ctx.cgroups.create(ctx.cgroupParent, cgroupName(rec.config.id), rec.config.limits);
+    save();
+    const net = rec.config.network;
+    let dns: import('../core/index.js').CniDns | undefined;
+    if (net.kind === 'none' || net.kind === 'cni') {
+      mkdirSync(paths.netns, { recursive: true });
+      st.netnsPath = join(paths.netns, rec.config.id);
+      st.ownNetns = true;
+      save();
+      await createNetns(st.netnsPath);
+    } else if (net.kind === 'container') {
+      const target = findRecord(paths, net.container);
+      if (target.state.status !== 'running' || !isAlive(target.state.pid, target.state.pidStart)) {
+        throw new CtnetError(ErrorCode.invalidConfig, `cannot join the network of container ${net.container}: it is not running`);
+      }
+      st.netnsPath = target.state.netnsPath ?? `/proc/${target.state.pid}/ns/net`;
+      st.ownNetns = false;
+    }
+    if (net.kind === 'cni') {
+      const network = await loadOrCreateNetwork(paths, net.network);
+      st.ports = await allocate(ctx, rec);
+      save();
+      const at = {
+        containerId: rec.config.id,
+        netns: st.netnsPath ?? '',
+        ifname: containerIfname,
+        capabilityArgs: { portMappings: portMappingsArg(st.ports) },
+      };
+      const executor = await ctx.executor();
+      // Recorded before ADD: a crash in the middle still leaves enough to DEL.
+      st.attachment = {
+        network: net.network,
+        ifname: containerIfname,
+        conflist: network.raw,
+        result: {},
+        portMappings: st.ports,
+      };
+      save();
+      st.attachment.result = await addNetwork(executor, cniPath(), network, at);
+      dns = st.attachment.result.dns as typeof dns;
+      save();
+    }
+    writeEtcFiles(dir, rec, dns);
+    const plan = runPlan(ctx, rec);
+    const logFd = opts.detach ? openSync(join(dir, 'log'), 'a') : undefined;
+    let started: Awaited<ReturnType<typeof startContainerProcess>>;
+    try {
+      started = await startContainerProcess(
+        opts.detach ? { ...plan, exitCommand: [...cliCommand(), 'container', 'cleanup', rec.config.id] } : plan,
+        opts.detach
+          ? { stdin: 'ignore', out: logFd ?? 'ignore', err: logFd ?? 'ignore' }
+          : { stdin: rec.config.interactive ? 'inherit' : 'ignore', out: 'inherit', err: 'inherit' },
+        opts.detach,
+      );
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
+    Object.assign(st, {
+      status: 'running',
+      owner: undefined,
+      pid: started.pid,
+      pidStart: processStart(started.pid),
+      startedAt: new Date().toISOString(),
+      finishedAt: undefined,
+    });
+    save();
+    if (opts.detach) {
+      started.monitor.unref();
+      return { rec };
+    }
+    return { rec, exited: waitForExit(started.monitor) };
+  } catch (err) {
+    st.error = err instanceof Error ? err.message : String(err);
+    await release(ctx, rec);
+    throw err;
+  }
+}
+
+function writeEtcFiles(dir: string, rec: ContainerRecord, dns: import('../core/index.js').CniDns | undefined): void {
+  const etc = join(dir, 'etc');
+  mkdirSync(etc, { recursive: true });
+  const hostNet = rec.config.network.kind === 'host';
+  const ip = primaryAddress(rec.state.attachment?.result).ip;
+  let hostResolv = '';
+  try {
+    hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    /* no resolver configured on the host */
+  }
+  writeFileSync(join(etc, 'hostname'), `${rec.config.hostname}\n`);
+  writeFileSync(join(etc, 'hosts'), hostsFile(rec.config.hostname, ip));
+  writeFileSync(join(etc, 'resolv.conf'), resolvConf(hostResolv, { hostNetwork: hostNet, dns }));
+}
+
+function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
+  const dir = containerDir(ctx.paths, rec.config.id);
+  const image = resolveImage(ctx.paths, rec.config.image);
+  const rootfs = join(dir, 'rootfs');
+  const layer = (name: string) => {
+    const upper = join(dir, 'layers', name, 'upper');
+    const work = join(dir, 'layers', name, 'work');
+    mkdirSync(upper, { recursive: true });
+    mkdirSync(work, { recursive: true });
+    return { upper, work };
+  };
+  mkdirSync(rootfs, { recursive: true });
+  const overlays: Overlay[] = [{ lower: image.rootLower, ...layer('root'), target: rootfs }];
+  for (const sub of image.subLayers) {
+    overlays.push({ lower: sub.lower, ...layer(sub.target.replace(/\//g, '_')), target: join(rootfs, sub.target) });
+  }
+  const etc = join(dir, 'etc');
+  const binds = [
+    ...rec.config.volumes.map((v) => {
+      if (!existsSync(v.source)) mkdirSync(v.source, { recursive: true });
+      return { source: v.source, target: v.target, readOnly: v.readOnly };
+    }),
+    { source: join(etc, 'hostname'), target: '/etc/hostname', readOnly: false },
+    { source: join(etc, 'hosts'), target: '/etc/hosts', readOnly: false },
+    { source: join(etc, 'resolv.conf'), target: '/etc/resolv.conf', readOnly: false },
+  ];
+  return {
+    netns: rec.state.netnsPath,
+    cgroupProcs: rec.state.cgroup?.procsFiles ?? [],
+    rootfs,
+    overlays,
+    binds,
+    hostname: rec.config.network.kind === 'container' ? undefined : rec.config.hostname,
+    env: rec.config.env,
+    cwd: rec.config.workdir,
+    user: rec.config.user,
+    exitFile: join(dir, 'exit'),
+    command: rec.config.command,
+  };
+}
+
+/**
+ * Releases everything the container holds, whatever point it got to; idempotent (each step
+ * clears its record). Errors are collected, every step runs, the state is saved after each.
+ */
+export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode?: number): Promise<void> {
+  const st = rec.state;
+  const save = () => {
+    if (existsSync(containerDir(ctx.paths, rec.config.id))) saveRecord(ctx.paths, rec);
+  };
+  const errors: string[] = [];
+  let killed = false;
+  if (isAlive(st.pid, st.pidStart)) {
+    killed = true;
+    try {
+      process.kill(st.pid as number, 'SIGKILL');
+    } catch {
+      /* it just went */
+    }
+  }
+  if (st.cgroup) killed = killCgroup(st.cgroup) && killed;
+  if (st.attachment) {
+    try {
+      const executor = await ctx.executor();
+      const net = networkFromText(st.attachment.conflist, `state of ${rec.config.id}`);
+      const netns = st.netnsPath && existsSync(st.netnsPath) ? st.netnsPath : '';
+      await delNetwork(
+        executor,
+        cniPath(),
+        net,
+        {
+          containerId: rec.config.id,
+          netns,
+          ifname: st.attachment.ifname,
+          capabilityArgs: { portMappings: portMappingsArg(st.attachment.portMappings) },
+        },
+        Object.keys(st.attachment.result).length ? st.attachment.result : undefined,
+      );
+      st.attachment = undefined;
+      save();
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (st.netnsPath && st.ownNetns) {
+    try {
+      await deleteNetns(st.netnsPath);
+      st.netnsPath = undefined;
+      st.ownNetns = undefined;
+      save();
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
+  } else if (st.netnsPath) {
+    st.netnsPath = undefined;
+  }
+  if (st.cgroup) {
+    st.oomKilled = st.oomKilled || oomKillCount(st.cgroup) > 0;
+    destroyCgroup(st.cgroup);
+    st.cgroup = undefined;
+  }
+  if (st.status !== 'exited') {
+    st.exitCode = exitCode ?? readExitFile(ctx, rec) ?? (killed ? 137 : 255);
+    st.finishedAt = new Date().toISOString();
+  }
+  st.status = 'exited';
+  st.owner = undefined;
+  st.ports = [];
+  if (errors.length) st.error = errors.join('; ');
+  save();
+  if (errors.length) log.warn({ id: rec.config.id, errors }, 'release left errors');
+}
+
+function readExitFile(ctx: RunnerContext, rec: ContainerRecord): number | undefined {
+  try {
+    const n = Number(readFileSync(join(containerDir(ctx.paths, rec.config.id), 'exit'), 'utf8').trim());
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** After the container's processes are gone: release, and remove it if it was run with --rm. */
+export async function finalize(ctx: RunnerContext, id: string, exitCode?: number): Promise<ContainerRecord | undefined> {
+  if (!loadRecord(ctx.paths, id)) return undefined;
+  return withLock(ctx.paths, id, async () => {
+    const rec = loadRecord(ctx.paths, id);
+    if (!rec) return undefined;
+    if (rec.state.status !== 'exited' || rec.state.cgroup || rec.state.attachment || rec.state.netnsPath) {
+      await release(ctx, rec, exitCode);
+    }
+    if (rec.config.autoRemove) removeRecord(ctx.paths, rec);
+    return rec;
+  });
+}
+
+/**
+ * Notices containers whose processes (or whose creating CLI) died without cleaning up, and
+ * releases them. Run at the start of every command.
+ */
+export async function reconcile(ctx: RunnerContext): Promise<void> {
+  for (const rec of listRecords(ctx.paths)) {
+    const st = rec.state;
+    const dead =
+      (st.status === 'creating' && !isAlive(st.owner?.pid, st.owner?.start)) ||
+      (st.status === 'running' && !isAlive(st.pid, st.pidStart)) ||
+      (st.status === 'exited' && (st.cgroup || st.attachment || st.netnsPath));
+    if (!dead) continue;
+    try {
+      const wasCreating = st.status === 'creating' && !st.pid;
+      const after = await finalize(ctx, rec.config.id);
+      // A run that died half-way never produced a container the user saw: leave nothing behind.
+      if (after && wasCreating && loadRecord(ctx.paths, rec.config.id)) removeRecord(ctx.paths, after);
+    } catch (err) {
+      log.warn({ id: rec.config.id, err: String(err) }, 'failed to release a dead container');
+    }
+  }
+}
+
+/** The whole of `ctnet run`: create, start, and in the foreground wait and clean up. */
+export async function runContainer(
+  ctx: RunnerContext,
+  req: CreateRequest,
+  detach: boolean,
+): Promise<{ rec: ContainerRecord; exitCode?: number }> {
+  await reconcile(ctx);
+  const rec = createContainer(ctx, req);
+  let started: Awaited<ReturnType<typeof startContainer>>;
+  try {
+    started = await startContainer(ctx, rec, { detach });
+  } catch (err) {
+    removeRecord(ctx.paths, rec);
+    throw err;
+  }
+  if (!started.exited) return { rec };
+  const forward = (sig: NodeJS.Signals) => () => {
+    /* the terminal's signals reach the monitor directly; a signal sent to us alone is passed on */
+    if (sig !== 'SIGINT' && rec.state.pid) process.kill(rec.state.pid, sig);
+  };
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  const exitCode = await started.exited;
+  for (const [s, h] of handlers) process.off(s, h);
+  const after = await finalize(ctx, rec.config.id, exitCode);
+  return { rec: after ?? rec, exitCode: after?.state.oomKilled ? 137 : exitCode };
+}
+
+export async function startExisting(ctx: RunnerContext, ref: string): Promise<ContainerRecord> {
+  await reconcile(ctx);
+  const found = findRecord(ctx.paths, ref);
+  return withLock(ctx.paths, found.config.id, async () => {
+    const rec = loadRecord(ctx.paths, found.config.id) ?? found;
+    if (rec.state.status === 'running') return rec;
+    if (rec.state.status === 'creating') throw new CtnetError(ErrorCode.tryAgainLater, `container ${ref} is being created`);
+    await startContainer(ctx, rec, { detach: true });
+    return rec;
+  });
+}
+
+async function waitGone(pid: number | undefined, start: string | undefined, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (isAlive(pid, start)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+export async function stopContainer(ctx: RunnerContext, ref: string, timeoutSeconds = 10): Promise<ContainerRecord> {
+  await reconcile(ctx);
+  const rec = findRecord(ctx.paths, ref);
+  const { pid, pidStart } = rec.state;
+  if (rec.state.status === 'running' && isAlive(pid, pidStart)) {
+    signal(pid as number, 'SIGTERM');
+    if (!(await waitGone(pid, pidStart, timeoutSeconds * 1000))) {
+      signal(pid as number, 'SIGKILL');
+      await waitGone(pid, pidStart, 5000);
+    }
+  }
+  return (await finalize(ctx, rec.config.id)) ?? rec;
+}
+
+function signal(pid: number, sig: NodeJS.Signals | number): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    throw wrapError(`send signal ${sig} to process ${pid}`, err);
+  }
+}
+
+export function parseSignal(text: string): NodeJS.Signals | number {
+  if (/^\d+$/.test(text)) return Number(text);
+  const name = (text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`) as NodeJS.Signals;
+  const known = [
+    'SIGKILL',
+    'SIGTERM',
+    'SIGINT',
+    'SIGHUP',
+    'SIGQUIT',
+    'SIGUSR1',
+    'SIGUSR2',
+    'SIGSTOP',
+    'SIGCONT',
+    'SIGWINCH',
+    'SIGALRM',
+  ];
+  if (!known.includes(name)) throw new CtnetError(ErrorCode.invalidConfig, `invalid signal: ${text}`);
+  return name;
+}
+
+export async function killContainer(
+  ctx: RunnerContext,
+  ref: string,
+  sig: NodeJS.Signals | number = 'SIGKILL',
+): Promise<ContainerRecord> {
+  await reconcile(ctx);
+  const rec = findRecord(ctx.paths, ref);
+  if (rec.state.status !== 'running' || !isAlive(rec.state.pid, rec.state.pidStart)) {
+    throw new CtnetError(ErrorCode.invalidConfig, `container ${ref} is not running`);
+  }
+  signal(rec.state.pid as number, sig);
+  if (sig === 'SIGKILL' || sig === 9) {
+    await waitGone(rec.state.pid, rec.state.pidStart, 5000);
+    return (await finalize(ctx, rec.config.id)) ?? rec;
+  }
+  return rec;
+}
+
+export async function removeContainer(ctx: RunnerContext, ref: string, force: boolean): Promise<ContainerRecord> {
+  await reconcile(ctx);
+  const rec = findRecord(ctx.paths, ref);
+  if (rec.state.status !== 'exited') {
+    if (!force) {
+      throw new CtnetError(ErrorCode.invalidConfig, `cannot remove container ${ref}: it is ${rec.state.status}`, {
+        hint: `stop it first (ctnet stop ${ref}) or use rm -f`,
+      });
+    }
+    if (isAlive(rec.state.pid, rec.state.pidStart)) signal(rec.state.pid as number, 'SIGKILL');
+    await waitGone(rec.state.pid, rec.state.pidStart, 5000);
+  }
+  await withLock(ctx.paths, rec.config.id, async () => {
+    const now = loadRecord(ctx.paths, rec.config.id);
+    if (!now) return;
+    await release(ctx, now);
+    removeRecord(ctx.paths, now);
+  });
+  return rec;
+}
+
+export async function pruneContainers(ctx: RunnerContext): Promise<ContainerRecord[]> {
+  await reconcile(ctx);
+  const removed: ContainerRecord[] = [];
+  for (const rec of listRecords(ctx.paths)) {
+    if (rec.state.status !== 'exited') continue;
+    await removeContainer(ctx, rec.config.id, false);
+    removed.push(rec);
+  }
+  return removed;
+}
+
+export async function listContainers(ctx: RunnerContext, all: boolean): Promise<ContainerRecord[]> {
+  await reconcile(ctx);
+  return listRecords(ctx.paths).filter((r) => all || r.state.status === 'running');
+}
+
+export function logFile(ctx: RunnerContext, rec: ContainerRecord): string {
+  return join(containerDir(ctx.paths, rec.config.id), 'log');
+}
+
+/** Streams the log to `write`; with follow, until the container stops. */
+export async function streamLogs(ctx: RunnerContext, ref: string, follow: boolean, write: (b: Buffer) => void): Promise<void> {
+  const rec = findRecord(ctx.paths, ref);
+  const file = logFile(ctx, rec);
+  let offset = 0;
+  const drain = () => {
+    let size = 0;
+    try {
+      size = statSync(file).size;
+    } catch {
+      return;
+    }
+    if (size <= offset) return;
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(size - offset);
+      const n = readSync(fd, buf, 0, buf.length, offset);
+      offset += n;
+      write(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  };
+  drain();
+  if (!follow) return;
+  for (;;) {
+    const now = loadRecord(ctx.paths, rec.config.id);
+    const running = now?.state.status === 'running' && isAlive(now.state.pid, now.state.pidStart);
+    await new Promise((r) => setTimeout(r, 100));
+    drain();
+    if (!running) return;
+  }
+}
+
+export function requireRunning(ctx: RunnerContext, ref: string): ContainerRecord {
+  const rec = findRecord(ctx.paths, ref);
+  if (rec.state.status !== 'running' || !isAlive(rec.state.pid, rec.state.pidStart)) {
+    throw new CtnetError(ErrorCode.invalidConfig, `container ${ref} is not running`);
+  }
+  return rec;
+}
+
+/** `ctnet exec`: joins every namespace and the cgroup of the running container. */
+export async function execInContainer(
+  ctx: RunnerContext,
+  ref: string,
+  opts: { command: string[]; env: string[]; workdir?: string; user?: string; interactive: boolean },
+): Promise<number> {
+  await reconcile(ctx);
+  const rec = requireRunning(ctx, ref);
+  const image = resolveImage(ctx.paths, rec.config.image);
+  const env = [...rec.config.env];
+  for (const e of expandEnv(opts.env)) {
+    const key = e.slice(0, e.indexOf('='));
+    const at = env.findIndex((x) => x.startsWith(`${key}=`));
+    if (at >= 0) env.splice(at, 1);
+    env.push(e);
+  }
+  const { execArgs } = await import('./helper.js');
+  const { spawn } = await import('node:child_process');
+  const { helperPath } = await import('./paths.js');
+  const args = execArgs({
+    pid: rec.state.pid as number,
+    cgroupProcs: rec.state.cgroup?.procsFiles ?? [],
+    env,
+    cwd: opts.workdir ?? rec.config.workdir,
+    user: opts.user ? resolveUser([image.rootLower], opts.user) : rec.config.user,
+    command: opts.command,
+  });
+  const child = spawn(helperPath(), args, { stdio: [opts.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+  return waitForExit(child);
+}

@@ -1,0 +1,276 @@
+/**
+ * Container networks from CNI config lists, driven the way an orchestrator drives them: ADD
+ * through the list in order (each plugin gets the previous result), DEL in reverse with the
+ * final ADD result, CHECK in order; a failed ADD is followed by a DEL of the whole list, so
+ * nothing half-made stays. Plugins run through an Executor (in-process for ctnet's own plugins,
+ * exec for any other type on CNI_PATH); request configs are built by inspect's
+ * `buildPluginConfig`, the same code ctnet's debugger uses, so both speak the same dialect.
+ *
+ * The default network "ctnet" (bridge ctnet0, host-local, portmap) is written on first use with
+ * a subnet that collides with neither Docker's nor Podman's default nor any route on the host.
+ */
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  type CniCommand,
+  type CniResult,
+  CtnetError,
+  compareVersions,
+  ErrorCode,
+  type Executor,
+  errorFromResponse,
+  formatResult,
+  parseResult,
+  run,
+  wrapError,
+} from '../core/index.js';
+import { buildPluginConfig, type LoadedNetwork, loadNetwork, negotiatedVersion, parseNetworkConfig } from '../inspect/index.js';
+import type { RunnerPaths } from './paths.js';
+import type { PortMapping } from './ports.js';
+
+export const defaultNetworkName = 'ctnet';
+/** Part of the on-host contract: the default network's bridge. */
+export const defaultBridgeName = 'ctnet0';
+export const containerIfname = 'eth0';
+/** Docker's and Podman's defaults: never ours, even when the host has no route for them. */
+export const reservedSubnets = ['172.17.0.0/16', '10.88.0.0/16'];
+
+export interface Attachment {
+  containerId: string;
+  netns: string;
+  ifname: string;
+  capabilityArgs: Record<string, unknown>;
+}
+
+/** CNI_PATH for plugins: CTNET_CNI_PATH, else our bin/cni then the usual directories. */
+export function cniPath(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env.CNI_PATH) return env.CNI_PATH.split(':').filter(Boolean);
+  const ours = resolve(process.argv[1] ?? '.', '..', '..', 'bin', 'cni');
+  return [ours, '/opt/cni/bin', '/usr/lib/cni'];
+}
+
+/** The portmap capability's argument: hostIP only when one was given. */
+export function portMappingsArg(ports: readonly PortMapping[]): Record<string, unknown>[] {
+  return ports.map((p) => ({
+    hostPort: p.hostPort,
+    containerPort: p.containerPort,
+    protocol: p.protocol,
+    ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+  }));
+}
+
+async function call(
+  executor: Executor,
+  path: readonly string[],
+  net: LoadedNetwork,
+  command: CniCommand,
+  conf: Record<string, unknown>,
+  at: Attachment,
+  version: string,
+): Promise<CniResult | undefined> {
+  const type = String(conf.type);
+  const env = {
+    PATH: process.env.PATH,
+    CTNET_LOG_LEVEL: process.env.CTNET_LOG_LEVEL,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: at.containerId,
+    CNI_NETNS: at.netns,
+    CNI_IFNAME: at.ifname,
+    CNI_PATH: path.join(':'),
+  };
+  const what = `run ${type} ${command} on network "${net.list.name}"`;
+  const response = await executor.invoke(type, env, JSON.stringify(conf)).catch((cause: unknown) => {
+    throw wrapError(what, cause);
+  });
+  if (response.exitCode !== 0) throw wrapError(what, errorFromResponse(type, response));
+  if (command !== 'ADD') return undefined;
+  try {
+    return parseResult(JSON.parse(response.stdout), version);
+  } catch (cause) {
+    throw wrapError(`${what}: the plugin printed no valid result`, cause, ErrorCode.decode);
+  }
+}
+
+/** ADD through the list; on failure DELs the whole list (with what ADD got so far) and rethrows. */
+export async function addNetwork(
+  executor: Executor,
+  path: readonly string[],
+  net: LoadedNetwork,
+  at: Attachment,
+): Promise<Record<string, unknown>> {
+  const version = negotiatedVersion(net.list);
+  let prev: CniResult | undefined;
+  try {
+    for (const plugin of net.list.plugins) {
+      prev = await call(
+        executor,
+        path,
+        net,
+        'ADD',
+        buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
+        at,
+        version,
+      );
+    }
+  } catch (err) {
+    await delNetwork(executor, path, net, at, prev ? formatResult(prev, version) : undefined).catch(() => {
+      /* the ADD error is the one worth telling */
+    });
+    throw err;
+  }
+  return formatResult(prev ?? { cniVersion: version }, version);
+}
+
+/** DEL in reverse order; runs every plugin even when one fails, then reports all failures. */
+export async function delNetwork(
+  executor: Executor,
+  path: readonly string[],
+  net: LoadedNetwork,
+  at: Attachment,
+  result: Record<string, unknown> | undefined,
+): Promise<void> {
+  const version = negotiatedVersion(net.list);
+  const prev = result && compareVersions(version, '0.4.0') >= 0 ? parseResult(result, version) : undefined;
+  const errors: string[] = [];
+  for (const plugin of [...net.list.plugins].reverse()) {
+    try {
+      await call(
+        executor,
+        path,
+        net,
+        'DEL',
+        buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
+        at,
+        version,
+      );
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (errors.length) {
+    throw new CtnetError(
+      ErrorCode.internal,
+      `failed to detach ${at.containerId.slice(0, 12)} from network "${net.list.name}": ${errors.join('; ')}`,
+    );
+  }
+}
+
+export async function checkNetwork(
+  executor: Executor,
+  path: readonly string[],
+  net: LoadedNetwork,
+  at: Attachment,
+  result: Record<string, unknown>,
+): Promise<void> {
+  const version = negotiatedVersion(net.list);
+  if (compareVersions(version, '0.4.0') < 0 || net.list.disableCheck) return;
+  const prev = parseResult(result, version);
+  for (const plugin of net.list.plugins) {
+    await call(
+      executor,
+      path,
+      net,
+      'CHECK',
+      buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
+      at,
+      version,
+    );
+  }
+}
+
+/** The network as stored with a container (DEL must use the exact list ADD used). */
+export function networkFromText(text: string, file: string): LoadedNetwork {
+  return { list: parseNetworkConfig(text, file), file, raw: text };
+}
+
+// ---- the default network -------------------------------------------------------------------
+
+function v4(cidr: string): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:\/(\d+))?$/.exec(cidr);
+  if (!m) return undefined;
+  const ip = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  const len = m[5] === undefined ? 32 : Number(m[5]);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const start = (ip & mask) >>> 0;
+  return [start, (start + 2 ** (32 - len) - 1) >>> 0];
+}
+
+export function cidrsOverlap(a: string, b: string): boolean {
+  const x = v4(a);
+  const y = v4(b);
+  return !!x && !!y && x[0] <= y[1] && y[0] <= x[1];
+}
+
+/** The first /24 of 10.90.0.0-10.99.255.0, then 192.168.200-255.0, that overlaps nothing in `used`. */
+export function pickSubnet(used: readonly string[]): string {
+  const taken = [...reservedSubnets, ...used];
+  const candidates: string[] = [];
+  for (let b = 90; b <= 99; b++) for (let c = 0; c < 256; c++) candidates.push(`10.${b}.${c}.0/24`);
+  for (let c = 200; c < 256; c++) candidates.push(`192.168.${c}.0/24`);
+  const free = candidates.find((cand) => !taken.some((t) => cidrsOverlap(cand, t)));
+  if (!free)
+    throw new CtnetError(
+      ErrorCode.noAddressesLeft,
+      'failed to choose a subnet for the default network: every candidate overlaps a route',
+    );
+  return free;
+}
+
+/** IPv4 routes and addresses of the current network namespace (where the runner runs). */
+async function hostPrefixes(): Promise<string[]> {
+  const out: string[] = [];
+  const routes = await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { allowFailure: true });
+  try {
+    for (const r of JSON.parse(routes.stdout || '[]') as { dst?: string }[]) if (r.dst && r.dst !== 'default') out.push(r.dst);
+  } catch {
+    /* no routes to avoid */
+  }
+  return out;
+}
+
+export function defaultConflist(subnet: string, leaseDir: string): Record<string, unknown> {
+  return {
+    cniVersion: '1.0.0',
+    name: defaultNetworkName,
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: defaultBridgeName,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: leaseDir },
+      },
+      { type: 'portmap', capabilities: { portMappings: true } },
+    ],
+  };
+}
+
+/** Loads network `name`; the default network's file is written on first use. */
+export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Promise<LoadedNetwork> {
+  const file = join(paths.networks, `${defaultNetworkName}.conflist`);
+  if (name === defaultNetworkName && !existsSync(file)) {
+    const used = await hostPrefixes();
+    const conf = defaultConflist(pickSubnet(used), paths.leases);
+    mkdirSync(paths.networks, { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(conf, null, 2)}\n`);
+    // A concurrent first run may have written it meanwhile; either file is a valid default.
+    if (!existsSync(file)) renameSync(tmp, file);
+    else rmSync(tmp, { force: true });
+  }
+  try {
+    return loadNetwork(name, [paths.networks]);
+  } catch (cause) {
+    throw wrapError(`find network "${name}"`, cause, ErrorCode.invalidConfig);
+  }
+}
+
+/** The container's first IPv4 address and gateway from a final ADD result. */
+export function primaryAddress(result: Record<string, unknown> | undefined): { ip?: string; gateway?: string; prefix?: number } {
+  const ips = (result?.ips ?? []) as { address?: string; gateway?: string }[];
+  const v4ip = ips.find((i) => i.address && !i.address.includes(':'));
+  if (!v4ip?.address) return {};
+  const [ip, prefix] = v4ip.address.split('/');
+  return { ip, gateway: v4ip.gateway, prefix: Number(prefix) };
+}

@@ -1,0 +1,265 @@
+/**
+ * Container records under the state root: `containers/<id>/container.json` (config + state,
+ * written atomically), `names/<name>` (a symlink to the id, created with O_EXCL semantics so two
+ * runs cannot take the same name), and a per-container lock file for commands that change state.
+ *
+ * State machine: creating → running → exited (→ removed). "creating" carries the pid of the CLI
+ * doing it, so the next command can tell a crashed run from one in progress.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { CtnetError, ErrorCode, hasErrno } from '../core/index.js';
+import type { CgroupRecord, Limits } from './cgroups/index.js';
+import type { RunnerPaths } from './paths.js';
+import type { PortMapping } from './ports.js';
+
+export type NetworkMode =
+  | { kind: 'none' }
+  | { kind: 'host' }
+  | { kind: 'cni'; network: string }
+  | { kind: 'container'; container: string };
+
+export interface Volume {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface ContainerConfig {
+  id: string;
+  name: string;
+  image: string;
+  command: string[];
+  env: string[];
+  hostname: string;
+  workdir?: string;
+  /** Numeric uid[:gid], resolved from the image's /etc/passwd at create time. */
+  user?: string;
+  volumes: Volume[];
+  network: NetworkMode;
+  /** What -p/-P asked for, re-allocated on every start. */
+  publish: import('./ports.js').PortRequest[];
+  limits: Limits;
+  autoRemove: boolean;
+  interactive: boolean;
+  tty: boolean;
+  createdAt: string;
+}
+
+export interface NetworkAttachmentState {
+  network: string;
+  ifname: string;
+  /** The config list the ADD ran with (DEL must use the same one). */
+  conflist: string;
+  /** The final ADD result, in the list's CNI version. */
+  result: Record<string, unknown>;
+  portMappings: PortMapping[];
+}
+
+export type Status = 'creating' | 'running' | 'exited';
+
+export interface ContainerState {
+  status: Status;
+  /** The CLI doing the "creating" step (pid and start time, to survive pid reuse). */
+  owner?: { pid: number; start: string };
+  /** Host pid of the container's init, and its start time. */
+  pid?: number;
+  pidStart?: string;
+  netnsPath?: string;
+  /** True when the netns file is ours (none/bridge modes), false when borrowed (container:). */
+  ownNetns?: boolean;
+  attachment?: NetworkAttachmentState;
+  ports: PortMapping[];
+  cgroup?: CgroupRecord;
+  exitCode?: number;
+  oomKilled?: boolean;
+  startedAt?: string;
+  finishedAt?: string;
+  error?: string;
+}
+
+export interface ContainerRecord {
+  config: ContainerConfig;
+  state: ContainerState;
+}
+
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+export function containerDir(paths: RunnerPaths, id: string): string {
+  return join(paths.containers, id);
+}
+
+function recordFile(paths: RunnerPaths, id: string): string {
+  return join(containerDir(paths, id), 'container.json');
+}
+
+export function saveRecord(paths: RunnerPaths, rec: ContainerRecord): void {
+  const file = recordFile(paths, rec.config.id);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+export function loadRecord(paths: RunnerPaths, id: string): ContainerRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(recordFile(paths, id), 'utf8')) as ContainerRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export function listRecords(paths: RunnerPaths): ContainerRecord[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(paths.containers);
+  } catch {
+    return [];
+  }
+  const out: ContainerRecord[] = [];
+  for (const id of ids) {
+    const rec = loadRecord(paths, id);
+    if (rec) out.push(rec);
+  }
+  return out.sort((a, b) => a.config.createdAt.localeCompare(b.config.createdAt));
+}
+
+/** Reserves `name` for `id`; a name in use is a clear error naming the holder. */
+export function reserveName(paths: RunnerPaths, name: string, id: string): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name)) {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid container name "${name}": use letters, digits, _ . -`);
+  }
+  mkdirSync(paths.names, { recursive: true });
+  try {
+    symlinkSync(id, join(paths.names, name));
+  } catch (err) {
+    if (!hasErrno(err, 'EEXIST')) throw err;
+    const holder = readNameTarget(paths, name);
+    if (holder && !loadRecord(paths, holder)) {
+      // A dangling name left by a crash before the record was written: take it over.
+      unlinkSync(join(paths.names, name));
+      symlinkSync(id, join(paths.names, name));
+      return;
+    }
+    throw new CtnetError(
+      ErrorCode.exists,
+      `the container name "${name}" is already in use by container ${holder?.slice(0, 12)}`,
+      {
+        hint: `remove that container (ctnet rm -f ${name}) or choose another name`,
+      },
+    );
+  }
+}
+
+function readNameTarget(paths: RunnerPaths, name: string): string | undefined {
+  try {
+    return readlinkSync(join(paths.names, name));
+  } catch {
+    return undefined;
+  }
+}
+
+export function releaseName(paths: RunnerPaths, name: string, id: string): void {
+  if (readNameTarget(paths, name) === id) rmSync(join(paths.names, name), { force: true });
+}
+
+/** Finds a container by name, full id or unique id prefix. */
+export function findRecord(paths: RunnerPaths, ref: string): ContainerRecord {
+  const byName = readNameTarget(paths, ref);
+  const direct = byName ? loadRecord(paths, byName) : loadRecord(paths, ref);
+  if (direct) return direct;
+  if (/^[0-9a-f]{3,64}$/.test(ref)) {
+    const matches = listRecords(paths).filter((r) => r.config.id.startsWith(ref));
+    if (matches.length === 1 && matches[0]) return matches[0];
+    if (matches.length > 1) throw new CtnetError(ErrorCode.invalidConfig, `container id prefix "${ref}" is ambiguous`);
+  }
+  throw new CtnetError(ErrorCode.unknownContainer, `no such container: ${ref}`);
+}
+
+export function removeRecord(paths: RunnerPaths, rec: ContainerRecord): void {
+  releaseName(paths, rec.config.name, rec.config.id);
+  rmSync(containerDir(paths, rec.config.id), { recursive: true, force: true });
+}
+
+// ---- liveness ------------------------------------------------------------------------------
+
+/** The start time of `pid` (field 22 of /proc/pid/stat), or undefined if it is gone or a zombie. */
+export function processStart(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm may contain spaces and parentheses: fields start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return fields[19];
+}
+
+export function isAlive(pid: number | undefined, start: string | undefined): boolean {
+  if (!pid) return false;
+  const now = processStart(pid);
+  return now !== undefined && (start === undefined || now === start);
+}
+
+export function ownerMark(): { pid: number; start: string } {
+  return { pid: process.pid, start: processStart(process.pid) ?? '' };
+}
+
+// ---- lock ------------------------------------------------------------------------------------
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Runs `fn` holding the container's lock (a file holding the owner's pid; a dead owner's lock is taken over). */
+export async function withLock<T>(paths: RunnerPaths, id: string, fn: () => Promise<T>): Promise<T> {
+  const file = join(containerDir(paths, id), 'lock');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, `${process.pid} ${processStart(process.pid) ?? ''}`);
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if (hasErrno(err, 'ENOENT')) throw new CtnetError(ErrorCode.unknownContainer, `container ${id.slice(0, 12)} is gone`);
+      if (!hasErrno(err, 'EEXIST')) throw err;
+      let holder: string[] = [];
+      try {
+        holder = readFileSync(file, 'utf8').split(' ');
+      } catch {
+        continue;
+      }
+      if (!isAlive(Number(holder[0]), holder[1] || undefined)) {
+        rmSync(file, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new CtnetError(ErrorCode.tryAgainLater, `container ${id.slice(0, 12)} is locked by process ${holder[0]}`);
+      }
+      sleepMs(20);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
