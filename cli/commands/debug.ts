@@ -50,4 +50,22 @@ export function register(program: Command): void {
     .argument('<target>', 'container name or ID, netns name, or netns path')
     .argument('<command...>', 'the command, after --')
     .action(async (target: string, command: string[]) => (await import('./debug/ns.js')).execIn(target, command));
+
+  debug
+    .command('inspect')
+    .description('links, addresses, routes, neighbours, veth peer and bridge, published ports with rules and counters, leases')
+    .argument('<target>', 'container name or ID, netns name, or netns path')
+    .option('--json', 'print JSON')
+    .action(async (target: string, opts) => (await import('./debug/inspect.js')).debugInspect(target, opts));
+
+  debug
+    .command('trace')
+    .description("check every hop of a published port's path and name the first broken one")
+    .argument('<container>', 'container name or ID')
+    .argument('<port>', 'published host port (or container port), e.g. 8080 or 5353/udp')
+    .option('--from <source>', 'world (default), an outside address, host, or a container name', 'world')
+    .option('--json', 'print JSON')
+    .action(async (container: string, port: string, opts) =>
+      (await import('./debug/trace.js')).debugTrace(container, port, opts),
+    );
 }

@@ -1,0 +1,25 @@
+/** `ctnet debug trace <container> <port>[/proto] [--from …]`: the published path, hop by hop. */
+import { ctnetPaths, traceTarget } from '../../../inspect/index.js';
+import { printJson, printTable } from '../../output.js';
+
+const marks = { ok: 'ok', broken: 'BROKEN', skipped: '-' } as const;
+
+export async function debugTrace(container: string, port: string, opts: { from?: string; json?: boolean }): Promise<void> {
+  const report = await traceTarget(container, port, opts.from, ctnetPaths());
+  const broken = report.firstBroken === undefined ? undefined : report.hops[report.firstBroken];
+  if (opts.json) printJson(report);
+  else {
+    process.stdout.write(`trace ${report.from} -> ${report.container} ${report.port}/${report.protocol}\n\n`);
+    printTable(
+      ['#', 'HOP', 'STATUS', 'DETAIL'],
+      report.hops.map((h, i) => [i + 1, h.name, marks[h.status], h.detail]),
+    );
+    if (!broken) process.stdout.write('\nevery hop is in place\n');
+  }
+  // A broken hop is a finding, not a failure of ctnet: one line saying which, its hint, exit status 1.
+  if (broken) {
+    process.stderr.write(`ctnet: broken at hop ${(report.firstBroken ?? 0) + 1} (${broken.name}): ${broken.detail}\n`);
+    if (broken.hint) process.stderr.write(`hint: ${broken.hint}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,376 @@
+/**
+ * `debug trace`: walks the path a connection to a published port takes, hop by hop, and names
+ * the first one that is broken with a hint how to fix it:
+ *
+ *   mapping → DNAT rule → DNAT target → forwarding → forward filter → bridge up → route →
+ *   host veth up → veth on the bridge → container interface up → address → return route → listening
+ *
+ * (The bridge is checked before the route because a bridge that is down takes its route with it:
+ * naming the bridge is the useful answer.) Everything is read, nothing is changed.
+ */
+import { CtnetError, ErrorCode } from '../core/index.js';
+import { contains, parseCidr } from './cidr.js';
+import { parseNetworkConfig } from './conflist.js';
+import { type ContainerAttachment, type ContainerView, netnsPathOf, type PublishedPort, resolveTarget } from './containers.js';
+import { dnatTarget, type RuleLine, reachableChains, readXtables, ruleMatchesPort, type XtablesDump } from './firewall.js';
+import { type IpLink, links, routeGet, routes, sysctl } from './kernel.js';
+import { bridgeOf, NetworkStore } from './networks.js';
+import type { CtnetPaths } from './paths.js';
+import { isUp, kindOf } from './report.js';
+import { listeningSockets } from './sockets.js';
+
+export type HopStatus = 'ok' | 'broken' | 'skipped';
+
+export interface Hop {
+  name: string;
+  status: HopStatus;
+  detail: string;
+  hint?: string;
+}
+
+export interface TraceReport {
+  container: string;
+  port: number;
+  protocol: string;
+  from: string;
+  hops: Hop[];
+  /** Index into hops of the first broken one. */
+  firstBroken?: number;
+}
+
+export type TraceSource = { kind: 'world'; address: string } | { kind: 'host' } | { kind: 'container'; view: ContainerView };
+
+/** Any address outside the host: stands for "a client on the internet". */
+export const defaultWorldAddress = '198.51.100.10';
+
+export function parsePortSpec(spec: string): { port: number; protocol: string } {
+  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(spec);
+  const port = Number(m?.[1]);
+  if (!m || port < 1 || port > 65535) {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid port ${JSON.stringify(spec)}: expected PORT[/tcp|udp|sctp]`);
+  }
+  return { port, protocol: (m[2] ?? 'tcp').toLowerCase() };
+}
+
+export function resolveSource(from: string | undefined, paths: CtnetPaths): TraceSource {
+  if (!from || from === 'world') return { kind: 'world', address: defaultWorldAddress };
+  if (from === 'host') return { kind: 'host' };
+  try {
+    parseCidr(`${from}/${from.includes(':') ? 128 : 32}`);
+    return { kind: 'world', address: from };
+  } catch {
+    return { kind: 'container', view: resolveTarget(from, paths) };
+  }
+}
+
+class HopList {
+  readonly hops: Hop[] = [];
+  ok(name: string, detail: string): void {
+    this.hops.push({ name, status: 'ok', detail });
+  }
+  broken(name: string, detail: string, hint: string): void {
+    this.hops.push({ name, status: 'broken', detail, hint });
+  }
+  skip(name: string, detail: string): void {
+    this.hops.push({ name, status: 'skipped', detail });
+  }
+  get failed(): boolean {
+    return this.hops.some((h) => h.status === 'broken');
+  }
+}
+
+function bridgeOfAttachment(att: ContainerAttachment, store: NetworkStore): string | undefined {
+  if (att.conflist) {
+    try {
+      return bridgeOf(parseNetworkConfig(att.conflist, 'attachment'));
+    } catch {
+      /* fall back to the network's current config */
+    }
+  }
+  try {
+    return bridgeOf(store.get(att.network).list);
+  } catch {
+    return undefined;
+  }
+}
+
+function dnatRules(dump: XtablesDump, port: number, protocol: string): RuleLine[] {
+  return dump.rules.filter(
+    (r) =>
+      r.table === 'nat' &&
+      dnatTarget(r.rule) !== undefined &&
+      ruleMatchesPort(r.rule, port) &&
+      new RegExp(`-p ${protocol}\\b`).test(r.rule),
+  );
+}
+
+export async function trace(target: ContainerView, spec: string, source: TraceSource, paths: CtnetPaths): Promise<TraceReport> {
+  const store = new NetworkStore(paths);
+  const { port, protocol } = parsePortSpec(spec);
+  const hops = new HopList();
+  const from = source.kind === 'world' ? source.address : source.kind === 'host' ? 'host' : (source.view.name ?? source.view.id);
+  const report = (): TraceReport => {
+    const firstBroken = hops.hops.findIndex((h) => h.status === 'broken');
+    return {
+      container: target.name ?? target.id,
+      port,
+      protocol,
+      from,
+      hops: hops.hops,
+      firstBroken: firstBroken < 0 ? undefined : firstBroken,
+    };
+  };
+  const who = target.name ?? target.id;
+
+  // 1. The mapping: which container port and address the host port should lead to.
+  const mapping: PublishedPort | undefined =
+    target.ports.find((p) => p.hostPort === port && p.protocol === protocol) ??
+    target.ports.find((p) => p.containerPort === port && p.protocol === protocol);
+  if (!mapping) {
+    const published = target.ports.map((p) => `${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', ') || 'none';
+    hops.broken(
+      'mapping',
+      `${who} does not publish ${port}/${protocol} (published: ${published})`,
+      'publish it with -p HOSTPORT:PORT when starting the container',
+    );
+    return report();
+  }
+  const hostPort = mapping.hostPort;
+  hops.ok('mapping', `host ${mapping.hostIP ?? '*'}:${hostPort} -> container ${mapping.containerPort}/${protocol}`);
+
+  const att = target.attachments[0];
+  const address = att?.addresses.find((a) => !a.includes(':')) ?? att?.addresses[0];
+  if (!att || !address) {
+    hops.broken(
+      'attachment',
+      `${who} has no network attachment with an address`,
+      'the container is not on a bridge network (host or none mode?)',
+    );
+    return report();
+  }
+  const ip = address.split('/')[0] as string;
+  const family = ip.includes(':') ? 6 : 4;
+  const bridge = bridgeOfAttachment(att, store);
+  const netns = netnsPathOf(target);
+
+  const [dump, hostLinks, ctrLinks, hostRoute, ctrRoutes, sockets] = await Promise.all([
+    readXtables(family),
+    links(),
+    links(netns),
+    routeGet(ip),
+    routes(netns),
+    listeningSockets(netns),
+  ]);
+
+  // 2. DNAT rule present and reachable from where the packet enters nat.
+  const entry = source.kind === 'host' ? 'OUTPUT' : 'PREROUTING';
+  const candidates = dnatRules(dump, hostPort, protocol);
+  const reachable = reachableChains(dump, 'nat', entry);
+  const live = candidates.filter((r) => reachable.has(r.chain));
+  if (candidates.length === 0) {
+    hops.broken(
+      'dnat rule',
+      `no nat rule DNATs ${protocol} port ${hostPort} (iptables-save -t nat)`,
+      'the port-forward rules are gone (a firewall reload or flush?): restart the container, or re-run its CNI ADD',
+    );
+    return report();
+  }
+  if (live.length === 0) {
+    const chains = [...new Set(candidates.map((r) => r.chain))].join(', ');
+    hops.broken(
+      'dnat rule',
+      `the DNAT rule for port ${hostPort} is in ${chains}, which nat ${entry} never jumps to`,
+      `the jump from ${entry} into the port-forward chains is missing: re-run the container's CNI ADD, or check for a flushed ${entry}`,
+    );
+    return report();
+  }
+  hops.ok('dnat rule', `nat ${live[0]?.chain} #${live[0]?.position} (${live.reduce((n, r) => n + r.packets, 0)} packets)`);
+
+  // 3. DNAT target: the container's current address and port.
+  const want = family === 6 ? `[${ip}]:${mapping.containerPort}` : `${ip}:${mapping.containerPort}`;
+  const targets = [...new Set(live.map((r) => dnatTarget(r.rule) as string))];
+  if (targets[0] !== want) {
+    hops.broken(
+      'dnat target',
+      `port ${hostPort} is sent to ${targets.join(', ')}, but ${who} is ${want}`,
+      'a stale rule of a dead container wins (first match): `ctnet debug doctor --fix` removes rules of dead attachments',
+    );
+    return report();
+  }
+  hops.ok('dnat target', `-> ${want}${targets.length > 1 ? ` (also: ${targets.slice(1).join(', ')})` : ''}`);
+
+  // 4. Forwarding (not needed for the host's own connections: they are routed, not forwarded).
+  const bridgeLink = hostLinks.find((l) => l.ifname === bridge);
+  if (source.kind === 'host') hops.skip('forwarding', 'the host itself connects: nothing is forwarded');
+  else {
+    const key = family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding';
+    const value = await sysctl(key);
+    if (value !== '1') {
+      hops.broken(
+        'forwarding',
+        `${key.replaceAll('/', '.')} is ${value ?? 'unreadable'}`,
+        `enable it: sysctl -w ${key.replaceAll('/', '.')}=1`,
+      );
+      return report();
+    }
+    hops.ok('forwarding', `${key.replaceAll('/', '.')} = 1`);
+  }
+
+  // 5. Forward filter: a DROP policy with nothing of ours accepting, or isolation from another network.
+  if (source.kind === 'host') hops.skip('forward filter', 'not forwarded');
+  else {
+    const forward = dump.chains.find((c) => c.table === 'filter' && c.name === 'FORWARD');
+    const accepting = dump.rules.some(
+      (r) => r.table === 'filter' && (new RegExp(`-o ${bridge}\\b.*-j ACCEPT`).test(r.rule) || /-j CTNET-FORWARD\b/.test(r.rule)),
+    );
+    const sourceBridge =
+      source.kind === 'container' && source.view.attachments[0]
+        ? bridgeOfAttachment(source.view.attachments[0], store)
+        : undefined;
+    const isolated =
+      sourceBridge !== undefined &&
+      sourceBridge !== bridge &&
+      dump.rules.some((r) => r.chain === 'CTNET-ISOLATION-2' && r.rule.includes(`-o ${bridge} `));
+    if (forward?.policy === 'DROP' && !accepting) {
+      hops.broken(
+        'forward filter',
+        `filter FORWARD policy is DROP and no rule accepts traffic to ${bridge}`,
+        'add an accept rule for the bridge, or set the policy to ACCEPT',
+      );
+      return report();
+    }
+    if (isolated) {
+      hops.broken(
+        'forward filter',
+        `${from} is on another network (${sourceBridge}); networks are isolated`,
+        `connect through the host's published port from outside, or put both containers on one network`,
+      );
+      return report();
+    }
+    hops.ok('forward filter', `FORWARD policy ${forward?.policy ?? 'ACCEPT'}${accepting ? ', accepted for the bridge' : ''}`);
+  }
+
+  // 6. The bridge.
+  if (!bridgeLink) {
+    hops.broken(
+      'bridge',
+      `bridge ${bridge ?? '(unknown)'} does not exist`,
+      "re-run the container's CNI ADD: the bridge plugin creates it",
+    );
+    return report();
+  }
+  if (!isUp(bridgeLink)) {
+    hops.broken('bridge', `bridge ${bridge} is down`, `ip link set ${bridge} up`);
+    return report();
+  }
+  hops.ok('bridge', `${bridge} up`);
+
+  // 7. The route to the container goes over the bridge.
+  if (hostRoute?.dev !== bridge) {
+    hops.broken(
+      'route',
+      hostRoute ? `${ip} is routed via ${hostRoute.dev ?? hostRoute.gateway ?? '?'}, not ${bridge}` : `no route to ${ip}`,
+      `the bridge has lost its address or another route is more specific: ip route get ${ip}`,
+    );
+    return report();
+  }
+  hops.ok('route', `${ip} via dev ${bridge}`);
+
+  // 8-9. The host end of the container's veth: up and on the bridge.
+  const ctrIface = ctrLinks.find((l) => l.ifname === att.ifname);
+  const hostVeth = findHostVeth(ctrIface, hostLinks, att.hostInterfaces);
+  if (!hostVeth) {
+    hops.broken(
+      'host veth',
+      `the host end of ${who}'s ${att.ifname} does not exist`,
+      'the veth pair was deleted: restart the container',
+    );
+    return report();
+  }
+  if (!isUp(hostVeth)) {
+    hops.broken('host veth', `${hostVeth.ifname} is down`, `ip link set ${hostVeth.ifname} up`);
+    return report();
+  }
+  hops.ok('host veth', `${hostVeth.ifname} up`);
+  if (hostVeth.master !== bridge) {
+    hops.broken(
+      'veth on bridge',
+      `${hostVeth.ifname} is ${hostVeth.master ? `enslaved to ${hostVeth.master}` : 'not enslaved to any bridge'}, not ${bridge}`,
+      `ip link set ${hostVeth.ifname} master ${bridge}`,
+    );
+    return report();
+  }
+  hops.ok('veth on bridge', `${hostVeth.ifname} master ${bridge}`);
+
+  // 10-11. Inside the container: the interface and its address.
+  if (!ctrIface || !isUp(ctrIface)) {
+    hops.broken(
+      'container interface',
+      `${att.ifname} in ${who} is ${ctrIface ? 'down' : 'missing'}`,
+      `ctnet debug exec ${who} -- ip link set ${att.ifname} up`,
+    );
+    return report();
+  }
+  hops.ok('container interface', `${att.ifname} up`);
+  if (!(ctrIface.addr_info ?? []).some((a) => a.local === ip)) {
+    hops.broken(
+      'address',
+      `${ip} is not on ${att.ifname} in ${who}`,
+      `ctnet debug exec ${who} -- ip addr add ${address} dev ${att.ifname}`,
+    );
+    return report();
+  }
+  hops.ok('address', `${address} on ${att.ifname}`);
+
+  // 12. The way back: replies must find a route to the client.
+  if (source.kind === 'world') {
+    const back = ctrRoutes.find((r) => {
+      try {
+        return contains(parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/${family === 4 ? 32 : 128}`), source.address);
+      } catch {
+        return false;
+      }
+    });
+    if (!back) {
+      hops.broken(
+        'return route',
+        `${who} has no route to ${source.address} (no default route)`,
+        `ctnet debug exec ${who} -- ip route add default via <gateway>`,
+      );
+      return report();
+    }
+    hops.ok('return route', `${back.dst}${back.gateway ? ` via ${back.gateway}` : ''}`);
+  } else hops.skip('return route', 'the client is on the bridge side (replies are masqueraded back)');
+
+  // 13. Something listens on the container port.
+  const proto = protocol === 'udp' ? 'udp' : 'tcp';
+  const onPort = sockets.filter((s) => s.protocol === proto && s.port === mapping.containerPort);
+  const reachableSocket = onPort.find((s) => s.address === '0.0.0.0' || s.address === '::' || s.address === ip);
+  if (!reachableSocket) {
+    const loopbackOnly = onPort.find((s) => s.address.startsWith('127.') || s.address === '0:0:0:0:0:0:0:1');
+    hops.broken(
+      'listening',
+      loopbackOnly
+        ? `the server in ${who} listens on ${loopbackOnly.address}:${mapping.containerPort} only`
+        : `nothing in ${who} listens on ${proto} port ${mapping.containerPort}`,
+      loopbackOnly
+        ? 'make the server bind 0.0.0.0 (or the container address)'
+        : 'start the server, or check its port (ctnet debug exec … -- ss -lntu)',
+    );
+    return report();
+  }
+  hops.ok('listening', `${proto} ${reachableSocket.address}:${reachableSocket.port}`);
+  return report();
+}
+
+export async function traceTarget(ref: string, spec: string, from: string | undefined, paths: CtnetPaths): Promise<TraceReport> {
+  return trace(resolveTarget(ref, paths), spec, resolveSource(from, paths), paths);
+}
+
+function findHostVeth(ctr: IpLink | undefined, host: IpLink[], resultNames: string[]): IpLink | undefined {
+  if (ctr?.link_index !== undefined) {
+    const peer = host.find((h) => h.ifindex === ctr.link_index && kindOf(h) === 'veth');
+    if (peer) return peer;
+  }
+  return host.find((h) => resultNames.includes(h.ifname) && kindOf(h) === 'veth');
+}
