@@ -411,9 +411,17 @@ static void monitor_forward(int sig) {
 static int run_main(struct plan *p) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) die("failed to create pipe: %s", strerror(errno));
+  /* unshare(CLONE_NEWPID) only moves our future children; we move back right after the fork,
+     or the exit command (and its threads) could not be created once the container's ns is dead. */
+  int own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (own_pid_ns < 0) die("failed to open /proc/self/ns/pid: %s", strerror(errno));
   if (unshare(CLONE_NEWPID) < 0) die("failed to create pid namespace: %s", strerror(errno));
   pid_t init = fork();
   if (init < 0) die("failed to fork: %s", strerror(errno));
+  if (init > 0) {
+    if (setns(own_pid_ns, CLONE_NEWPID) < 0) fprintf(stderr, "ctnet-init: failed to return to our pid namespace: %s\n", strerror(errno));
+    close(own_pid_ns);
+  }
   if (init == 0) {
     close(pipefd[0]);
     err_fd = pipefd[1];
