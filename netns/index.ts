@@ -23,10 +23,10 @@ export {
   type LinkStats,
   type NeighborInfo,
   Netlink,
-  NetlinkError,
   type RouteInfo,
   type RouteSpec,
   withNetlink,
 } from './netlink.js';
+export { NetlinkError } from './nl-socket.js';
 export { inNetns } from './switch.js';
 export { readSysctl, sysctlPath, writeSysctl } from './sysctl.js';

@@ -7,13 +7,33 @@
  */
 import { createRequire } from 'node:module';
 
+function notFound(err: unknown): boolean {
+  return (err as { code?: string }).code === 'MODULE_NOT_FOUND';
+}
+
+function mainModule(local: NodeJS.Require): NodeJS.Module | undefined {
+  return local.main ?? (process as { mainModule?: NodeJS.Module }).mainModule;
+}
+
 export function lazyRequire(id: string): unknown {
   const local = createRequire(import.meta.url);
   try {
     return local(id);
   } catch (err) {
-    const main = local.main ?? (process as { mainModule?: NodeJS.Module }).mainModule;
-    if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND' || !main) throw err;
+    const main = mainModule(local);
+    if (!notFound(err) || !main) throw err;
     return main.require(id);
+  }
+}
+
+/** The file `id` resolves to, by the same rules as lazyRequire. */
+export function lazyResolve(id: string): string {
+  const local = createRequire(import.meta.url);
+  try {
+    return local.resolve(id);
+  } catch (err) {
+    const main = mainModule(local);
+    if (!notFound(err) || !main) throw err;
+    return local.resolve(id, { paths: main.paths });
   }
 }

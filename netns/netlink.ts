@@ -8,8 +8,7 @@
 import { closeSync } from 'node:fs';
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
 import { broadcastBytes, bytesToIp, maskBytes, type ParsedCidr, parseCidr, parseIp } from './ip.js';
-import { lazyRequire } from './lazy-require.js';
-import { errnoName } from './libc.js';
+import { NetlinkError, type RequestSocket, RtnlSocket } from './nl-socket.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, attrString, attrU8, attrU32, formatMac, parseAttrList, parseAttrs, parseMac } from './rtnl-codec.js';
 import { inNetns, openNetns } from './switch.js';
@@ -104,59 +103,8 @@ export interface BridgeVlanInfo {
   untagged: boolean;
 }
 
-/** A netlink reply rejected by the kernel; `code` is the errno name so core's hasErrno() finds it. */
-export class NetlinkError extends Error {
-  readonly code: string;
-  readonly errno: number;
-  constructor(errno: number) {
-    const name = errnoName(errno);
-    super(`${errnoText[name] ?? 'rejected by the kernel'} (${name})`);
-    this.name = 'NetlinkError';
-    this.code = name;
-    this.errno = Math.abs(errno);
-  }
-}
-
-const errnoText: Record<string, string> = {
-  EEXIST: 'already exists',
-  ENODEV: 'no such device',
-  ENOENT: 'not found',
-  ESRCH: 'no such entry',
-  EINVAL: 'invalid argument',
-  EPERM: 'operation not permitted',
-  EACCES: 'permission denied',
-  EOPNOTSUPP: 'operation not supported',
-  ENOTSUP: 'operation not supported',
-  EBUSY: 'device or resource busy',
-  EADDRNOTAVAIL: 'address not available',
-  ENETUNREACH: 'network is unreachable',
-  ERANGE: 'value out of range',
-  EAFNOSUPPORT: 'address family not supported',
-  ENOBUFS: 'no buffer space available',
-  ENOSPC: 'no space left',
-  EBADF: 'bad file descriptor',
-};
-
 const operStates = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
-const NLMSG_ERROR = 2;
-const requestTimeoutMs = 10_000;
 const maxIfnameBytes = 15;
-
-/** The part of the `netlink` package's NetlinkSocket we use. */
-interface RawMessage {
-  type: number;
-  flags: number;
-  data: Buffer;
-}
-interface NetlinkSocketLike {
-  request(
-    type: number,
-    data: Uint8Array[],
-    options: { flags?: number; timeout?: number; checkError?: boolean },
-  ): Promise<[RawMessage[], unknown]>;
-  close(): void;
-  on(event: 'error', listener: (err: Error) => void): unknown;
-}
 
 function isName(name: string): boolean {
   const bytes = Buffer.byteLength(name);
@@ -172,7 +120,7 @@ export class Netlink {
   private closed = false;
 
   constructor(
-    private readonly socket: NetlinkSocketLike,
+    private readonly socket: RequestSocket,
     /** The namespace this socket is bound to (undefined: the process's own). */
     readonly nsPath: string | undefined,
   ) {}
@@ -189,19 +137,9 @@ export class Netlink {
 
   /** One request; resolves with the payloads of the reply messages (none for a plain ACK). */
   private request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
-    const send = async (): Promise<Buffer[]> => {
+    const send = (): Promise<Buffer[]> => {
       if (this.closed) throw new CtnetError(ErrorCode.internal, 'netlink socket used after withNetlink() returned');
-      const [msgs] = await this.socket.request(type, [body], { flags, timeout: requestTimeoutMs, checkError: false });
-      const out: Buffer[] = [];
-      for (const m of msgs) {
-        if (m.type === NLMSG_ERROR) {
-          const errno = m.data.readInt32LE(0);
-          if (errno !== 0) throw new NetlinkError(errno);
-          continue;
-        }
-        out.push(m.data);
-      }
-      return out;
+      return this.socket.request(type, flags, body);
     };
     const result = this.tail.then(send, send);
     this.tail = result.catch(() => undefined);
@@ -885,19 +823,13 @@ function parseNeighbor(m: Buffer): NeighborInfo | undefined {
  * settles, so it never keeps the event loop alive.
  */
 export async function withNetlink<T>(nsPath: string | undefined, fn: (nl: Netlink) => Promise<T>): Promise<T> {
-  const { createNetlink } = lazyRequire('netlink/dist/netlink.js') as {
-    createNetlink(protocol: number): NetlinkSocketLike;
-  };
-  const NETLINK_ROUTE = 0;
-  let socket: NetlinkSocketLike;
+  let socket: RtnlSocket;
   try {
-    socket = inNetns(nsPath, () => createNetlink(NETLINK_ROUTE));
+    socket = inNetns(nsPath, () => new RtnlSocket());
   } catch (err) {
     if (err instanceof CtnetError) throw err;
     throw wrapError(`open a netlink socket${nsPath ? ` in ${nsPath}` : ''}`, err);
   }
-  // Without a listener an 'error' event would throw from the event loop; requests see their own errors.
-  socket.on('error', () => {});
   const nl = new Netlink(socket, nsPath);
   try {
     return await fn(nl);

@@ -8,6 +8,7 @@ import { ErrorCode } from '../core/index.js';
 import { bytesToIp, ipToBytes, maskBytes, parseCidr } from './ip.js';
 import { randomVethName } from './names.js';
 import { Netlink } from './netlink.js';
+import { NetlinkError } from './nl-socket.js';
 import { AttrWriter, ifinfomsg, parseAttrList, parseAttrs } from './rtnl-codec.js';
 import { sysctlPath } from './sysctl.js';
 
@@ -25,33 +26,19 @@ interface Sent {
 function recorder(links: Record<string, { index: number; kind?: string }> = {}, errno?: Record<number, number>) {
   const sent: Sent[] = [];
   const socket = {
-    async request(type: number, data: Uint8Array[], options: { flags?: number }) {
-      const body = Buffer.concat(data);
-      sent.push({ type, flags: options.flags ?? 0, body });
-      const ack = (code: number) => {
-        const d = Buffer.alloc(20);
-        d.writeInt32LE(code, 0);
-        return [[{ type: 2, flags: 0, data: d }], {}] as [Array<{ type: number; flags: number; data: Buffer }>, unknown];
-      };
-      if (errno?.[type] !== undefined) return ack(-(errno[type] as number));
-      if (type === 18) {
-        const name = [...parseAttrs(body, 16)]
-          .find(([t]) => t === 3)?.[1]
-          .toString('utf8')
-          .replace(/\0$/, '');
-        const link = name ? links[name] : undefined;
-        if (!link) return ack(-19); // ENODEV
-        const w = new AttrWriter().raw(ifinfomsg({ index: link.index })).string(3, name as string);
-        if (link.kind) w.nest(18, (li) => li.kind(1, link.kind as string));
-        return [[{ type: 16, flags: 0, data: w.toBuffer() }], {}] as [
-          Array<{ type: number; flags: number; data: Buffer }>,
-          unknown,
-        ];
-      }
-      return ack(0);
+    async request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
+      sent.push({ type, flags, body });
+      const fail = errno?.[type];
+      if (fail !== undefined) throw new NetlinkError(-fail);
+      if (type !== 18) return [];
+      const name = parseAttrs(body, 16).get(3)?.toString('utf8').replace(/\0$/, '');
+      const link = name ? links[name] : undefined;
+      if (!link) throw new NetlinkError(-19); // ENODEV
+      const w = new AttrWriter().raw(ifinfomsg({ index: link.index })).string(3, name as string);
+      if (link.kind) w.nest(18, (li) => li.kind(1, link.kind as string));
+      return [w.toBuffer()];
     },
     close() {},
-    on() {},
   };
   return { nl: new Netlink(socket, undefined), sent };
 }
@@ -87,7 +74,7 @@ test('createVeth sends what `ip link add vA mtu 1400 address … type veth peer 
   t.is(sent.length, 1);
   const [req] = sent;
   t.is(req?.type, 16); // RTM_NEWLINK
-  t.is(req?.flags, 0x600); // CREATE | EXCL
+  t.is(req?.flags, 0x600); // CREATE | EXCL (the socket adds REQUEST | ACK)
   const ours = vethShape(req?.body as Buffer);
   const theirs = vethShape(iproute2);
   // The namespace fd number differs between processes; its presence and size must not.
