@@ -5,7 +5,9 @@
  * - Switching: inNetns(path, fn) runs synchronous code with the main thread inside a namespace
  *   (setns through koffi), always switching back. Sockets and /proc/sys/net files opened there
  *   stay bound to that namespace.
- * - Sysctls: readSysctl / writeSysctl per namespace.
+ * - Sysctls: readSysctl / writeSysctl per namespace (several in one switch:
+ *   inNetns(ns, () => { writeSysctl(undefined, a, '1'); writeSysctl(undefined, b, '0'); })).
+ * - Debugging: routeGet (as `ip route get`), linkStats, listNeighbors, listNetns.
  * - rtnetlink: withNetlink(path, async (nl) => …) gives a Netlink bound to one namespace, closed
  *   afterwards: links (veth, bridge, ports, MTU, MAC, up/down, move), addresses, routes,
  *   neighbours, bridge VLANs. Errors are CtnetError "failed to <verb> <object>: <cause>" whose

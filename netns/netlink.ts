@@ -436,6 +436,12 @@ export class Netlink {
         if (opts.ignoreExists) return;
         throw new CtnetError(ErrorCode.exists, `failed to ${what}: it is already there`, { cause: err });
       }
+      if (addr.family === 6 && hasCode(err, 'EACCES')) {
+        throw new CtnetError(ErrorCode.internal, `failed to ${what}: IPv6 is disabled on ${ifname}`, {
+          cause: err,
+          hint: `set net.ipv6.conf.${ifname}.disable_ipv6=0 (and net.ipv6.conf.all.disable_ipv6=0) in that namespace first`,
+        });
+      }
       throw wrapError(what, err);
     }
   }

@@ -243,6 +243,15 @@ test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, i
 test('addresses (IPv4, IPv6) and routes with gateway, metrics and table', async (t) => {
   const ns = await createSandboxNetns(t, 'ad');
   const path = netnsPath(ns);
+  await withNetlink(path, async (nl) => {
+    // With IPv6 disabled the kernel says EACCES; we say what to change.
+    writeSysctl(path, 'net/ipv6/conf/default/disable_ipv6', '1');
+    await nl.createVeth('v6off0', 'v6off1');
+    const err = await t.throwsAsync(nl.addAddress('v6off0', 'fd00:99::1/64'), { instanceOf: CtnetError });
+    t.regex(err?.message ?? '', /IPv6 is disabled on v6off0/);
+    t.regex(err?.hint ?? '', /disable_ipv6=0/);
+    t.true(hasErrno(err, 'EACCES'));
+  });
   writeSysctl(path, 'net/ipv6/conf/all/disable_ipv6', '0');
   writeSysctl(path, 'net/ipv6/conf/default/disable_ipv6', '0');
   writeSysctl(path, 'net/ipv6/conf/default/accept_dad', '0');
