@@ -7,7 +7,8 @@
  *   stay bound to that namespace.
  * - Sysctls: readSysctl / writeSysctl per namespace (several in one switch:
  *   inNetns(ns, () => { writeSysctl(undefined, a, '1'); writeSysctl(undefined, b, '0'); })).
- * - Debugging: routeGet (as `ip route get`), linkStats, listNeighbors, listNetns.
+ * - Debugging: routeGet (as `ip route get`), linkStats, listNeighbors, listNetns; socketIn(path, …)
+ *   gives a TCP/UDP socket fd made inside a namespace, for probes without spawning a process.
  * - rtnetlink: withNetlink(path, async (nl) => …) gives a Netlink bound to one namespace, closed
  *   afterwards: links (veth, bridge, ports, MTU, MAC, up/down, move), addresses, routes,
  *   neighbours, bridge VLANs. Errors are CtnetError "failed to <verb> <object>: <cause>" whose
@@ -30,5 +31,5 @@ export {
   withNetlink,
 } from './netlink.js';
 export { NetlinkError } from './nl-socket.js';
-export { inNetns } from './switch.js';
+export { inNetns, socketIn } from './switch.js';
 export { readSysctl, sysctlPath, writeSysctl } from './sysctl.js';

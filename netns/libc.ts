@@ -18,6 +18,7 @@ interface Libc {
   mount(source: string, target: string, fstype: string, flags: number, data: null): number;
   umount2(target: string, flags: number): number;
   ioctl(fd: number, request: number): number;
+  socket(domain: number, type: number, protocol: number): number;
   strerror(errnum: number): string;
   errno(): number;
 }
@@ -50,6 +51,7 @@ function load(): Libc {
     umount2: lib.func('int umount2(str target, int flags)'),
     // Declared with its one argument we use: on x86-64 and arm64 that is ABI-compatible with the variadic form.
     ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     errno: () => koffi.errno(),
   };
@@ -104,4 +106,16 @@ export function umountDetach(target: string): void {
 
 export function namespaceType(fd: number): number {
   return check('ioctl(NS_GET_NSTYPE)', load().ioctl(fd, NS_GET_NSTYPE));
+}
+
+const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0x800;
+const SOCK_CLOEXEC = 0x80000;
+
+/** socket(2): a non-blocking, close-on-exec TCP or UDP socket in the calling thread's namespace. */
+export function createSocket(family: 4 | 6, kind: 'tcp' | 'udp'): number {
+  const domain = family === 4 ? 2 : 10;
+  const type = (kind === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+  return check('socket', load().socket(domain, type, 0));
 }

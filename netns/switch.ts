@@ -9,7 +9,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
-import { CLONE_NEWNET, setns } from './libc.js';
+import { CLONE_NEWNET, createSocket, setns } from './libc.js';
 
 /** The calling thread's own namespace (not the process's: a switched main thread differs from it). */
 const currentThreadNetns = '/proc/thread-self/ns/net';
@@ -57,4 +57,21 @@ export function openNetns(path: string): number {
 
 function isThenable(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * A TCP or UDP socket created inside the namespace at nsPath; returns its fd.
+ *
+ * Node's net and dgram create their fd lazily (at connect or bind, after a tick), so calling
+ * them inside inNetns() would create the socket back in our own namespace. Hand this fd to
+ * `new net.Socket({ fd }).connect(port, host)` or `dgram.createSocket('udp4').bind({ fd })`
+ * instead: the socket stays in the namespace it was made in.
+ */
+export function socketIn(nsPath: string | undefined, family: 4 | 6, kind: 'tcp' | 'udp'): number {
+  try {
+    return inNetns(nsPath, () => createSocket(family, kind));
+  } catch (err) {
+    if (err instanceof CtnetError) throw err;
+    throw wrapError(`create a ${kind} socket${nsPath ? ` in ${nsPath}` : ''}`, err);
+  }
 }

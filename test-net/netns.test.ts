@@ -3,7 +3,9 @@
  * only ever read (its links, its ip_forward), never changed.
  */
 import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { statSync } from 'node:fs';
+import net from 'node:net';
 import test from 'ava';
 import { CtnetError, ErrorCode, hasErrno } from '../core/index.js';
 import {
@@ -16,10 +18,11 @@ import {
   randomVethName,
   readSysctl,
   sameNetns,
+  socketIn,
   withNetlink,
   writeSysctl,
 } from '../netns/index.js';
-import { createNetns as createSandboxNetns, netnsPath, nsRun, randomSuffix, repoRoot, tempDir } from './sandbox.js';
+import { createNetns as createSandboxNetns, netnsPath, nsRun, randomSuffix, repoRoot, startServer, tempDir } from './sandbox.js';
 
 interface IpLink {
   ifname: string;
@@ -385,6 +388,52 @@ test('routeGet explains the path; linkStats counts real traffic; setName renames
   const listed = listNetns();
   t.true(listed.includes(netnsPath(a)) && listed.includes(netnsPath(b)));
   t.deepEqual(listNetns('/nonexistent-dir'), []);
+});
+
+test('socketIn: TCP and UDP from inside a sandbox without spawning a process', async (t) => {
+  const a = await createSandboxNetns(t, 'ka');
+  const b = await createSandboxNetns(t, 'kb');
+  await withNetlink(netnsPath(a), async (nl) => {
+    await nl.createVeth('ka0', 'kb0', { peerNetnsPath: netnsPath(b) });
+    await nl.addAddress('ka0', '192.168.251.1/30');
+    await nl.setUp('ka0');
+  });
+  await withNetlink(netnsPath(b), async (nl) => {
+    await nl.addAddress('kb0', '192.168.251.2/30');
+    await nl.setUp('kb0');
+  });
+  await startServer(t, b, 'tcp', '192.168.251.2', 8080);
+  await startServer(t, b, 'udp', '192.168.251.2', 8081);
+
+  const tcp = await new Promise<string>((resolve, reject) => {
+    const sock = new net.Socket({ fd: socketIn(netnsPath(a), 4, 'tcp') });
+    let out = '';
+    sock.on('data', (d) => {
+      out += d;
+    });
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+    sock.connect(8080, '192.168.251.2', () => sock.write('hi'));
+  });
+  // The server saw the client at sandbox a's address: the socket really lives in a.
+  t.is(tcp, 'from 192.168.251.1 hi');
+
+  const udp = await new Promise<string>((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    const timer = setTimeout(() => reject(new Error('no UDP answer')), 5000);
+    sock.on('message', (m) => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(String(m));
+    });
+    sock.on('error', reject);
+    sock.bind({ fd: socketIn(netnsPath(a), 4, 'udp') }, () => sock.send('yo', 8081, '192.168.251.2'));
+  });
+  t.is(udp, 'from 192.168.251.1 yo');
+
+  // From our own namespace that address is not reachable at all.
+  const own = await withNetlink(undefined, (nl) => nl.routeGet('192.168.251.2'));
+  t.not(own?.prefsrc, '192.168.251.1');
 });
 
 test('neighbours are listed per link', async (t) => {
