@@ -1,0 +1,178 @@
+/**
+ * Helpers for the runner's integration tests: a busybox image in a temp dir, a state root and a
+ * cgroup parent per test, the CLI run inside the sandbox host namespace, and a leftover check
+ * (containers, names, netns files, cgroups, veths) that every test ends with.
+ */
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type RunResult, run } from '../core/index.js';
+import { netnsPath, randomSuffix, repoRoot } from './sandbox.js';
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export const busybox = '/bin/busybox';
+
+/** A root filesystem holding only busybox and its applet links (relative, so they work inside). */
+export async function busyboxRootfs(t: Teardown): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'ctt-img-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(busybox, join(dir, 'bin', 'busybox'));
+  const applets = (await run(busybox, ['--list'])).stdout.split('\n').filter((a) => a && a !== 'busybox');
+  for (const a of applets) symlinkSync('busybox', join(dir, 'bin', a));
+  mkdirSync(join(dir, 'etc'));
+  writeFileSync(
+    join(dir, 'etc', 'passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\n',
+  );
+  writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\napp:x:1000:\n');
+  return dir;
+}
+
+export interface RunnerEnv {
+  root: string;
+  cgroupParent: string;
+  host: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Per-test state root and cgroup parent; teardown kills what is left by pid and removes both. */
+export function runnerEnv(t: Teardown, host: string): RunnerEnv {
+  const root = mkdtempSync(join(tmpdir(), 'ctt-root-'));
+  const cgroupParent = `ctt-${randomSuffix()}`;
+  const env = {
+    ...process.env,
+    CTNET_ROOT: root,
+    CTNET_CGROUP_PARENT: cgroupParent,
+    CTNET_INIT: join(repoRoot, 'bin', 'ctnet-init'),
+  };
+  const renv = { root, cgroupParent, host, env };
+  t.teardown(async () => {
+    await killAll(renv);
+    for (const f of safeList(join(root, 'netns'))) await run('umount', ['-l', join(root, 'netns', f)], { allowFailure: true });
+    removeCgroupParent(cgroupParent);
+    rmSync(root, { recursive: true, force: true });
+  });
+  return renv;
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+async function killAll(renv: RunnerEnv): Promise<void> {
+  for (const id of safeList(join(renv.root, 'containers'))) {
+    try {
+      const rec = JSON.parse(readFileSync(join(renv.root, 'containers', id, 'container.json'), 'utf8'));
+      if (rec.state.pid) process.kill(rec.state.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const pid of cgroupPids(renv.cgroupParent)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const v1Controllers = ['pids', 'memory', 'cpu'];
+
+export function cgroupDirs(parent: string): string[] {
+  const out: string[] = [];
+  for (const c of v1Controllers) {
+    const dir = join('/sys/fs/cgroup', c, parent);
+    if (existsSync(dir)) {
+      out.push(dir);
+      for (const child of readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) out.push(join(dir, child.name));
+    }
+  }
+  return out;
+}
+
+function cgroupPids(parent: string): number[] {
+  const pids: number[] = [];
+  for (const dir of cgroupDirs(parent)) {
+    try {
+      pids.push(...readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+function removeCgroupParent(parent: string): void {
+  for (const dir of cgroupDirs(parent).reverse()) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* still busy: nothing more we may do */
+    }
+  }
+}
+
+/** Runs the CLI inside the sandbox host namespace (the runner's "host"). */
+export async function ctnet(
+  renv: RunnerEnv,
+  args: string[],
+  opts: { allowFailure?: boolean; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const cli =
+    process.env.CTNET_TEST_CLI === 'bundle'
+      ? [join(repoRoot, 'bin', 'ctnet')]
+      : ['--import', 'tsx', join(repoRoot, 'cli', 'main.ts')];
+  return run('nsenter', [`--net=${netnsPath(renv.host)}`, process.execPath, ...cli, ...args], {
+    env: renv.env,
+    allowFailure: opts.allowFailure,
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    cwd: repoRoot,
+  });
+}
+
+/** Everything the runner may leave behind; all empty after rm/--rm. */
+export function leftovers(renv: RunnerEnv): { containers: string[]; names: string[]; netns: string[]; cgroups: string[] } {
+  return {
+    containers: safeList(join(renv.root, 'containers')),
+    names: safeList(join(renv.root, 'names')),
+    netns: safeList(join(renv.root, 'netns')),
+    cgroups: cgroupDirs(renv.cgroupParent).filter(
+      (d) => !v1Controllers.some((c) => d === join('/sys/fs/cgroup', c, renv.cgroupParent)),
+    ),
+  };
+}
+
+export const nothingLeft = { containers: [], names: [], netns: [], cgroups: [] };
+
+export interface InspectView {
+  Id: string;
+  Name: string;
+  State: { Status: string; Running: boolean; Pid: number; ExitCode: number; OOMKilled: boolean };
+  NetworkSettings: { SandboxKey: string; IPAddress: string; Ports: Record<string, { HostIp: string; HostPort: string }[]> };
+}
+
+export async function inspect(renv: RunnerEnv, ref: string): Promise<InspectView> {
+  const r = await ctnet(renv, ['inspect', ref]);
+  return (JSON.parse(r.stdout) as InspectView[])[0] as InspectView;
+}
