@@ -1,5 +1,16 @@
 /** Firewall library: masquerade and port forwards over iptables, nftables, or nothing. */
 export { attachmentComment, attachmentHash, parseAttachmentComment } from './attachment.js';
-export { type Family, type ParsedCidr, parseCidr } from './cidr.js';
+export { canonicalAddress, type Family, type ParsedCidr, parseCidr } from './cidr.js';
+export { flushUdpConntrack } from './conntrack.js';
+export { parseHostIP, validateConditions, validatePort, validateProtocol } from './forwards.js';
 export { openFirewall } from './open.js';
-export type { AttachmentKey, Firewall, FirewallBackendName, MasqueradeSpec } from './types.js';
+export {
+  type AttachmentKey,
+  type Firewall,
+  type FirewallBackendName,
+  type MasqueradeSpec,
+  type PortForwardSpec,
+  type PortMapping,
+  type PortProtocol,
+  portProtocols,
+} from './types.js';

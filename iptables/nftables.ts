@@ -7,7 +7,8 @@
 import { CtnetError, ErrorCode, log, run, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
-import type { AttachmentKey, Firewall, MasqueradeSpec } from './types.js';
+import { NftForwards } from './nftables-forwards.js';
+import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
 
 /** Names the kernel sees: part of ctnet's on-host contract (iptables/README.md). */
 export const nftNames = {
@@ -18,10 +19,31 @@ export const nftNames = {
   masqMap: { 4: 'masq4', 6: 'masq6' } as Record<Family, string>,
   /** Per-attachment masquerade chain: prefix + first 20 hex digits of the attachment hash. */
   masqPrefix: 'masq-',
+  /** nat prerouting / output base chains: `fib daddr type local jump hostports`. */
+  prerouting: 'prerouting',
+  output: 'output',
+  /** Dispatch of local destinations by (host address,) protocol and port to per-attachment DNAT chains. */
+  hostports: 'hostports',
+  /** proto . port → jump dnat-<hash> (mappings on every host address). */
+  hostportMap: 'hostports-any',
+  /** address . proto . port → jump dnat-<hash> (mappings limited to one hostIP). */
+  hostportAddrMap: { 4: 'hostports4', 6: 'hostports6' } as Record<Family, string>,
+  /** Per-attachment DNAT chain: prefix + first 20 hex digits of the attachment hash. */
+  dnatPrefix: 'dnat-',
+  /** filter forward base chain; its first rule jumps to `admin`. */
+  forward: 'forward',
+  /** The admin's chain, evaluated first in forward: created, never filled or flushed by us. */
+  admin: 'admin',
+  /** filter input base chain: drops non-loopback packets to 127/8 (what route_localnet would let in). */
+  input: 'input',
 } as const;
 
-const T = `${nftNames.family} ${nftNames.table}`;
+/** The mark bit asking postrouting to masquerade (hairpin and localhost sources); fixed for nft (0x2000). */
+export const nftMasqMark = '0x00002000';
+
+export const T = `${nftNames.family} ${nftNames.table}`;
 const timeoutMs = 20_000;
+export const ipKeyword: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 const ipKw: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 
@@ -29,9 +51,17 @@ export function nftMasqChainName(key: AttachmentKey): string {
   return `${nftNames.masqPrefix}${attachmentHash(key).slice(0, 20)}`;
 }
 
+export function nftDnatChainName(key: AttachmentKey): string {
+  return `${nftNames.dnatPrefix}${attachmentHash(key).slice(0, 20)}`;
+}
+
 function commentArg(comment: string): string {
   if (!/^[A-Za-z0-9_.@+=% -]+$/.test(comment)) throw new CtnetError(ErrorCode.internal, `unsafe comment ${comment}`);
   return `comment "${comment}"`;
+}
+
+export function nftCommentArg(comment: string): string {
+  return commentArg(comment);
 }
 
 /** Runs one nft script as one transaction. */
@@ -43,23 +73,46 @@ export async function nftApply(nft: string, lines: string[]): Promise<void> {
 }
 
 /** `nft list …` text, or undefined when the object (or the table) does not exist. */
-async function nftList(nft: string, args: string[]): Promise<string | undefined> {
+export async function nftList(nft: string, args: string[]): Promise<string | undefined> {
   const r = await run(nft, args, { allowFailure: true, timeoutMs });
   if (r.code === 0) return r.stdout;
   if (/No such file or directory/.test(r.stderr)) return undefined;
   throw new CtnetError(ErrorCode.internal, `failed to run nft ${args.join(' ')}: ${r.stderr.trim()}`);
 }
 
-/** The idempotent base: table, maps, base chain, and the base chain's static rules (flushed and re-added). */
-function baseLines(): string[] {
+/**
+ * The idempotent base, part of every transaction: table, maps, chains; base chains hold only static rules and are
+ * flushed and re-added (so a transaction never duplicates them). `admin` is only ever created (`add chain` of an
+ * existing chain changes nothing), never flushed.
+ */
+export function baseLines(): string[] {
+  const N = nftNames;
+  const base = (name: string, spec: string) => [`add chain ${T} ${name} { ${spec}; policy accept; }`, `flush chain ${T} ${name}`];
   return [
     `add table ${T}`,
-    `add map ${T} ${nftNames.masqMap[4]} { type ipv4_addr : verdict; }`,
-    `add map ${T} ${nftNames.masqMap[6]} { type ipv6_addr : verdict; }`,
-    `add chain ${T} ${nftNames.postrouting} { type nat hook postrouting priority srcnat; policy accept; }`,
-    `flush chain ${T} ${nftNames.postrouting}`,
-    `add rule ${T} ${nftNames.postrouting} ip saddr vmap @${nftNames.masqMap[4]}`,
-    `add rule ${T} ${nftNames.postrouting} ip6 saddr vmap @${nftNames.masqMap[6]}`,
+    `add map ${T} ${N.masqMap[4]} { type ipv4_addr : verdict; }`,
+    `add map ${T} ${N.masqMap[6]} { type ipv6_addr : verdict; }`,
+    `add map ${T} ${N.hostportMap} { type inet_proto . inet_service : verdict; }`,
+    `add map ${T} ${N.hostportAddrMap[4]} { type ipv4_addr . inet_proto . inet_service : verdict; }`,
+    `add map ${T} ${N.hostportAddrMap[6]} { type ipv6_addr . inet_proto . inet_service : verdict; }`,
+    `add chain ${T} ${N.hostports}`,
+    `flush chain ${T} ${N.hostports}`,
+    `add rule ${T} ${N.hostports} ip daddr . meta l4proto . th dport vmap @${N.hostportAddrMap[4]}`,
+    `add rule ${T} ${N.hostports} ip6 daddr . meta l4proto . th dport vmap @${N.hostportAddrMap[6]}`,
+    `add rule ${T} ${N.hostports} meta l4proto . th dport vmap @${N.hostportMap}`,
+    ...base(N.prerouting, 'type nat hook prerouting priority dstnat'),
+    `add rule ${T} ${N.prerouting} fib daddr type local jump ${N.hostports}`,
+    ...base(N.output, 'type nat hook output priority -100'),
+    `add rule ${T} ${N.output} fib daddr type local jump ${N.hostports}`,
+    ...base(N.postrouting, 'type nat hook postrouting priority srcnat'),
+    `add rule ${T} ${N.postrouting} meta mark & ${nftMasqMark} == ${nftMasqMark} masquerade`,
+    `add rule ${T} ${N.postrouting} ip saddr vmap @${N.masqMap[4]}`,
+    `add rule ${T} ${N.postrouting} ip6 saddr vmap @${N.masqMap[6]}`,
+    `add chain ${T} ${N.admin}`,
+    ...base(N.forward, 'type filter hook forward priority filter'),
+    `add rule ${T} ${N.forward} jump ${N.admin}`,
+    ...base(N.input, 'type filter hook input priority filter'),
+    `add rule ${T} ${N.input} ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct state != { established, related } ct status ! dnat drop ${commentArg('ctnet drop non-loopback to loopback net for route_localnet')}`,
   ];
 }
 
@@ -78,7 +131,7 @@ function sourcesIn(text: string): { family: Family; address: string }[] {
 }
 
 /** Map elements in a listing: address → chain it jumps to. */
-function elementsIn(text: string): Map<string, string> {
+export function elementsIn(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const m of text.matchAll(/([0-9a-fA-F:.]+) : (?:jump|goto) ([A-Za-z0-9_-]+)/g)) out.set(m[1] ?? '', m[2] ?? '');
   return out;
@@ -90,9 +143,25 @@ function groupByFamily(addresses: string[]): ParsedCidr[] {
 }
 
 export class NftablesFirewall implements Firewall {
+  private readonly forwards: NftForwards;
   readonly backend = 'nftables' as const;
 
-  constructor(readonly nft: string) {}
+  constructor(readonly nft: string) {
+    this.forwards = new NftForwards(nft);
+  }
+
+  setupPortForwards(spec: PortForwardSpec): Promise<void> {
+    return this.forwards.setup(spec);
+  }
+  teardownPortForwards(key: AttachmentKey): Promise<void> {
+    return this.forwards.teardown(key);
+  }
+  checkPortForwards(spec: PortForwardSpec): Promise<void> {
+    return this.forwards.check(spec);
+  }
+  gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void> {
+    return this.forwards.gc(network, valid);
+  }
 
   /** Lines removing map elements for `sources` that point at `chain` (add-then-delete: no error when absent). */
   private elementRemoval(chain: string, sources: { family: Family; address: string }[]): string[] {

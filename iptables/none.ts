@@ -1,7 +1,8 @@
 /** The no-op backend: callers never branch on "is there a firewall". */
 import { validateKey } from './attachment.js';
 import { parseCidr } from './cidr.js';
-import type { AttachmentKey, Firewall, MasqueradeSpec } from './types.js';
+import { normalizeForwards } from './forwards.js';
+import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
 
 export class NoFirewall implements Firewall {
   readonly backend = 'none' as const;
@@ -18,4 +19,14 @@ export class NoFirewall implements Firewall {
     validateKey(spec);
   }
   async gcMasquerade(): Promise<void> {}
+  async setupPortForwards(spec: PortForwardSpec): Promise<void> {
+    normalizeForwards(spec);
+  }
+  async teardownPortForwards(key: AttachmentKey): Promise<void> {
+    validateKey(key);
+  }
+  async checkPortForwards(spec: PortForwardSpec): Promise<void> {
+    normalizeForwards(spec);
+  }
+  async gcPortForwards(): Promise<void> {}
 }

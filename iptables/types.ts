@@ -17,6 +17,33 @@ export interface MasqueradeSpec extends AttachmentKey {
   addresses: string[];
 }
 
+export const portProtocols = ['tcp', 'udp', 'sctp'] as const;
+export type PortProtocol = (typeof portProtocols)[number];
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: PortProtocol;
+  /** Limit the mapping to this host address; empty, '0.0.0.0' or '::' = every local address of that family. */
+  hostIP?: string;
+}
+
+export interface PortForwardSpec extends AttachmentKey {
+  /** Container addresses in CIDR form; the first IPv4 and the first IPv6 are the DNAT targets. */
+  containerAddresses: string[];
+  mappings: PortMapping[];
+  /** Masquerade hairpin (container → published port) and localhost (127.0.0.1 → published port). Default true. */
+  snat?: boolean;
+  /** Masquerade every source, not only the container's subnet (for plugins without a host-side bridge). */
+  masqAll?: boolean;
+  /** Packet mark bit (0–31) used to ask for masquerade in postrouting. Default 13 (0x2000). */
+  markMasqBit?: number;
+  /** iptables only: jump to this existing chain to mark for masquerade instead of setting the mark ourselves. */
+  externalSetMarkChain?: string;
+  /** Extra match tokens for the DNAT rules, per family, in the backend's syntax. */
+  conditions?: { 4?: string[]; 6?: string[] };
+}
+
 export interface Firewall {
   readonly backend: FirewallBackendName;
   /** Installs masquerade for the attachment in one batch per address family; replaces what an earlier ADD left. */
@@ -27,4 +54,13 @@ export interface Firewall {
   checkMasquerade(spec: MasqueradeSpec): Promise<void>;
   /** Removes masquerade state of attachments of `network` that are not in `valid`. */
   gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void>;
+
+  /** Installs the attachment's port forwards (DNAT, hairpin and localhost masquerade) in one batch per family. */
+  setupPortForwards(spec: PortForwardSpec): Promise<void>;
+  /** Removes the attachment's port forwards; needs neither mappings nor addresses; idempotent. */
+  teardownPortForwards(key: AttachmentKey): Promise<void>;
+  /** Throws a CtnetError when any of the spec's forwarding rules is missing. */
+  checkPortForwards(spec: PortForwardSpec): Promise<void>;
+  /** Removes port forwards of attachments of `network` that are not in `valid`. */
+  gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void>;
 }

@@ -4,86 +4,17 @@
  * Reads are limited to the few chains an operation touches (`iptables -S CHAIN`), never the whole ruleset,
  * except in GC.
  */
-import { CtnetError, ErrorCode, log, run, wrapError } from '../core/index.js';
-import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
+import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
+import { attachmentComment, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
-import type { AttachmentKey, Firewall, MasqueradeSpec } from './types.js';
-import type { XtablesPrograms, XtablesTools } from './xtables-tools.js';
+import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
+import { commentArg, commentOf, masqChainName, sourceOf, XtablesFamily, xtablesChains } from './xtables-family.js';
+import { XtablesForwards } from './xtables-forwards.js';
+import type { XtablesTools } from './xtables-tools.js';
 
-/**
- * Chain names the kernel sees: part of ctnet's on-host contract (documented in iptables/README.md).
- * Built-in chains get exactly one jump each into our base chains; per-attachment chains hang off those.
- */
-export const xtablesChains = {
-  /** nat: jumped from POSTROUTING; holds one `-s <container> -j CTNET-M-…` per masqueraded address. */
-  postrouting: 'CTNET-POSTROUTING',
-  /** filter: first rule of FORWARD; the admin's chain (like DOCKER-USER). Created, never filled or flushed by us. */
-  admin: 'CTNET-ADMIN',
-  /** filter: second rule of FORWARD (after CTNET-ADMIN). */
-  forward: 'CTNET-FORWARD',
-  /** Per-attachment masquerade chain: prefix + first 20 hex digits of the attachment hash (28 chars, the limit). */
-  masqPrefix: 'CTNET-M-',
-} as const;
+export { dnatChainName, masqChainName, xtablesChains } from './xtables-family.js';
 
-export const restoreWaitSeconds = 10;
-const timeoutMs = 20_000;
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
-
-export function masqChainName(key: AttachmentKey): string {
-  return `${xtablesChains.masqPrefix}${attachmentHash(key).slice(0, 20).toUpperCase()}`;
-}
-
-/** One address family's programs with the few primitives the backend needs. */
-class XtablesFamily {
-  constructor(
-    readonly family: Family,
-    private readonly programs: XtablesPrograms,
-  ) {}
-
-  /** `-S` of one chain: its rules as restore lines, or undefined when the chain does not exist. */
-  async listChain(table: string, chain: string): Promise<string[] | undefined> {
-    const r = await run(this.programs.iptables, ['-w', String(restoreWaitSeconds), '-t', table, '-S', chain], {
-      allowFailure: true,
-      timeoutMs,
-    });
-    if (r.code === 0) return r.stdout.split('\n').filter((l) => l.startsWith('-A '));
-    if (/No chain\/target\/match|does not exist|incompatible/i.test(r.stderr)) return undefined;
-    throw new CtnetError(
-      ErrorCode.internal,
-      `failed to list chain ${chain} (table ${table}, IPv${this.family}): ${r.stderr.trim()}`,
-    );
-  }
-
-  async save(table: string): Promise<string[]> {
-    const r = await run(this.programs.save, ['-t', table], { timeoutMs });
-    return r.stdout.split('\n');
-  }
-
-  /** Applies one batch; `tables` maps table name → lines (without the *table/COMMIT framing). */
-  async restore(tables: Record<string, string[]>): Promise<void> {
-    let text = '';
-    for (const [table, lines] of Object.entries(tables)) {
-      if (lines.length) text += `*${table}\n${lines.join('\n')}\nCOMMIT\n`;
-    }
-    if (!text) return;
-    log.debug({ family: this.family, batch: text }, 'iptables-restore');
-    await run(this.programs.restore, ['--noflush', '-w', String(restoreWaitSeconds)], { input: text, timeoutMs });
-  }
-}
-
-/** The restore-syntax comment argument; comments only ever hold [A-Za-z0-9_.@+=%-] and spaces (attachment.ts). */
-function commentArg(comment: string): string {
-  if (!/^[A-Za-z0-9_.@+=% -]+$/.test(comment)) throw new CtnetError(ErrorCode.internal, `unsafe comment ${comment}`);
-  return `-m comment --comment "${comment}"`;
-}
-
-function commentOf(line: string): string | undefined {
-  return line.match(/--comment "([^"]*)"/)?.[1] ?? line.match(/--comment (\S+)/)?.[1];
-}
-
-function sourceOf(line: string): string | undefined {
-  return line.match(/(?:^|\s)-s (\S+)/)?.[1];
-}
 
 /** The rules of an attachment's masquerade for one family, in the exact form `iptables -S` prints them. */
 function renderMasq(chain: string, comment: string, addrs: ParsedCidr[]): { chainRules: string[]; jumps: string[] } {
@@ -129,9 +60,24 @@ function groupByFamily(addresses: string[]): Record<Family, ParsedCidr[]> {
 export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables' as const;
   private readonly families: Record<Family, XtablesFamily>;
+  private readonly forwards: XtablesForwards;
 
   constructor(readonly tools: XtablesTools) {
     this.families = { 4: new XtablesFamily(4, tools.family[4]), 6: new XtablesFamily(6, tools.family[6]) };
+    this.forwards = new XtablesForwards(this.families);
+  }
+
+  setupPortForwards(spec: PortForwardSpec): Promise<void> {
+    return this.forwards.setup(spec);
+  }
+  teardownPortForwards(key: AttachmentKey): Promise<void> {
+    return this.forwards.teardown(key);
+  }
+  checkPortForwards(spec: PortForwardSpec): Promise<void> {
+    return this.forwards.check(spec);
+  }
+  gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void> {
+    return this.forwards.gc(network, valid);
   }
 
   /** Makes sure CTNET-POSTROUTING exists and POSTROUTING jumps to it (rarely needed: only the first ADD). */

@@ -64,6 +64,9 @@ export async function makeContainer(t: Teardown, host: string, net: BridgeNet, i
   const ip6 = `${net.prefix6}:${i.toString(16)}`;
   await sh('ip', ['-n', host, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
   await sh('ip', ['-n', host, 'link', 'set', hostVeth, 'master', net.bridge, 'up']);
+  // As the bridge plugin's hairpinMode does: with br_netfilter active (bridge-nf-call-iptables=1) a container
+  // reaching its own published port is DNATed at the bridge and must go back out of the port it came in by.
+  await sh('ip', ['-n', host, 'link', 'set', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
   await sh('ip', ['-n', ns, 'addr', 'add', `${ip4}/24`, 'dev', 'eth0']);
   await sh('ip', ['-n', ns, 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
   await sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
@@ -143,8 +146,23 @@ async function nftTablesExceptXtables(ns: string): Promise<string> {
   return out.join('');
 }
 
+/** Foreign rules an admin or another tool put there; they must survive everything we do, in place. */
+export async function addForeignRules(host: string): Promise<void> {
+  for (const cmd of ['iptables', 'ip6tables']) {
+    const src = cmd === 'iptables' ? '192.0.2.0/24' : '2001:db8:99::/64';
+    await nsRun(host, cmd, ['-t', 'nat', '-A', 'POSTROUTING', '-s', src, '-j', 'MASQUERADE']);
+    await nsRun(host, cmd, ['-t', 'filter', '-A', 'FORWARD', '-s', src, '-j', 'ACCEPT']);
+    await nsRun(host, cmd, ['-t', 'filter', '-A', 'INPUT', '-s', src, '-j', 'ACCEPT']);
+    await nsRun(host, cmd, ['-t', 'nat', '-A', 'PREROUTING', '-s', src, '-j', 'RETURN']);
+    await nsRun(host, cmd, ['-t', 'nat', '-A', 'OUTPUT', '-s', src, '-j', 'RETURN']);
+  }
+  await nsRun(host, nftBin, ['add', 'table', 'inet', 'admin']);
+  await nsRun(host, nftBin, ['add', 'chain', 'inet', 'admin', 'post', '{ type nat hook postrouting priority 50; }']);
+  await nsRun(host, nftBin, ['add', 'rule', 'inet', 'admin', 'post', 'ip saddr 192.0.2.0/24 masquerade']);
+}
+
 /** Lines that name one of our base chains (declaration or the single jump from a built-in chain). */
-const baseChainLine = /\bCTNET-(POSTROUTING|ADMIN|FORWARD|PREROUTING|OUTPUT|HOSTPORTS|LOCALNET)\b/;
+const baseChainLine = /\bCTNET-(POSTROUTING|ADMIN|HOSTPORTS|HOSTPORT-MASQ|INPUT)\b/;
 
 /** The ruleset with our (empty) base chains and their jumps removed: "as before the first ADD". */
 export function withoutBase(snapshot: string): string {

@@ -5,6 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import {
+  addForeignRules,
   addWorldV6,
   backends,
   firewallOps,
@@ -17,20 +18,6 @@ import {
   worldLink6,
 } from './firewall-fixtures.js';
 import { connect, createSandbox, nsRun, startServer, worldLink } from './sandbox.js';
-
-/** Foreign rules an admin or another tool put there; they must survive everything we do, in place. */
-async function addForeignRules(host: string): Promise<void> {
-  for (const cmd of ['iptables', 'ip6tables']) {
-    const src = cmd === 'iptables' ? '192.0.2.0/24' : '2001:db8:99::/64';
-    await nsRun(host, cmd, ['-t', 'nat', '-A', 'POSTROUTING', '-s', src, '-j', 'MASQUERADE']);
-    await nsRun(host, cmd, ['-t', 'filter', '-A', 'FORWARD', '-s', src, '-j', 'ACCEPT']);
-    await nsRun(host, cmd, ['-t', 'nat', '-A', 'PREROUTING', '-s', src, '-j', 'RETURN']);
-    await nsRun(host, cmd, ['-t', 'nat', '-A', 'OUTPUT', '-s', src, '-j', 'RETURN']);
-  }
-  await nsRun(host, nftBin, ['add', 'table', 'inet', 'admin']);
-  await nsRun(host, nftBin, ['add', 'chain', 'inet', 'admin', 'post', '{ type nat hook postrouting priority 50; }']);
-  await nsRun(host, nftBin, ['add', 'rule', 'inet', 'admin', 'post', 'ip saddr 192.0.2.0/24 masquerade']);
-}
 
 async function world(t: ExecutionContext) {
   const sb = await createSandbox(t, { world: true });

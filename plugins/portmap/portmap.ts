@@ -1,13 +1,189 @@
-import { type CniPlugin, CtnetError, ErrorCode } from '../../core/index.js';
+/**
+ * The portmap plugin (cni-spec §B3), chained after bridge: publishes container ports on the host.
+ *
+ * ADD: claim the host ports (conflicts fail with code 101), install the forwards in one firewall batch per family,
+ * turn on route_localnet toward the container when 127.0.0.1 can reach a mapping, flush UDP conntrack for the host
+ * ports. DEL: remove the attachment's forwards (no mappings or prevResult needed), release its claims, flush UDP
+ * conntrack. No mappings anywhere: ADD and DEL do nothing (cni-user-issues #6).
+ */
+import {
+  type CniPlugin,
+  type CniResult,
+  CtnetError,
+  ErrorCode,
+  type GcContext,
+  type PluginContext,
+  wrapError,
+} from '../../core/index.js';
+import {
+  type AttachmentKey,
+  type Firewall,
+  flushUdpConntrack,
+  openFirewall,
+  type PortForwardSpec,
+  type PortMapping,
+  parseCidr,
+} from '../../iptables/index.js';
+import { type PortmapNetConf, type PortmapSettings, portmapSettings } from './config.js';
+import { enableRouteLocalnet } from './localnet.js';
+import { type PortClaim, ReservationStore } from './reservations.js';
 import { portmapSchema } from './schema.js';
 
-const notYet = async (): Promise<never> => {
-  throw new CtnetError(ErrorCode.internal, 'the portmap plugin is not implemented yet');
-};
+function attachment(ctx: PluginContext, s: PortmapSettings): AttachmentKey {
+  return { network: s.network, containerId: ctx.env.containerId, ifname: ctx.env.ifname };
+}
 
-export const portmapPlugin: CniPlugin = {
+function claimsOf(mappings: PortMapping[]): PortClaim[] {
+  return mappings.map((m) => ({ protocol: m.protocol, hostPort: m.hostPort, hostIP: m.hostIP ?? '' }));
+}
+
+/** The container's addresses: IPs of the sandbox interface named CNI_IFNAME (first IPv4 and IPv6 are used). */
+function containerAddresses(result: CniResult, ifname: string): string[] {
+  const ifaces = result.interfaces ?? [];
+  const ips = result.ips ?? [];
+  const own = ips.filter((ip) => {
+    if (ip.interface === undefined) return true;
+    const iface = ifaces[ip.interface];
+    return iface?.name === ifname && iface.sandbox !== undefined && iface.sandbox !== '';
+  });
+  return (own.length ? own : ips).map((ip) => ip.address);
+}
+
+function forwardSpec(key: AttachmentKey, s: PortmapSettings, addresses: string[]): PortForwardSpec {
+  return {
+    ...key,
+    containerAddresses: addresses,
+    mappings: s.mappings,
+    snat: s.snat,
+    masqAll: s.masqAll,
+    ...(s.markMasqBit !== undefined && { markMasqBit: s.markMasqBit }),
+    ...(s.externalSetMarkChain !== undefined && { externalSetMarkChain: s.externalSetMarkChain }),
+    conditions: { 4: s.conditionsV4, 6: s.conditionsV6 },
+  };
+}
+
+/** Whether a packet from 127.0.0.1 can match one of the mappings (then the localhost path needs route_localnet). */
+function reachableFromLocalhost(mappings: PortMapping[]): boolean {
+  return mappings.some((m) => !m.hostIP || m.hostIP === '0.0.0.0' || m.hostIP.startsWith('127.'));
+}
+
+const udpPorts = (claims: { protocol: string; hostPort: number }[]) =>
+  claims.filter((c) => c.protocol === 'udp').map((c) => c.hostPort);
+
+function requirePrevResult(ctx: PluginContext): CniResult {
+  if (!ctx.prevResult) {
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      'the portmap plugin must be chained after a plugin that returns a result (prevResult is missing)',
+    );
+  }
+  return ctx.prevResult;
+}
+
+async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
+  const prev = requirePrevResult(ctx);
+  const s = portmapSettings(ctx.conf);
+  if (!s.mappings.length) return prev;
+  const key = attachment(ctx, s);
+  const addresses = containerAddresses(prev, ctx.env.ifname);
+  if (!addresses.length) {
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      `failed to publish ports: prevResult has no address for interface "${ctx.env.ifname}"`,
+    );
+  }
+  const spec = forwardSpec(key, s, addresses);
+  const firewall = await openFirewall(s.backend);
+  const store = new ReservationStore(s.stateDir);
+  await store.claim(key, claimsOf(s.mappings));
+  try {
+    await firewall.setupPortForwards(spec);
+    const v4 = addresses.map(parseCidr).find((a) => a.family === 4);
+    if (s.snat && v4 && reachableFromLocalhost(s.mappings)) enableRouteLocalnet(v4.address);
+  } catch (err) {
+    await undoAdd(firewall, store, key, ctx);
+    throw err;
+  }
+  await flushUdpConntrack(udpPorts(s.mappings));
+  return prev;
+}
+
+/** Removes what a failed ADD made; failures here are logged, the ADD's own error is what the runtime sees. */
+async function undoAdd(firewall: Firewall, store: ReservationStore, key: AttachmentKey, ctx: PluginContext): Promise<void> {
+  for (const step of [() => firewall.teardownPortForwards(key), () => store.release(key)]) {
+    try {
+      await step();
+    } catch (err) {
+      ctx.log.warn({ err }, 'failed to undo part of a failed portmap ADD');
+    }
+  }
+}
+
+async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
+  const s = portmapSettings(ctx.conf);
+  const key = attachment(ctx, s);
+  const store = new ReservationStore(s.stateDir);
+  const held = store.held(key);
+  // Fast path: nothing claimed and nothing sent: this attachment never published anything.
+  if (!held && !s.mappings.length) return;
+  const firewall = await openFirewall(s.backend);
+  const errors: unknown[] = [];
+  try {
+    await firewall.teardownPortForwards(key);
+  } catch (err) {
+    errors.push(err);
+  }
+  try {
+    await store.release(key);
+  } catch (err) {
+    errors.push(err);
+  }
+  await flushUdpConntrack(udpPorts([...(held ?? []), ...s.mappings]));
+  if (errors.length) throw wrapError('remove published ports', errors[0]);
+}
+
+async function check(ctx: PluginContext<PortmapNetConf>): Promise<void> {
+  const prev = requirePrevResult(ctx);
+  const s = portmapSettings(ctx.conf);
+  if (!s.mappings.length) return;
+  const key = attachment(ctx, s);
+  const firewall = await openFirewall(s.backend);
+  await firewall.checkPortForwards(forwardSpec(key, s, containerAddresses(prev, ctx.env.ifname)));
+  if (!new ReservationStore(s.stateDir).held(key)) {
+    throw new CtnetError(
+      ErrorCode.internal,
+      `failed to check published ports: no reservation recorded for container "${key.containerId}"`,
+    );
+  }
+}
+
+async function gc(ctx: GcContext<PortmapNetConf>): Promise<void> {
+  const s = portmapSettings(ctx.conf);
+  const valid = ctx.validAttachments.map((a) => ({ network: s.network, containerId: a.containerID, ifname: a.ifname }));
+  const errors: unknown[] = [];
+  try {
+    const firewall = await openFirewall(s.backend);
+    await firewall.gcPortForwards(s.network, valid);
+  } catch (err) {
+    errors.push(err);
+  }
+  try {
+    const released = await new ReservationStore(s.stateDir).gc(s.network, valid);
+    await flushUdpConntrack(udpPorts(released.flatMap((r) => r.ports)));
+  } catch (err) {
+    errors.push(err);
+  }
+  if (errors.length) throw wrapError('collect garbage', errors[0]);
+}
+
+export const portmapPlugin: CniPlugin<PortmapNetConf> = {
   name: 'portmap',
   schema: portmapSchema,
-  add: notYet,
-  del: notYet,
+  validate: (conf) => {
+    portmapSettings(conf);
+  },
+  add,
+  del,
+  check,
+  gc,
 };
