@@ -1,0 +1,133 @@
+/**
+ * The runner with the default bridge network ("ctnet" on ctnet0, host-local, portmap), run for
+ * real in a sandbox host namespace wired to a world namespace.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { busyboxRootfs, ctnet, inspect, leftovers, nothingLeft, type RunnerEnv, runnerEnv } from './runner-helpers.js';
+import { connect, createSandbox, nsRun, repoRoot, worldLink } from './sandbox.js';
+
+test.before(() => {
+  if (!existsSync(join(repoRoot, 'bin', 'ctnet-init'))) {
+    execFileSync('gcc', [
+      '-O2',
+      '-static',
+      '-o',
+      join(repoRoot, 'bin', 'ctnet-init'),
+      join(repoRoot, 'runner', 'helper', 'ctnet-init.c'),
+    ]);
+  }
+});
+
+const request = 'GET /hello HTTP/1.0\r\n\r\n';
+
+async function setup(t: ExecutionContext) {
+  const sb = await createSandbox(t, { world: true });
+  const renv = runnerEnv(t, sb.host);
+  const image = await busyboxRootfs(t);
+  mkdirSync(join(image, 'www'));
+  writeFileSync(join(image, 'www', 'hello'), 'hello-from-ctr\n');
+  return { sb, renv, image, world: sb.world as string };
+}
+
+async function snapshot(renv: RunnerEnv): Promise<{ links: string[]; rules: string[]; leases: string[] }> {
+  const links = (await nsRun(renv.host, 'ip', ['-o', 'link', 'show'])).stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (l.split(': ')[1] ?? '').split('@')[0] as string)
+    .sort();
+  const rules = (await nsRun(renv.host, 'iptables-save', [])).stdout
+    .split('\n')
+    .filter((l) => l.startsWith('-A') && /id=/.test(l));
+  const leaseDir = join(renv.root, 'ipam', 'ctnet');
+  const leases = existsSync(leaseDir) ? readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
+  return { links, rules, leases };
+}
+
+test('bridge + -p: reachable from the world, the host (127.0.0.1 and its address) and another container; rm leaves nothing', async (t) => {
+  const { renv, image, world } = await setup(t);
+  await ctnet(renv, ['run', '-d', '--name', 'web', '-p', '18080:80', image, 'httpd', '-f', '-p', '80', '-h', '/www']);
+  const view = await inspect(renv, 'web');
+  t.regex(view.NetworkSettings.IPAddress, /^10\.90\.\d+\.\d+$/);
+  t.deepEqual(view.NetworkSettings.Ports, { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '18080' }] });
+  t.is((await ctnet(renv, ['port', 'web'])).stdout, '80/tcp -> 0.0.0.0:18080\n');
+  t.regex((await ctnet(renv, ['ps'])).stdout, /0\.0\.0\.0:18080->80\/tcp/);
+  const during = await snapshot(renv);
+  t.true(during.links.includes('ctnet0'));
+  t.is(during.leases.length, 1);
+  t.true(during.rules.length > 0);
+
+  t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18080, request), /hello-from-ctr/, 'world → host address');
+  t.regex(await connect(renv.host, 'tcp', '127.0.0.1', 18080, request), /hello-from-ctr/, 'host → 127.0.0.1');
+  t.regex(await connect(renv.host, 'tcp', worldLink.hostAddr, 18080, request), /hello-from-ctr/, 'host → its own address');
+  const peer = await ctnet(renv, [
+    'run',
+    '--rm',
+    image,
+    'sh',
+    '-c',
+    `printf '${request.replace(/\r\n/g, '\\r\\n')}' | nc ${worldLink.hostAddr} 18080`,
+  ]);
+  t.regex(peer.stdout, /hello-from-ctr/, 'another container → host address');
+
+  // The port is taken: a clear error that names the holder, and nothing half-made.
+  const clash = await ctnet(renv, ['run', '-d', '--name', 'clash', '-p', '18080:80', image, 'true'], { allowFailure: true });
+  t.not(clash.code, 0);
+  t.regex(clash.stderr, /0\.0\.0\.0:18080\/tcp: port is already allocated by container web/);
+  t.deepEqual((await snapshot(renv)).leases.length, 1);
+
+  await ctnet(renv, ['rm', '-f', 'web']);
+  const after = await snapshot(renv);
+  t.deepEqual(after.links, ['ctnet0', 'lo', 'uplink0'], 'no veth left (the bridge stays, as docker0 does)');
+  t.deepEqual(after.rules, [], 'no per-container rule left');
+  t.deepEqual(after.leases, [], 'no lease left');
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('UDP publish and a random host port', async (t) => {
+  const { renv, world } = await setup(t);
+  // The default image shows the host's /usr, so node serves UDP inside the container.
+  const server =
+    "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('udp '+m,r.port,r.address));s.bind(5353)";
+  await ctnet(renv, ['run', '-d', '--name', 'dns', '-p', '15353:5353/udp', '-p', '5353', 'default', 'node', '-e', server]);
+  let answer = '';
+  for (let i = 0; i < 50 && !answer.startsWith('udp'); i++) {
+    answer = await connect(world, 'udp', worldLink.hostAddr, 15353, 'ping');
+  }
+  t.is(answer, 'udp ping');
+  const tcp = (await inspect(renv, 'dns')).NetworkSettings.Ports['5353/tcp']?.[0];
+  t.truthy(tcp);
+  t.true(Number(tcp?.HostPort) >= 1024, 'a free port from the ephemeral range');
+  await ctnet(renv, ['rm', '-f', 'dns']);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('container:NAME shares the network namespace and the published ports; --rm of a bridge container releases everything', async (t) => {
+  const { renv, image, world } = await setup(t);
+  await ctnet(renv, ['run', '-d', '--name', 'web', '-p', '18081:80', image, 'httpd', '-f', '-p', '80', '-h', '/www']);
+  const ip = (await inspect(renv, 'web')).NetworkSettings.IPAddress;
+  const side = await ctnet(renv, [
+    'run',
+    '--rm',
+    '--network',
+    'container:web',
+    image,
+    'sh',
+    '-c',
+    `ip -o -4 addr show eth0; printf '${request.replace(/\r\n/g, '\\r\\n')}' | nc 127.0.0.1 80`,
+  ]);
+  t.regex(side.stdout, new RegExp(`inet ${ip.replace(/\./g, '\\.')}/`));
+  t.regex(side.stdout, /hello-from-ctr/);
+  t.is((await ctnet(renv, ['port', 'web', '80/tcp'])).stdout, '0.0.0.0:18081\n');
+  t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18081, request), /hello-from-ctr/);
+  const bad = await ctnet(renv, ['run', '--rm', '--network', 'container:web', '-p', '1:1', image, 'true'], {
+    allowFailure: true,
+  });
+  t.regex(bad.stderr, /conflicting options/);
+  await ctnet(renv, ['stop', '-t', '1', 'web']);
+  t.deepEqual((await snapshot(renv)).leases, []);
+  await ctnet(renv, ['rm', 'web']);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
