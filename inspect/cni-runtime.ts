@@ -45,6 +45,8 @@ export interface CachedAttachment {
   cniArgs?: [string, string][];
   capabilityArgs?: Record<string, unknown>;
   result?: Record<string, unknown>;
+  /** ctnet's addition (ignored by libcni): the CNI_PATH the ADD ran with, so a later DEL finds the same plugins. */
+  cniPath?: string[];
 }
 
 export interface GcOutcome {
@@ -219,6 +221,7 @@ export class CniRuntime {
       cniArgs: rt.args ? [...parseCniArgs(rt.args)] : undefined,
       capabilityArgs: rt.capabilityArgs,
       result,
+      cniPath: [...this.cniPath],
     };
     const file = this.cacheFile(net.list.name, rt.containerId, rt.ifname);
     try {

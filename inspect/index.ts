@@ -7,6 +7,7 @@ export * from './cidr.js';
 export * from './cni-runtime.js';
 export * from './conflist.js';
 export * from './containers.js';
+export * from './doctor.js';
 export * from './firewall.js';
 export * from './isolation.js';
 export * from './kernel.js';

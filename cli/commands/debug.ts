@@ -68,4 +68,12 @@ export function register(program: Command): void {
     .action(async (container: string, port: string, opts) =>
       (await import('./debug/trace.js')).debugTrace(container, port, opts),
     );
+
+  debug
+    .command('doctor')
+    .description('check host prerequisites and find leftovers of crashes (veths, leases, rules); --fix removes the leftovers')
+    .option('--fix', 'remove the leftovers found (only those)')
+    .option('--cni-path <path>', 'CNI_PATH for DELs of dead attachments without a recorded one')
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await import('./debug/doctor.js')).debugDoctor(opts));
 }
