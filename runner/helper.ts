@@ -17,6 +17,10 @@ export interface Overlay {
 export interface RunPlan {
   /** Network namespace to join; undefined keeps the caller's (host networking). */
   netns?: string;
+  /** Or: make a new namespace, bind-mounted on this path (lo up). */
+  netnsCreate?: string;
+  /** The monitor removes netnsCreate when the container ends (nothing else needs it). */
+  netnsRemoveOnExit?: boolean;
   cgroupProcs: string[];
   rootfs: string;
   /** The first overlay is the root (target = rootfs); the others are mounted inside it. */
@@ -41,9 +45,12 @@ export interface ExecPlan {
   command: string[];
 }
 
-export function runArgs(plan: RunPlan, statusFd: number): string[] {
+export function runArgs(plan: RunPlan, statusFd: number, waitFd?: number): string[] {
   const args = ['run', '--status-fd', String(statusFd), '--rootfs', plan.rootfs];
   if (plan.netns) args.push('--netns', plan.netns);
+  if (plan.netnsCreate) args.push('--netns-create', plan.netnsCreate);
+  if (plan.netnsRemoveOnExit) args.push('--netns-remove-on-exit');
+  if (waitFd !== undefined) args.push('--wait-fd', String(waitFd));
   for (const f of plan.cgroupProcs) args.push('--cgroup-procs', f);
   for (const o of plan.overlays) args.push('--overlay', o.lower, o.upper, o.work, o.target);
   for (const b of plan.binds) args.push(b.readOnly ? '--bind-ro' : '--bind', b.source, b.target);
@@ -86,20 +93,29 @@ export interface Started {
 /**
  * Starts monitor + init + workload and waits until the workload has been exec'd (or setup
  * failed: then the helper's message becomes the error, and nothing of the container runs).
+ * With `whenReady`, init stops once its cgroup and network namespace exist; `whenReady` runs
+ * (CNI ADD), and only when it succeeds does the container go on (on failure init gives up).
  */
 export function startContainerProcess(
   plan: RunPlan,
   stdio: { stdin: StdioSlot; out: StdioSlot; err: StdioSlot },
   detached: boolean,
+  whenReady?: () => Promise<void>,
 ): Promise<Started> {
-  const child = spawn(helperPath(), runArgs(plan, 3), {
-    stdio: [stdio.stdin, stdio.out, stdio.err, 'pipe'],
+  const child = spawn(helperPath(), runArgs(plan, 3, whenReady ? 4 : undefined), {
+    stdio: [stdio.stdin, stdio.out, stdio.err, 'pipe', ...(whenReady ? (['pipe'] as const) : [])],
     detached,
     env: process.env,
   });
   return new Promise((resolve, reject) => {
     let text = '';
+    let readyError: unknown;
+    let readyDone: Promise<void> = Promise.resolve();
+    let readySeen = false;
     const status = child.stdio[3] as NodeJS.ReadableStream | null;
+    // A pipe to the helper is a socket pair: after writing, destroy our end, or its open read side
+    // keeps this process alive for as long as the (detached) monitor runs.
+    const go = child.stdio[4] as import('node:net').Socket | null | undefined;
     child.once('error', (e) =>
       reject(new CtnetError(ErrorCode.io, `failed to start ${helperPath()}: ${e.message}`, { cause: e })),
     );
@@ -109,18 +125,32 @@ export function startContainerProcess(
     }
     status.on('data', (b: Buffer) => {
       text += b.toString('utf8');
+      if (whenReady && go && !readySeen && /^ready$/m.test(text)) {
+        readySeen = true;
+        readyDone = whenReady().then(
+          () => {
+            go.end('go\n', () => go.destroy());
+          },
+          (err: unknown) => {
+            readyError = err;
+            go.destroy();
+          },
+        );
+      }
     });
-    status.on('end', () => {
+    status.on('end', async () => {
+      await readyDone;
       const pid = /^pid (\d+)$/m.exec(text);
-      if (pid) {
+      if (pid && readyError === undefined) {
         resolve({ pid: Number(pid[1]), monitor: child });
         return;
       }
       const err = /^error (.*)$/ms.exec(text)?.[1]?.trim();
       const message = err || 'the helper exited before the container started';
       const code = /failed to exec .*No such file/.test(message) ? ErrorCode.invalidConfig : ErrorCode.internal;
-      child.once('exit', () => reject(new CtnetError(code, `failed to start the container: ${message}`)));
-      if (child.exitCode !== null) reject(new CtnetError(code, `failed to start the container: ${message}`));
+      const failure = readyError ?? new CtnetError(code, `failed to start the container: ${message}`);
+      if (child.exitCode !== null) reject(failure);
+      else child.once('exit', () => reject(failure));
     });
   });
 }

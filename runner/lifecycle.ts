@@ -9,10 +9,10 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CtnetError, ErrorCode, type Executor, log, wrapError } from '../core/index.js';
+import { type CniDns, CtnetError, ErrorCode, type Executor, log, wrapError } from '../core/index.js';
 import { type CgroupManager, cgroupManager, destroyCgroup, killCgroup, type Limits, oomKillCount } from './cgroups/index.js';
 import { hostsFile, resolvConf } from './etc-files.js';
-import { createNetns, deleteNetns, type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
+import { deleteNetns, type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
 import { resolveImage, resolveUser } from './images.js';
 import {
   addNetwork,
@@ -45,6 +45,7 @@ import {
   saveRecord,
   withLock,
 } from './state.js';
+import { flushTimings, mark } from './timing.js';
 
 export interface RunnerContext {
   paths: RunnerPaths;
@@ -245,14 +246,16 @@ export async function startContainer(
   try {
     st.cgroup = ctx.cgroups.create(ctx.cgroupParent, cgroupName(rec.config.id), rec.config.limits);
     save();
+    mark('cgroup');
     const net = rec.config.network;
-    let dns: import('../core/index.js').CniDns | undefined;
+    let netnsCreate: string | undefined;
     if (net.kind === 'none' || net.kind === 'cni') {
+      // The helper makes the namespace (one process less than a separate step); recorded first,
+      // so a crash at any point still knows what to remove.
       mkdirSync(paths.netns, { recursive: true });
-      st.netnsPath = join(paths.netns, rec.config.id);
+      netnsCreate = join(paths.netns, rec.config.id);
+      st.netnsPath = netnsCreate;
       st.ownNetns = true;
-      save();
-      await createNetns(st.netnsPath);
     } else if (net.kind === 'container') {
       const target = findRecord(paths, net.container);
       if (target.state.status !== 'running' || !isAlive(target.state.pid, target.state.pidStart)) {
@@ -261,32 +264,42 @@ export async function startContainer(
       st.netnsPath = target.state.netnsPath ?? `/proc/${target.state.pid}/ns/net`;
       st.ownNetns = false;
     }
+    let attach: (() => Promise<void>) | undefined;
     if (net.kind === 'cni') {
       const network = await loadOrCreateNetwork(paths, net.network);
       st.ports = await allocate(ctx, rec);
-      save();
-      const at = {
-        containerId: rec.config.id,
-        netns: st.netnsPath ?? '',
-        ifname: containerIfname,
-        capabilityArgs: { portMappings: portMappingsArg(st.ports) },
+      attach = async () => {
+        mark('netns');
+        const executor = await ctx.executor();
+        // Recorded before ADD: a crash in the middle still leaves enough to DEL.
+        st.attachment = {
+          network: net.network,
+          ifname: containerIfname,
+          conflist: network.raw,
+          result: {},
+          portMappings: st.ports,
+        };
+        save();
+        st.attachment.result = await addNetwork(executor, cniPath(), network, {
+          containerId: rec.config.id,
+          netns: netnsCreate ?? '',
+          ifname: containerIfname,
+          capabilityArgs: { portMappings: portMappingsArg(st.ports) },
+        });
+        save();
+        writeEtcFiles(dir, rec, st.attachment.result.dns as CniDns | undefined);
+        mark('network');
       };
-      const executor = await ctx.executor();
-      // Recorded before ADD: a crash in the middle still leaves enough to DEL.
-      st.attachment = {
-        network: net.network,
-        ifname: containerIfname,
-        conflist: network.raw,
-        result: {},
-        portMappings: st.ports,
-      };
-      save();
-      st.attachment.result = await addNetwork(executor, cniPath(), network, at);
-      dns = st.attachment.result.dns as typeof dns;
-      save();
     }
-    writeEtcFiles(dir, rec, dns);
-    const plan = runPlan(ctx, rec);
+    save();
+    writeEtcFiles(dir, rec, undefined);
+    const plan: RunPlan = {
+      ...runPlan(ctx, rec),
+      netns: netnsCreate ? undefined : st.netnsPath,
+      netnsCreate,
+      // Without CNI nothing needs the namespace after the workload: the monitor removes it.
+      netnsRemoveOnExit: net.kind === 'none',
+    };
     const logFd = opts.detach ? openSync(join(dir, 'log'), 'a') : undefined;
     let started: Awaited<ReturnType<typeof startContainerProcess>>;
     try {
@@ -296,6 +309,7 @@ export async function startContainer(
           ? { stdin: 'ignore', out: logFd ?? 'ignore', err: logFd ?? 'ignore' }
           : { stdin: rec.config.interactive ? 'inherit' : 'ignore', out: 'inherit', err: 'inherit' },
         opts.detach,
+        attach,
       );
     } finally {
       if (logFd !== undefined) closeSync(logFd);
@@ -309,6 +323,7 @@ export async function startContainer(
       finishedAt: undefined,
     });
     save();
+    mark('start');
     if (opts.detach) {
       started.monitor.unref();
       return { rec };
@@ -321,7 +336,7 @@ export async function startContainer(
   }
 }
 
-function writeEtcFiles(dir: string, rec: ContainerRecord, dns: import('../core/index.js').CniDns | undefined): void {
+function writeEtcFiles(dir: string, rec: ContainerRecord, dns: CniDns | undefined): void {
   const etc = join(dir, 'etc');
   mkdirSync(etc, { recursive: true });
   const hostNet = rec.config.network.kind === 'host';
@@ -423,7 +438,7 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
   }
   if (st.netnsPath && st.ownNetns) {
     try {
-      await deleteNetns(st.netnsPath);
+      if (existsSync(st.netnsPath)) await deleteNetns(st.netnsPath);
       st.netnsPath = undefined;
       st.ownNetns = undefined;
       save();
@@ -502,8 +517,10 @@ export async function runContainer(
   req: CreateRequest,
   detach: boolean,
 ): Promise<{ rec: ContainerRecord; exitCode?: number }> {
+  mark('startup');
   await reconcile(ctx);
   const rec = createContainer(ctx, req);
+  mark('create');
   let started: Awaited<ReturnType<typeof startContainer>>;
   try {
     started = await startContainer(ctx, rec, { detach });
@@ -511,7 +528,10 @@ export async function runContainer(
     removeRecord(ctx.paths, rec);
     throw err;
   }
-  if (!started.exited) return { rec };
+  if (!started.exited) {
+    flushTimings();
+    return { rec };
+  }
   const forward = (sig: NodeJS.Signals) => () => {
     /* the terminal's signals reach the monitor directly; a signal sent to us alone is passed on */
     if (sig !== 'SIGINT' && rec.state.pid) process.kill(rec.state.pid, sig);
@@ -519,8 +539,11 @@ export async function runContainer(
   const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   const exitCode = await started.exited;
+  mark('workload');
   for (const [s, h] of handlers) process.off(s, h);
   const after = await finalize(ctx, rec.config.id, exitCode);
+  mark('teardown');
+  flushTimings();
   return { rec: after ?? rec, exitCode: after?.state.oomKilled ? 137 : exitCode };
 }
 

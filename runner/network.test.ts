@@ -43,7 +43,7 @@ function recorder(fail?: string): { executor: Executor; calls: Call[] } {
   return { executor, calls };
 }
 
-const list = networkFromText(JSON.stringify(defaultConflist('10.90.0.0/24', '/tmp/leases')), 'test');
+const list = networkFromText(JSON.stringify(defaultConflist('10.90.0.0/24', '/tmp/leases', '/tmp/portmap')), 'test');
 const at = {
   containerId: 'c0ffee',
   netns: '/run/ctnet/netns/c0ffee',

@@ -216,19 +216,28 @@ export function pickSubnet(used: readonly string[]): string {
   return free;
 }
 
-/** IPv4 routes and addresses of the current network namespace (where the runner runs). */
-async function hostPrefixes(): Promise<string[]> {
-  const out: string[] = [];
+/**
+ * IPv4 prefixes routed in the current network namespace (where the runner runs), and the subnet
+ * already on the default bridge if it exists (a state root made afresh on a host that has
+ * ctnet0 adopts its subnet instead of clashing with it).
+ */
+async function hostPrefixes(): Promise<{ used: string[]; onBridge?: string }> {
+  const used: string[] = [];
+  let onBridge: string | undefined;
   const routes = await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { allowFailure: true });
   try {
-    for (const r of JSON.parse(routes.stdout || '[]') as { dst?: string }[]) if (r.dst && r.dst !== 'default') out.push(r.dst);
+    for (const r of JSON.parse(routes.stdout || '[]') as { dst?: string; dev?: string; protocol?: string }[]) {
+      if (!r.dst || r.dst === 'default') continue;
+      if (r.dev === defaultBridgeName && r.protocol === 'kernel' && r.dst.includes('/')) onBridge ??= r.dst;
+      else used.push(r.dst);
+    }
   } catch {
     /* no routes to avoid */
   }
-  return out;
+  return { used, onBridge };
 }
 
-export function defaultConflist(subnet: string, leaseDir: string): Record<string, unknown> {
+export function defaultConflist(subnet: string, leaseDir: string, portmapDir: string): Record<string, unknown> {
   return {
     cniVersion: '1.0.0',
     name: defaultNetworkName,
@@ -241,7 +250,7 @@ export function defaultConflist(subnet: string, leaseDir: string): Record<string
         hairpinMode: true,
         ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: leaseDir },
       },
-      { type: 'portmap', capabilities: { portMappings: true } },
+      { type: 'portmap', capabilities: { portMappings: true }, stateDir: portmapDir },
     ],
   };
 }
@@ -250,8 +259,8 @@ export function defaultConflist(subnet: string, leaseDir: string): Record<string
 export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Promise<LoadedNetwork> {
   const file = join(paths.networks, `${defaultNetworkName}.conflist`);
   if (name === defaultNetworkName && !existsSync(file)) {
-    const used = await hostPrefixes();
-    const conf = defaultConflist(pickSubnet(used), paths.leases);
+    const { used, onBridge } = await hostPrefixes();
+    const conf = defaultConflist(onBridge ?? pickSubnet(used), paths.leases, join(paths.root, 'portmap'));
     mkdirSync(paths.networks, { recursive: true });
     const tmp = `${file}.tmp-${process.pid}`;
     writeFileSync(tmp, `${JSON.stringify(conf, null, 2)}\n`);

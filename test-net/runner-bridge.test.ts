@@ -83,6 +83,7 @@ test('bridge + -p: reachable from the world, the host (127.0.0.1 and its address
   t.deepEqual(after.links, ['ctnet0', 'lo', 'uplink0'], 'no veth left (the bridge stays, as docker0 does)');
   t.deepEqual(after.rules, [], 'no per-container rule left');
   t.deepEqual(after.leases, [], 'no lease left');
+  t.deepEqual(readdirSync(join(renv.root, 'portmap', 'ports')), [], 'no port reservation left');
   t.deepEqual(leftovers(renv), nothingLeft);
 });
 

@@ -15,7 +15,9 @@
  *                          exit command)  └─ init (PID 1: reaps zombies, forwards signals)
  *                                                └─ workload (caps dropped, no_new_privs, exec)
  * Protocol: on --status-fd the monitor writes "pid <host pid of init>\n" once the workload has
- * been exec'd, or "error <message>\n" if any setup step failed, then closes it.
+ * been exec'd, or "error <message>\n" if any setup step failed, then closes it. With --wait-fd,
+ * init first writes "ready\n" (cgroup joined, network namespace made) and waits for "go" on that
+ * fd, so the runtime can run CNI ADD against the namespace before anything of the workload runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,6 +65,9 @@ struct bind { const char *src, *dst; int ro; };
 struct plan {
   int status_fd;
   const char *netns;             /* setns into this network namespace (NULL: keep ours) */
+  const char *netns_create;      /* or make a new one, bind-mounted here (in the host mount ns) */
+  int netns_remove_on_exit;      /* the monitor unmounts and removes netns_create at the end */
+  int wait_fd;                   /* after "ready", wait for "go" here (the runtime runs CNI ADD) */
   const char *cgroup_procs[MAX_ITEMS]; int n_cgroup;
   const char *rootfs;            /* where the root overlay is mounted and pivoted into */
   struct overlay overlays[MAX_ITEMS]; int n_overlay;
@@ -147,7 +152,7 @@ static void bring_lo_up(void) {
 
 /* ---- netns-create / netns-delete ---------------------------------------------------------- */
 
-static int netns_create(const char *path) {
+static void make_netns(const char *path) {
   int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) die("failed to create netns file %s: %s", path, strerror(errno));
   close(fd);
@@ -158,6 +163,10 @@ static int netns_create(const char *path) {
     die("failed to bind-mount network namespace on %s: %s", path, strerror(e));
   }
   bring_lo_up();
+}
+
+static int netns_create(const char *path) {
+  make_netns(path);
   return 0;
 }
 
@@ -425,9 +434,19 @@ static int run_main(struct plan *p) {
   if (init == 0) {
     close(pipefd[0]);
     err_fd = pipefd[1];
-    if (p->status_fd >= 0) close(p->status_fd);
     join_cgroups(p);
-    if (p->netns) join_netns(p->netns);
+    if (p->netns_create) make_netns(p->netns_create);
+    else if (p->netns) join_netns(p->netns);
+    if (p->wait_fd >= 0) {
+      /* The namespace exists: the runtime attaches networks to it, then says go (EOF: give up). */
+      report(p->status_fd, "ready\n");
+      char go[4] = {0};
+      ssize_t n;
+      while ((n = read(p->wait_fd, go, 3)) < 0 && errno == EINTR) {}
+      if (n < 2 || strncmp(go, "go", 2) != 0) die("aborted by the runtime before start");
+      close(p->wait_fd);
+    }
+    if (p->status_fd >= 0) close(p->status_fd);
     if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) < 0) die("failed to create namespaces: %s", strerror(errno));
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
       die("failed to set hostname %s: %s", p->hostname, strerror(errno));
@@ -474,6 +493,10 @@ static int run_main(struct plan *p) {
   if (p->status_fd >= 0) close(p->status_fd);
   while (waitpid(init, &status, 0) < 0) if (errno != EINTR) break;
   int code = status_code(status);
+  if (p->netns_create && p->netns_remove_on_exit) {
+    umount2(p->netns_create, MNT_DETACH);
+    unlink(p->netns_create);
+  }
   write_exit_file(p->exit_file, code);
   if (p->n_exit_cmd > 0) {
     p->exit_cmd[p->n_exit_cmd] = NULL;
@@ -547,6 +570,7 @@ static const char *need(int argc, char **argv, int i) {
 static void parse(struct plan *p, int argc, char **argv, int start) {
   memset(p, 0, sizeof *p);
   p->status_fd = -1;
+  p->wait_fd = -1;
   int i = start;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -554,6 +578,9 @@ static void parse(struct plan *p, int argc, char **argv, int start) {
 #define FULL(n, max) if ((n) >= (max)) die("too many %s options", a)
     if (strcmp(a, "--status-fd") == 0) p->status_fd = atoi(need(argc, argv, ++i));
     else if (strcmp(a, "--netns") == 0) p->netns = need(argc, argv, ++i);
+    else if (strcmp(a, "--netns-create") == 0) p->netns_create = need(argc, argv, ++i);
+    else if (strcmp(a, "--netns-remove-on-exit") == 0) p->netns_remove_on_exit = 1;
+    else if (strcmp(a, "--wait-fd") == 0) p->wait_fd = atoi(need(argc, argv, ++i));
     else if (strcmp(a, "--cgroup-procs") == 0) { FULL(p->n_cgroup, MAX_ITEMS); p->cgroup_procs[p->n_cgroup++] = need(argc, argv, ++i); }
     else if (strcmp(a, "--rootfs") == 0) p->rootfs = need(argc, argv, ++i);
     else if (strcmp(a, "--overlay") == 0) {
@@ -592,6 +619,7 @@ int main(int argc, char **argv) {
     parse(&p, argc, argv, 2);
     if (!p.rootfs || p.n_overlay == 0) die("run needs --rootfs and at least one --overlay");
     if (p.status_fd >= 0) fcntl(p.status_fd, F_SETFD, FD_CLOEXEC);
+    if (p.wait_fd >= 0) fcntl(p.wait_fd, F_SETFD, FD_CLOEXEC);
     return run_main(&p);
   }
   if (argc >= 2 && strcmp(argv[1], "exec") == 0) {

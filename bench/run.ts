@@ -1,0 +1,113 @@
+/**
+ * Benchmark: `ctnet run --rm IMAGE true` with --network none, bridge and bridge + one -p, against
+ * `runc run` of the same busybox root filesystem (its default config: new namespaces, no network
+ * but lo), all in one run, inside a sandbox host namespace. Prints wall times, ratios to runc and
+ * the ctnet phase breakdown (from CTNET_TIMING).
+ *
+ *   node --import tsx bench/run.ts [iterations=15]
+ * Needs root, a built tree (npm run build) and runc.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../core/index.js';
+import { busyboxRootfs } from '../test-net/runner-helpers.js';
+import { netnsPath, randomSuffix, repoRoot } from '../test-net/sandbox.js';
+
+const iterations = Number(process.argv[2] ?? 15);
+const cleanups: (() => void | Promise<void>)[] = [];
+const t = { teardown: (fn: () => void | Promise<void>) => cleanups.push(fn) };
+
+interface Variant {
+  name: string;
+  argv: string[];
+  timings?: string;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+async function main(): Promise<void> {
+  const host = `ctt-${randomSuffix()}-bench`;
+  await run('ip', ['netns', 'add', host]);
+  cleanups.push(() => void spawnSync('ip', ['netns', 'del', host]));
+  await run('ip', ['-n', host, 'link', 'set', 'lo', 'up']);
+  const root = mkdtempSync(join(tmpdir(), 'ctt-bench-root-'));
+  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  const cgroupParent = `ctt-bench-${randomSuffix()}`;
+  cleanups.push(() => {
+    for (const c of ['pids', 'memory', 'cpu']) spawnSync('rmdir', [join('/sys/fs/cgroup', c, cgroupParent)]);
+  });
+  const image = await busyboxRootfs(t);
+
+  // runc's bundle: the same root filesystem, runc's default spec with `true` and no terminal.
+  const bundle = mkdtempSync(join(tmpdir(), 'ctt-bench-runc-'));
+  cleanups.push(() => rmSync(bundle, { recursive: true, force: true }));
+  await run('runc', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+  spec.root = { path: image, readonly: true };
+  spec.process.args = ['true'];
+  spec.process.terminal = false;
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+  const runcRoot = join(bundle, 'state');
+
+  const ns = ['nsenter', `--net=${netnsPath(host)}`];
+  const ctnet = [...ns, join(repoRoot, 'bin', 'ctnet'), 'run', '--rm'];
+  const variants: Variant[] = [
+    { name: 'runc run (no network)', argv: [...ns, 'runc', '--root', runcRoot, 'run', '--bundle', bundle, 'bench'] },
+    { name: 'ctnet --network none', argv: [...ctnet, '--network', 'none', image, 'true'], timings: join(root, 'none.jsonl') },
+    { name: 'ctnet bridge', argv: [...ctnet, image, 'true'], timings: join(root, 'bridge.jsonl') },
+    { name: 'ctnet bridge + -p', argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: join(root, 'publish.jsonl') },
+  ];
+  const env = { ...process.env, CTNET_ROOT: join(root, 'state'), CTNET_CGROUP_PARENT: cgroupParent };
+  const results = new Map<string, number[]>();
+  for (const v of variants) results.set(v.name, []);
+  // Interleaved, after one warm-up round, so load changes on the machine hit every variant alike.
+  for (let i = -1; i < iterations; i++) {
+    for (const v of variants) {
+      const start = process.hrtime.bigint();
+      const r = spawnSync(v.argv[0] as string, v.argv.slice(1), {
+        env: { ...env, ...(v.timings && i >= 0 ? { CTNET_TIMING: v.timings } : {}) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      if (r.status !== 0) throw new Error(`${v.name} failed (${r.status}): ${r.stderr}`);
+      if (i >= 0) results.get(v.name)?.push(ms);
+    }
+  }
+  const runcMedian = median(results.get(variants[0]?.name as string) ?? []);
+  process.stdout.write(`\n${iterations} runs each (median / mean ms, ratio of medians to runc)\n`);
+  for (const v of variants) {
+    const xs = results.get(v.name) ?? [];
+    process.stdout.write(
+      `${v.name.padEnd(24)} ${median(xs).toFixed(1).padStart(7)} / ${mean(xs).toFixed(1).padStart(7)}   ×${(median(xs) / runcMedian).toFixed(2)}\n`,
+    );
+  }
+  process.stdout.write('\nctnet phase breakdown (median ms): startup = node + CLI load; start = helper spawn → workload exec\n');
+  for (const v of variants) {
+    if (!v.timings) continue;
+    const rows = readFileSync(v.timings, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, number>);
+    const phases = Object.keys(rows[0] ?? {});
+    const text = phases.map((p) => `${p} ${median(rows.map((r) => r[p] ?? 0)).toFixed(1)}`).join(', ');
+    process.stdout.write(`${v.name.padEnd(24)} ${text}\n`);
+  }
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
