@@ -6,6 +6,7 @@ export default {
     'iptables/**/*.test.ts',
     'plugins/**/*.test.ts',
     'runner/**/*.test.ts',
+    'inspect/**/*.test.ts',
     'cli/**/*.test.ts',
   ],
   extensions: { ts: 'module' },

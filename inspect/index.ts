@@ -15,4 +15,5 @@ export * from './networks.js';
 export * from './paths.js';
 export * from './report.js';
 export * from './sockets.js';
+export * from './topology.js';
 export * from './trace.js';

@@ -76,4 +76,11 @@ export function register(program: Command): void {
     .option('--cni-path <path>', 'CNI_PATH for DELs of dead attachments without a recorded one')
     .option('--json', 'print JSON')
     .action(async (opts) => (await import('./debug/doctor.js')).debugDoctor(opts));
+
+  debug
+    .command('graph')
+    .description('the topology: bridges, veths, containers, addresses, published ports (text tree, or Graphviz with --dot)')
+    .option('--dot', 'print Graphviz DOT')
+    .option('--json', 'print JSON')
+    .action(async (opts) => (await import('./debug/graph.js')).debugGraph(opts));
 }
