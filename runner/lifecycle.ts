@@ -244,8 +244,10 @@ export async function startContainer(
   Object.assign(st, { status: 'creating', owner: ownerMark(), exitCode: undefined, oomKilled: undefined, error: undefined });
   save();
   try {
-    st.cgroup = ctx.cgroups.create(ctx.cgroupParent, cgroupName(rec.config.id), rec.config.limits);
+    // Recorded before it exists: a crash half-way through making it still leaves its paths.
+    st.cgroup = ctx.cgroups.describe(ctx.cgroupParent, cgroupName(rec.config.id));
     save();
+    ctx.cgroups.create(ctx.cgroupParent, cgroupName(rec.config.id), rec.config.limits);
     mark('cgroup');
     const net = rec.config.network;
     let netnsCreate: string | undefined;

@@ -2,7 +2,7 @@
  * The runner with the default bridge network ("ctnet" on ctnet0, host-local, portmap), run for
  * real in a sandbox host namespace wired to a world namespace.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -130,5 +130,42 @@ test('container:NAME shares the network namespace and the published ports; --rm 
   await ctnet(renv, ['stop', '-t', '1', 'web']);
   t.deepEqual((await snapshot(renv)).leases, []);
   await ctnet(renv, ['rm', 'web']);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('kill -9 of the CLI in the middle of a bridge run, then ps and rm -f: no veth, lease, rule, reservation or state left', async (t) => {
+  const { renv, image } = await setup(t);
+  const cli = ['--import', 'tsx', join(repoRoot, 'cli', 'main.ts')];
+  let port = 18100;
+  for (const delayMs of [300, 600, 900, 1200, 1500, 1800, 2400]) {
+    const child = spawn(
+      'nsenter',
+      [`--net=/run/netns/${renv.host}`, process.execPath, ...cli, 'run', '-p', `${port++}:80`, image, 'sleep', '60'],
+      {
+        env: renv.env,
+        cwd: repoRoot,
+        stdio: 'ignore',
+      },
+    );
+    await new Promise((r) => setTimeout(r, delayMs));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+  }
+  const ps = JSON.parse((await ctnet(renv, ['ps', '-a', '--json'])).stdout) as { Id: string; State: { Status: string } }[];
+  const running = ps.filter((c) => c.State.Status === 'running').length;
+  t.true(ps.every((c) => c.State.Status === 'running' || c.State.Status === 'exited'));
+  const mid = await snapshot(renv);
+  t.is(mid.leases.length, running, 'a lease for each running container only');
+  t.is(mid.links.filter((l) => l.startsWith('veth')).length, running, 'a veth for each running container only');
+  if (ps.length) await ctnet(renv, ['rm', '-f', ...ps.map((c) => c.Id)]);
+  const after = await snapshot(renv);
+  t.deepEqual(
+    after.links.filter((l) => l.startsWith('veth')),
+    [],
+  );
+  t.deepEqual(after.leases, []);
+  t.deepEqual(after.rules, []);
+  const ports = join(renv.root, 'portmap', 'ports');
+  t.deepEqual(existsSync(ports) ? readdirSync(ports) : [], []);
   t.deepEqual(leftovers(renv), nothingLeft);
 });

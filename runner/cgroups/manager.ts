@@ -21,6 +21,8 @@ export interface CgroupRecord {
 
 export interface CgroupManager {
   readonly driver: CgroupDriver;
+  /** Where `parent/name` lives, without making anything (recorded before create, for crash cleanup). */
+  describe(parent: string, name: string): CgroupRecord;
   /** Makes the cgroup `parent/name` with its limits; throws (having removed it) on failure. */
   create(parent: string, name: string, limits: Limits): CgroupRecord;
 }

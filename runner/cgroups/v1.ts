@@ -17,31 +17,38 @@ export class V1CgroupManager implements CgroupManager {
   readonly driver = 'v1' as const;
   constructor(readonly controllers: Record<string, string>) {}
 
-  create(parent: string, name: string, limits: Limits): CgroupRecord {
+  describe(parent: string, name: string): CgroupRecord {
     const rec: CgroupRecord = { driver: 'v1', dirs: [], procsFiles: [], parents: [] };
+    for (const controller of used) {
+      const mount = this.controllers[controller];
+      if (!mount) continue;
+      let dir = mount;
+      const parents: string[] = [];
+      for (const segment of parent.split('/').filter(Boolean)) {
+        dir = join(dir, segment);
+        parents.unshift(dir);
+      }
+      rec.parents.push(...parents);
+      const leaf = join(dir, name);
+      rec.dirs.push(leaf);
+      rec.procsFiles.push(join(leaf, 'cgroup.procs'));
+      if (controller === 'memory') rec.oomFile = join(leaf, 'memory.oom_control');
+    }
+    return rec;
+  }
+
+  create(parent: string, name: string, limits: Limits): CgroupRecord {
+    const rec = this.describe(parent, name);
     try {
       for (const controller of used) {
-        const mount = this.controllers[controller];
-        if (!mount) {
-          if (controller === 'pids' || limitFor(controller, limits)) {
-            throw new CtnetError(ErrorCode.notAvailable, `the ${controller} cgroup controller is not mounted`);
-          }
-          continue;
+        if (!this.controllers[controller] && (controller === 'pids' || limitFor(controller, limits))) {
+          throw new CtnetError(ErrorCode.notAvailable, `the ${controller} cgroup controller is not mounted`);
         }
-        let dir = mount;
-        const made: string[] = [];
-        for (const segment of parent.split('/').filter(Boolean)) {
-          dir = join(dir, segment);
-          if (!existsSync(dir)) mkdirSync(dir);
-          made.unshift(dir);
-        }
-        rec.parents.push(...made);
-        const leaf = join(dir, name);
-        mkdirSync(leaf);
-        rec.dirs.push(leaf);
-        rec.procsFiles.push(join(leaf, 'cgroup.procs'));
-        if (controller === 'memory') rec.oomFile = join(leaf, 'memory.oom_control');
-        this.applyLimit(controller, leaf, limits);
+      }
+      for (const leaf of rec.dirs) {
+        mkdirSync(leaf, { recursive: true });
+        const controller = used.find((c) => this.controllers[c] && leaf.startsWith(`${this.controllers[c]}/`));
+        if (controller) this.applyLimit(controller, leaf, limits);
       }
       return rec;
     } catch (cause) {
@@ -75,6 +82,9 @@ function limitFor(controller: string, limits: Limits): boolean {
 /** No cgroups at all: limits cannot be honoured, so asking for one is an error. */
 export class NoCgroupManager implements CgroupManager {
   readonly driver = 'none' as const;
+  describe(): CgroupRecord {
+    return { driver: 'none', dirs: [], procsFiles: [], parents: [] };
+  }
   create(_parent: string, _name: string, limits: Limits): CgroupRecord {
     if (limits.memoryBytes !== undefined || limits.cpus !== undefined || limits.pidsLimit !== undefined) {
       throw new CtnetError(ErrorCode.notAvailable, 'failed to set resource limits: this host has no usable cgroups');

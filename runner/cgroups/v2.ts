@@ -32,29 +32,38 @@ export class V2CgroupManager implements CgroupManager {
     writeFileSync(join(dir, 'cgroup.subtree_control'), enable.map((c) => `+${c}`).join(' '));
   }
 
-  create(parent: string, name: string, limits: Limits): CgroupRecord {
-    const segments = parent.split('/').filter(Boolean);
-    const parents: string[] = [];
+  describe(parent: string, name: string): CgroupRecord {
     let dir = this.root;
-    const rec: CgroupRecord = { driver: 'v2', dirs: [], procsFiles: [], parents };
+    const parents: string[] = [];
+    for (const segment of parent.split('/').filter(Boolean)) {
+      dir = join(dir, segment);
+      parents.unshift(dir);
+    }
+    const leaf = join(dir, name);
+    return {
+      driver: 'v2',
+      dirs: [leaf],
+      procsFiles: [join(leaf, 'cgroup.procs')],
+      oomFile: join(leaf, 'memory.events'),
+      parents,
+    };
+  }
+
+  create(parent: string, name: string, limits: Limits): CgroupRecord {
+    const rec = this.describe(parent, name);
+    const leaf = rec.dirs[0] as string;
     try {
-      this.enableControllers(dir);
-      for (const segment of segments) {
-        dir = join(dir, segment);
+      this.enableControllers(this.root);
+      for (const dir of [...rec.parents].reverse()) {
         if (!existsSync(dir)) mkdirSync(dir);
-        parents.unshift(dir);
         this.enableControllers(dir);
       }
-      const leaf = join(dir, name);
       mkdirSync(leaf);
-      rec.dirs.push(leaf);
-      rec.procsFiles.push(join(leaf, 'cgroup.procs'));
-      rec.oomFile = join(leaf, 'memory.events');
       this.applyLimits(leaf, limits);
       return rec;
     } catch (cause) {
       destroyCgroup(rec);
-      throw wrapError(`create cgroup ${join(dir, name)}`, cause, ErrorCode.io);
+      throw wrapError(`create cgroup ${leaf}`, cause, ErrorCode.io);
     }
   }
 
