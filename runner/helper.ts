@@ -82,6 +82,10 @@ export async function deleteNetns(path: string): Promise<void> {
   await run(helperPath(), ['netns-delete', path], { timeoutMs: 10_000 });
 }
 
+/** `details` of a start error whose command could not be run (Docker exits 127 / 126 then). */
+export const execNotFound = 'exec: not found';
+export const execFailed = 'exec: failed';
+
 export type StdioSlot = 'ignore' | 'inherit' | number;
 
 export interface Started {
@@ -147,8 +151,13 @@ export function startContainerProcess(
       }
       const err = /^error (.*)$/ms.exec(text)?.[1]?.trim();
       const message = err || 'the helper exited before the container started';
-      const code = /failed to exec .*No such file/.test(message) ? ErrorCode.invalidConfig : ErrorCode.internal;
-      const failure = readyError ?? new CtnetError(code, `failed to start the container: ${message}`);
+      const notFound = /failed to exec .*No such file/.test(message);
+      const code = notFound ? ErrorCode.invalidConfig : ErrorCode.internal;
+      const failure =
+        readyError ??
+        new CtnetError(code, `failed to start the container: ${message}`, {
+          details: /failed to exec /.test(message) ? (notFound ? execNotFound : execFailed) : undefined,
+        });
       if (child.exitCode !== null) reject(failure);
       else child.once('exit', () => reject(failure));
     });

@@ -1,6 +1,7 @@
 /** The container runner: images, isolation (through the ctnet-init helper), cgroups, networks, lifecycle. */
 export * from './cgroups/index.js';
 export * from './etc-files.js';
+export { execFailed, execNotFound } from './helper.js';
 export * from './images.js';
 export * from './lifecycle.js';
 export * from './network.js';

@@ -272,6 +272,7 @@ test('errors: one clear line, non-zero exit, nothing half-made', async (t) => {
   for (const [args, message] of cases) {
     const r = await ctnet(renv, args, { allowFailure: true });
     t.not(r.code, 0, args.join(' '));
+    if (args.includes('no-such-command')) t.is(r.code, 127);
     t.regex(r.stderr, message, args.join(' '));
     t.is(
       r.stderr

@@ -103,7 +103,19 @@ export function register(program: Command): void {
         interactive: !!f.interactive,
         tty: !!f.tty && !!process.stdin.isTTY,
       };
-      const { rec, exitCode } = await r.runContainer(ctx, req, !!f.detach);
+      let outcome: Awaited<ReturnType<typeof r.runContainer>>;
+      try {
+        outcome = await r.runContainer(ctx, req, !!f.detach);
+      } catch (err) {
+        // Docker's convention: 127 when the command is not found, 126 when it cannot be run.
+        const details = (err as { details?: unknown }).details;
+        if (details === r.execNotFound || details === r.execFailed) {
+          process.stderr.write(`ctnet: ${(err as Error).message}\n`);
+          process.exit(details === r.execNotFound ? 127 : 126);
+        }
+        throw err;
+      }
+      const { rec, exitCode } = outcome;
       if (f.detach) {
         process.stdout.write(`${rec.config.id}\n`);
         return;
