@@ -117,8 +117,7 @@ test('errors: unknown network, missing plugin, bad --cap are one line and a non-
   t.regex(badCap.stderr, /invalid --cap portMappings/);
 });
 
-// Enabled once the bridge and host-local plugins implement ADD.
-test.skip('ctnet plugins (built binaries): add, check, status, gc frees a stale attachment, del', async (t) => {
+test('ctnet plugins (built binaries): add, check, status, gc frees a stale attachment, del', async (t) => {
   if (!existsSync(join(cniBinDir, 'bridge'))) return t.fail('run `npm run build` first');
   const sb = await createSandbox(t);
   const ctrA = await createNetns(t, 'a');

@@ -1,17 +1,37 @@
 /** `ctnet debug trace` names the right hop when each hop of a published path is broken on purpose. */
 import test from 'ava';
 import { ctnet } from './debug-cli.js';
-import { connect, createNetns, createSandbox, netnsPath, nsRun, referenceCniDir, startServer, worldLink } from './sandbox.js';
+import {
+  cniBinDir,
+  connect,
+  createNetns,
+  createSandbox,
+  netnsPath,
+  nsRun,
+  referenceCniDir,
+  startServer,
+  worldLink,
+} from './sandbox.js';
 
 interface TraceJson {
   hops: { name: string; status: string; detail: string; hint?: string }[];
   firstBroken?: number;
 }
 
-test('trace: a healthy path passes; each hop broken on purpose is the one named', async (t) => {
+const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet') => {
+  const cniPath = plugins === 'reference' ? referenceCniDir : cniBinDir;
+  const version = plugins === 'reference' ? '1.0.0' : '1.1.0';
   const sb = await createSandbox(t, { world: true });
   const ctr = await createNetns(t, 'web');
-  const net = await ctnet(sb.host, sb.dir, ['network', 'create', 'tr', '--subnet', '10.72.0.0/24', '-o', 'cniVersion=1.0.0']);
+  const net = await ctnet(sb.host, sb.dir, [
+    'network',
+    'create',
+    'tr',
+    '--subnet',
+    '10.72.0.0/24',
+    '-o',
+    `cniVersion=${version}`,
+  ]);
   t.is(net.code, 0, net.stderr);
   const add = await ctnet(sb.host, sb.dir, [
     'debug',
@@ -22,7 +42,7 @@ test('trace: a healthy path passes; each hop broken on purpose is the one named'
     '--containerid',
     'web',
     '--cni-path',
-    referenceCniDir,
+    cniPath,
     '--cap',
     'portMappings=[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]',
   ]);
@@ -60,10 +80,10 @@ test('trace: a healthy path passes; each hop broken on purpose is the one named'
   // 1. The DNAT rule deleted.
   const save = (await nsRun(sb.host, 'iptables-save', ['-t', 'nat'])).stdout;
   const dnat = save.split('\n').find((l) => l.includes(`--to-destination ${ip}:80`)) as string;
-  const dnatArgs = dnat.replace(/^-A /, '').split(' ');
-  await nsRun(sb.host, 'iptables', ['-t', 'nat', '-D', ...dnatArgs]);
+  // Through iptables-restore, which parses the quoted comment the way iptables-save printed it.
+  await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat.replace(/^-A /, '-D ')}\nCOMMIT\n` });
   await expectBroken('dnat rule', /no nat rule DNATs tcp port 18080/);
-  await nsRun(sb.host, 'iptables', ['-t', 'nat', '-A', ...dnatArgs]);
+  await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat}\nCOMMIT\n` });
 
   // 2. Forwarding off.
   await nsRun(sb.host, 'sysctl', ['-qw', 'net.ipv4.ip_forward=0']);
@@ -105,15 +125,8 @@ test('trace: a healthy path passes; each hop broken on purpose is the one named'
   const unpublished = await ctnet(sb.host, sb.dir, ['debug', 'trace', 'web', '9999']);
   t.is(unpublished.code, 1);
   t.regex(unpublished.stderr, /broken at hop 1 \(mapping\): web does not publish 9999\/tcp/);
-  await ctnet(sb.host, sb.dir, [
-    'debug',
-    'cni',
-    'del',
-    'tr',
-    netnsPath(ctr),
-    '--containerid',
-    'web',
-    '--cni-path',
-    referenceCniDir,
-  ]);
+  await ctnet(sb.host, sb.dir, ['debug', 'cni', 'del', 'tr', netnsPath(ctr), '--containerid', 'web', '--cni-path', cniPath]);
 });
+
+test('trace with the reference plugins: each hop broken on purpose is the one named', traceScenario, 'reference');
+test('trace with ctnet plugins: each hop broken on purpose is the one named', traceScenario, 'ctnet');

@@ -73,6 +73,7 @@ test('inspect, graph (tree and DOT), ns ls and exec show one container consisten
   t.regex(dot.stdout, new RegExp(`"veth:${hostVeth}" -> "ctr:viewer";`));
 
   const ns = await ctnet(sb.host, sb.dir, ['debug', 'ns', 'ls', '--json']);
+  t.is(ns.code, 0, ns.stderr);
   const row = (ns.json as { path: string; container?: string; addresses: string[] }[]).find((r) => r.container === 'viewer');
   t.is(row?.path, netnsPath(ctr));
   t.deepEqual(row?.addresses, ['10.75.0.2/24']);

@@ -235,7 +235,7 @@ for (const backend of backends) {
     const rules = await rulesetSnapshot(w.host);
     t.notRegex(rules, /id=c2 /);
     t.regex(rules, /id=c1 /);
-    t.deepEqual(readdirSync(join(w.stateDir, 'ports')), ['tcp-8080.json']);
+    t.deepEqual(readdirSync(join(w.stateDir, 'ports')), ['tcp-8080']);
     t.is(await connect(w.worldNs, 'tcp', worldLink.hostAddr, 8080), `from ${worldLink.worldAddr} hello`);
     // c2's port is free again.
     await addOk(t, w, 'c3', c2, [{ hostPort: 8081, containerPort: 80 }]);

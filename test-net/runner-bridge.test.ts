@@ -92,7 +92,21 @@ test('UDP publish and a random host port', async (t) => {
   // The default image shows the host's /usr, so node serves UDP inside the container.
   const server =
     "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('udp '+m,r.port,r.address));s.bind(5353)";
-  await ctnet(renv, ['run', '-d', '--name', 'dns', '-p', '15353:5353/udp', '-p', '5353', 'default', 'node', '-e', server]);
+  await ctnet(renv, [
+    'run',
+    '-d',
+    '--name',
+    'dns',
+    '-p',
+    '15353:5353/udp',
+    '-P',
+    '--expose',
+    '5353',
+    'default',
+    'node',
+    '-e',
+    server,
+  ]);
   let answer = '';
   for (let i = 0; i < 50 && !answer.startsWith('udp'); i++) {
     answer = await connect(world, 'udp', worldLink.hostAddr, 15353, 'ping');
@@ -167,5 +181,31 @@ test('kill -9 of the CLI in the middle of a bridge run, then ps and rm -f: no ve
   t.deepEqual(after.rules, []);
   const ports = join(renv.root, 'portmap', 'ports');
   t.deepEqual(existsSync(ports) ? readdirSync(ports) : [], []);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('parallel runs: distinct addresses and ports, all reachable, all released', async (t) => {
+  const { renv, image, world } = await setup(t);
+  const n = 6;
+  const ids = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      ctnet(renv, ['run', '-d', '--name', `p${i}`, '-p', `${18200 + i}:80`, image, 'httpd', '-f', '-p', '80', '-h', '/www']).then(
+        (r) => r.stdout.trim(),
+      ),
+    ),
+  );
+  t.is(new Set(ids).size, n);
+  const views = await Promise.all(ids.map((id) => inspect(renv, id)));
+  t.is(new Set(views.map((v) => v.NetworkSettings.IPAddress)).size, n, 'distinct addresses');
+  for (let i = 0; i < n; i++)
+    t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18200 + i, request), /hello-from-ctr/, `p${i}`);
+  await ctnet(renv, ['rm', '-f', ...ids]);
+  const after = await snapshot(renv);
+  t.deepEqual(
+    after.links.filter((l) => l.startsWith('veth')),
+    [],
+  );
+  t.deepEqual(after.leases, []);
+  t.deepEqual(after.rules, []);
   t.deepEqual(leftovers(renv), nothingLeft);
 });

@@ -159,7 +159,9 @@ test('detached lifecycle: ps, logs, exec joins namespaces and cgroup, stop runs 
 
 test('a detached container that exits is cleaned up by its monitor; start runs it again; --rm -d removes itself', async (t) => {
   const { renv, image } = await setup(t);
-  await ctnet(renv, ['run', '-d', '--name', 'once', '--network', 'none', image, 'sh', '-c', 'echo run; exit 4']);
+  await ctnet(renv, ['run', '-d', '--name', 'once', '--network', 'none', image, 'sh', '-c', 'echo run; sleep 1; exit 4']);
+  // logs -f follows until the container stops.
+  t.is((await ctnet(renv, ['logs', '-f', 'once'])).stdout, 'run\n');
   await ctnet(renv, ['run', '-d', '--rm', '--name', 'gone', '--network', 'none', image, 'true']);
   let view = await inspect(renv, 'once');
   for (
