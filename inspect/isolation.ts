@@ -2,7 +2,7 @@
  * Isolation between ctnet networks (Docker's model: containers on different user-defined networks
  * cannot reach each other). Two chains of our own in the filter table, one jump from FORWARD:
  *
- *   FORWARD            -j CTNET-ISOLATION-1                    (inserted first, once)
+ *   FORWARD            -j CTNET-ISOLATION-1                    (once: right after CTNET-ADMIN, else first)
  *   CTNET-ISOLATION-1  -i <br> ! -o <br> -j CTNET-ISOLATION-2  (per isolated bridge)
  *   CTNET-ISOLATION-2  -o <br> -j DROP                         (per isolated bridge)
  *

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CtnetError, ErrorCode, type NetConf, validateNetworkName } from '../core/index.js';
 import {
   type Cidr,
@@ -401,7 +401,14 @@ function buildConflist(opts: CreateNetworkOptions, options: Record<string, strin
     },
   };
   const plugins: Record<string, unknown>[] = [bridgePlugin];
-  if (!opts.internal) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+  // Host-port reservations live under the state root too (the runner's default network does the same).
+  if (!opts.internal)
+    plugins.push({
+      type: 'portmap',
+      capabilities: { portMappings: true },
+      snat: true,
+      stateDir: join(dirname(leaseRoot), 'portmap'),
+    });
   const metadata: NetworkMetadata = { created: new Date().toISOString(), internal: opts.internal, isolate, options };
   return { cniVersion: options.cniVersion ?? '1.1.0', name: opts.name, plugins, [metadataKey]: metadata };
 }

@@ -12,7 +12,15 @@ import { CtnetError, ErrorCode } from '../core/index.js';
 import { contains, parseCidr } from './cidr.js';
 import { parseNetworkConfig } from './conflist.js';
 import { type ContainerAttachment, type ContainerView, netnsPathOf, type PublishedPort, resolveTarget } from './containers.js';
-import { dnatTarget, type RuleLine, reachableChains, readXtables, ruleMatchesPort, type XtablesDump } from './firewall.js';
+import {
+  dnatTarget,
+  type RuleLine,
+  reachableChains,
+  readNftRules,
+  readXtables,
+  ruleMatchesPort,
+  type XtablesDump,
+} from './firewall.js';
 import { type IpLink, links, routeGet, routes, sysctl } from './kernel.js';
 import { bridgeOf, NetworkStore } from './networks.js';
 import type { CtnetPaths } from './paths.js';
@@ -164,13 +172,25 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
 
   // 2. DNAT rule present and reachable from where the packet enters nat.
   const entry = source.kind === 'host' ? 'OUTPUT' : 'PREROUTING';
-  const candidates = dnatRules(dump, hostPort, protocol);
+  // The iptables view first; ctnet's nftables backend (table `ctnet`) when iptables has none.
+  let candidates = dnatRules(dump, hostPort, protocol);
   const reachable = reachableChains(dump, 'nat', entry);
-  const live = candidates.filter((r) => reachable.has(r.chain));
+  let live = candidates.filter((r) => reachable.has(r.chain));
+  if (candidates.length === 0) {
+    const nft = (await readNftRules()).filter(
+      (r) =>
+        (r.family === family || r.family === 'inet') &&
+        new RegExp(`\\b${protocol} dport ${hostPort}\\b`).test(r.rule) &&
+        dnatTarget(r.rule),
+    );
+    candidates = nft;
+    // nft chains are reached through verdict maps and jumps that this reader does not follow: present = live.
+    live = nft;
+  }
   if (candidates.length === 0) {
     hops.broken(
       'dnat rule',
-      `no nat rule DNATs ${protocol} port ${hostPort} (iptables-save -t nat)`,
+      `no nat rule DNATs ${protocol} port ${hostPort} (iptables-save -t nat, nft list ruleset)`,
       'the port-forward rules are gone (a firewall reload or flush?): restart the container, or re-run its CNI ADD',
     );
     return report();
