@@ -45,15 +45,19 @@ export async function listNamespaces(opts: { json?: boolean }): Promise<void> {
   const runnerDir = join(paths.root, 'netns');
   if (existsSync(runnerDir)) for (const f of readdirSync(runnerDir)) add(join(runnerDir, f), 'runner-file');
   const rows = [...seen.values()];
-  await Promise.all(
-    rows.map(async (r) => {
-      const ls = await links(r.path);
+  // A host may hold a thousand namespaces: read them a few at a time, and one that vanishes or hangs
+  // meanwhile is shown without interfaces rather than failing the listing.
+  const queue = [...rows];
+  const worker = async () => {
+    for (let r = queue.shift(); r; r = queue.shift()) {
+      const ls = await links(r.path).catch(() => []);
       r.interfaces = ls.map((l) => l.ifname);
       r.addresses = ls.flatMap((l) =>
         (l.addr_info ?? []).filter((a) => a.scope !== 'host' && a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`),
       );
-    }),
-  );
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
   if (opts.json) return printJson(rows);
   printTable(
     ['NETNS', 'PATH', 'CONTAINER', 'INTERFACES', 'ADDRESSES'],
