@@ -53,6 +53,8 @@ export interface RunnerContext {
   /** Parent of every container cgroup (CTNET_CGROUP_PARENT, default "ctnet"). */
   cgroupParent: string;
   executor(): Promise<Executor>;
+  /** Starts loading built-in plugins of these types (overlaps module loading with the helper's start). */
+  preload(types: readonly string[]): void;
 }
 
 export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerContext {
@@ -70,6 +72,11 @@ export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerCont
         executor = new DefaultExecutor(builtinPlugins);
       }
       return executor;
+    },
+    preload(types) {
+      void import('../plugins/registry.js').then(({ builtinPlugins }) => {
+        for (const type of types) builtinPlugins[type]?.().catch(() => undefined);
+      });
     },
   };
 }
@@ -270,6 +277,7 @@ export async function startContainer(
     if (net.kind === 'cni') {
       const network = await loadOrCreateNetwork(paths, net.network);
       st.ports = await allocate(ctx, rec);
+      ctx.preload(network.list.plugins.map((p) => p.type));
       attach = async () => {
         mark('netns');
         const executor = await ctx.executor();

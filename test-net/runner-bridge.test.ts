@@ -209,3 +209,35 @@ test('parallel runs: distinct addresses and ports, all reachable, all released',
   t.deepEqual(after.rules, []);
   t.deepEqual(leftovers(renv), nothingLeft);
 });
+
+test('a network of its own from a conflist in the state root', async (t) => {
+  const { renv, image } = await setup(t);
+  mkdirSync(join(renv.root, 'networks'), { recursive: true });
+  const conf = {
+    cniVersion: '1.0.0',
+    name: 'lab',
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: 'ctt-lab0',
+        isGateway: true,
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: '10.123.4.0/24' }]],
+          routes: [{ dst: '0.0.0.0/0' }],
+          dataDir: join(renv.root, 'ipam'),
+        },
+      },
+    ],
+  };
+  writeFileSync(join(renv.root, 'networks', 'lab.conflist'), JSON.stringify(conf));
+  const r = await ctnet(renv, ['run', '--rm', '--network', 'lab', image, 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
+  t.regex(r.stdout, /inet 10\.123\.4\.\d+\/24/);
+  const after = await snapshot(renv);
+  t.true(after.links.includes('ctt-lab0'));
+  t.deepEqual(
+    after.links.filter((l) => l.startsWith('veth')),
+    [],
+  );
+  t.deepEqual(leftovers(renv), nothingLeft);
+});

@@ -152,8 +152,19 @@ export async function ctnet(
 }
 
 /** Everything the runner may leave behind; all empty after rm/--rm. */
-export function leftovers(renv: RunnerEnv): { containers: string[]; names: string[]; netns: string[]; cgroups: string[] } {
+export function leftovers(renv: RunnerEnv): {
+  containers: string[];
+  names: string[];
+  netns: string[];
+  cgroups: string[];
+  mounts: string[];
+} {
   return {
+    // Mounts of the host that point into the state root (netns files, a leaked overlay).
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(renv.root)),
     containers: safeList(join(renv.root, 'containers')),
     names: safeList(join(renv.root, 'names')),
     netns: safeList(join(renv.root, 'netns')),
@@ -163,7 +174,7 @@ export function leftovers(renv: RunnerEnv): { containers: string[]; names: strin
   };
 }
 
-export const nothingLeft = { containers: [], names: [], netns: [], cgroups: [] };
+export const nothingLeft = { containers: [], names: [], netns: [], cgroups: [], mounts: [] };
 
 export interface InspectView {
   Id: string;
