@@ -16,6 +16,7 @@ import { deleteNetns, type Overlay, type RunPlan, startContainerProcess, waitFor
 import { resolveImage, resolveUser } from './images.js';
 import {
   addNetwork,
+  checkNetwork,
   cniPath,
   containerIfname,
   defaultNetworkName,
@@ -27,7 +28,7 @@ import {
 } from './network.js';
 import { cliCommand, type RunnerPaths, runnerPaths } from './paths.js';
 import { probePort } from './port-probe.js';
-import { allocatePorts, overlaps, type PortMapping, type PortRequest } from './ports.js';
+import { allocatePorts, overlaps, type PortMapping, type PortRequest, portTaken } from './ports.js';
 import {
   type ContainerConfig,
   type ContainerRecord,
@@ -197,13 +198,11 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
   return rec;
 }
 
-/** Who holds a host port among the other containers (by name). */
-function portHolder(ctx: RunnerContext, self: string, m: PortMapping): string | undefined {
-  for (const other of listRecords(ctx.paths)) {
-    if (other.config.id === self || other.state.status === 'exited') continue;
-    if (other.state.ports.some((p) => overlaps(p, m))) return `container ${other.config.name}`;
-  }
-  return undefined;
+/** The ports other live containers hold, read once per allocation (not once per candidate port). */
+function portsInUse(ctx: RunnerContext, self: string): { name: string; ports: PortMapping[] }[] {
+  return listRecords(ctx.paths)
+    .filter((r) => r.config.id !== self && r.state.status !== 'exited' && r.state.ports.length > 0)
+    .map((r) => ({ name: r.config.name, ports: r.state.ports }));
 }
 
 function ephemeralRange(): [number, number] {
@@ -219,18 +218,24 @@ function ephemeralRange(): [number, number] {
 /** Allocates host ports: other containers' ports by state, other processes by a test bind. */
 async function allocate(ctx: RunnerContext, rec: ContainerRecord): Promise<PortMapping[]> {
   const busy: PortMapping[] = [];
+  const others = portsInUse(ctx, rec.config.id);
+  const holder = (m: PortMapping) => {
+    if (busy.some((b) => overlaps(b, m))) return 'a process on the host';
+    const other = others.find((o) => o.ports.some((p) => overlaps(p, m)));
+    return other ? `container ${other.name}` : undefined;
+  };
   for (let attempt = 0; ; attempt++) {
-    const mappings = allocatePorts(rec.config.publish, {
-      ephemeral: ephemeralRange(),
-      holder: (m) => (busy.some((b) => overlaps(b, m)) ? 'a process on the host' : portHolder(ctx, rec.config.id, m)),
-    });
+    const mappings = allocatePorts(rec.config.publish, { ephemeral: ephemeralRange(), holder });
     const taken = (await Promise.all(mappings.map(async (m) => ((await probePort(m)) ? undefined : m)))).filter(
       (m): m is PortMapping => m !== undefined,
     );
     if (taken.length === 0) return mappings;
+    // A port the user named cannot move; a drawn one is drawn again (a few times) without it.
+    const fixed = taken.find((m) =>
+      rec.config.publish.some((r) => r.hostPorts[0] === m.hostPort && r.hostPorts[1] === m.hostPort),
+    );
+    if (fixed || attempt >= 5) throw portTaken(fixed ?? (taken[0] as PortMapping), 'a process on the host');
     busy.push(...taken);
-    if (attempt >= 5)
-      return allocatePorts(rec.config.publish, { ephemeral: ephemeralRange(), holder: () => 'a process on the host' });
   }
 }
 
@@ -750,4 +755,25 @@ export async function execInContainer(
   });
   const child = spawn(helperPath(), args, { stdio: [opts.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
   return waitForExit(child);
+}
+
+/** CNI CHECK of a running container's network (in list order, with the stored result). */
+export async function checkContainer(ctx: RunnerContext, ref: string): Promise<string | undefined> {
+  await reconcile(ctx);
+  const rec = requireRunning(ctx, ref);
+  const a = rec.state.attachment;
+  if (!a) return undefined;
+  await checkNetwork(
+    await ctx.executor(),
+    cniPath(),
+    networkFromText(a.conflist, `state of ${rec.config.id}`),
+    {
+      containerId: rec.config.id,
+      netns: rec.state.netnsPath ?? '',
+      ifname: a.ifname,
+      capabilityArgs: { portMappings: portMappingsArg(a.portMappings) },
+    },
+    a.result,
+  );
+  return a.network;
 }

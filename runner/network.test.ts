@@ -59,7 +59,7 @@ test('ADD runs the list in order, chaining prevResult; only portmap gets the por
     ['bridge ADD', 'portmap ADD'],
   );
   t.is(calls[0]?.conf.prevResult, undefined);
-  t.deepEqual((calls[1]?.conf.prevResult as { ips: unknown[] }).ips, [
+  t.deepEqual((calls[1]?.conf.prevResult as { ips?: unknown[] } | undefined)?.ips, [
     { address: '10.90.0.2/24', gateway: '10.90.0.1', interface: 0 },
   ]);
   t.is(calls[0]?.conf.runtimeConfig, undefined);

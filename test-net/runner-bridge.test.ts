@@ -53,6 +53,7 @@ test('bridge + -p: reachable from the world, the host (127.0.0.1 and its address
   t.regex(view.NetworkSettings.IPAddress, /^10\.90\.\d+\.\d+$/);
   t.deepEqual(view.NetworkSettings.Ports, { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '18080' }] });
   t.is((await ctnet(renv, ['port', 'web'])).stdout, '80/tcp -> 0.0.0.0:18080\n');
+  t.is((await ctnet(renv, ['container', 'check', 'web'])).stdout, 'web: network ctnet ok\n');
   t.regex((await ctnet(renv, ['ps'])).stdout, /0\.0\.0\.0:18080->80\/tcp/);
   const during = await snapshot(renv);
   t.true(during.links.includes('ctnet0'));

@@ -271,6 +271,15 @@ export function register(program: Command): void {
 
   const container = program.command('container').description('container maintenance');
   container
+    .command('check')
+    .description("run CNI CHECK on a running container's network")
+    .argument('<container>')
+    .action(async (ref: string) => {
+      const { r, ctx } = await runner();
+      const network = await r.checkContainer(ctx, ref);
+      process.stdout.write(network ? `${ref}: network ${network} ok\n` : `${ref}: no CNI network to check\n`);
+    });
+  container
     .command('cleanup')
     .description('release what an exited container holds (run by its monitor; safe to run by hand)')
     .argument('<id>')
