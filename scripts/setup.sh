@@ -15,6 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # npm ci refuses the lock file that this npm writes (it leaves out other platforms' optional
+  # packages), so install from the lock file with npm install, which honours its versions.
+  npm install --no-audit --no-fund
 fi
 npm run --silent build
