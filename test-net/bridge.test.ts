@@ -98,7 +98,7 @@ test('mtu is applied to both ends of the veth pair and the bridge', async (t) =>
   const c = await newContainer(t);
   const add = await bridgeCall(sb, 'ADD', c, conf);
   t.is(add.exitCode, 0, add.stdout);
-  const hostVeth = (add.json?.interfaces as { name: string }[])[1]?.name as string;
+  const hostVeth = (add.json?.interfaces as { name: string }[] | undefined)?.[1]?.name as string;
   const mtuOf = async (ns: string, dev: string) => {
     const r = await nsRun(ns, 'ip', ['-j', 'link', 'show', dev]);
     return (JSON.parse(r.stdout) as { mtu: number }[])[0]?.mtu;

@@ -1,13 +1,48 @@
-import { type CniPlugin, CtnetError, ErrorCode } from '../../core/index.js';
+/** The bridge plugin: a docker0-style bridge, veth pairs, gateway and NAT (cni-spec §B1, §C). */
+import { type CniPlugin, delegate, type GcContext, type PluginContext, wrapError } from '../../core/index.js';
+import { openFirewall } from '../../iptables/index.js';
+import { addBridge } from './add.js';
+import { checkBridge } from './check.js';
+import { type BridgeNetConf, bridgeSettings, validateBridgeConf } from './config.js';
+import { delBridge } from './del.js';
 import { bridgeSchema } from './schema.js';
 
-const notYet = async (): Promise<never> => {
-  throw new CtnetError(ErrorCode.internal, 'the bridge plugin is not implemented yet');
-};
+/** GC: the IPAM's leases and our masquerade chains of attachments that are no longer valid. */
+async function gcBridge(ctx: GcContext<BridgeNetConf>): Promise<void> {
+  const s = bridgeSettings(ctx.conf);
+  const failures: unknown[] = [];
+  if (s.ipamType) {
+    try {
+      await delegate(ctx.executor, s.ipamType, 'GC', ctx.vars, ctx.stdin);
+    } catch (err) {
+      failures.push(err);
+    }
+  }
+  // Chains are collected even when ipMasq is now off: it may have been on when they were made.
+  try {
+    const firewall = await openFirewall(s.ipMasqBackend);
+    await firewall.gcMasquerade(
+      s.network,
+      ctx.validAttachments.map((a) => ({ network: s.network, containerId: a.containerID, ifname: a.ifname })),
+    );
+  } catch (err) {
+    if (s.ipMasq) failures.push(err);
+  }
+  if (failures.length) throw wrapError('collect garbage', failures[0]);
+}
 
-export const bridgePlugin: CniPlugin = {
+async function statusBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {
+  const s = bridgeSettings(ctx.conf);
+  if (s.ipamType) await delegate(ctx.executor, s.ipamType, 'STATUS', ctx.vars, ctx.stdin);
+}
+
+export const bridgePlugin: CniPlugin<BridgeNetConf> = {
   name: 'bridge',
   schema: bridgeSchema,
-  add: notYet,
-  del: notYet,
+  validate: validateBridgeConf,
+  add: addBridge,
+  del: delBridge,
+  check: checkBridge,
+  gc: gcBridge,
+  status: statusBridge,
 };

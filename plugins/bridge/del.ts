@@ -1,0 +1,42 @@
+/**
+ * Bridge DEL: best effort and idempotent. Every step runs even when an earlier one fails, and
+ * none needs the container's namespace: IPAM releases by (container, ifname) and the masquerade
+ * chains are named from (network, container, ifname), so a DEL with an empty or vanished netns
+ * still frees the lease and the rules (the reference leaks the rules there: cni-user-issues #3).
+ */
+import { CtnetError, delegate, type PluginContext, wrapError } from '../../core/index.js';
+import { openFirewall } from '../../iptables/index.js';
+import { isNetns, withNetlink } from '../../netns/index.js';
+import { type BridgeNetConf, bridgeSettings } from './config.js';
+
+export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {
+  const { env, conf } = ctx;
+  const s = bridgeSettings(conf);
+  const failures: CtnetError[] = [];
+  const attempt = async (what: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (err) {
+      failures.push(wrapError(what, err));
+    }
+  };
+  if (env.netns && isNetns(env.netns)) {
+    // Deleting the container end deletes the host end with it.
+    await attempt(`delete ${env.ifname} in ${env.netns}`, () => withNetlink(env.netns, (nl) => nl.deleteLink(env.ifname)));
+  }
+  if (s.ipamType) {
+    const ipamType = s.ipamType;
+    await attempt(`release addresses through ${ipamType}`, () => delegate(ctx.executor, ipamType, 'DEL', ctx.vars, ctx.stdin));
+  }
+  if (s.ipMasq) {
+    await attempt('remove masquerade rules', async () => {
+      const firewall = await openFirewall(s.ipMasqBackend);
+      await firewall.teardownMasquerade({ network: s.network, containerId: env.containerId, ifname: env.ifname });
+    });
+  }
+  const first = failures[0];
+  if (first) {
+    if (failures.length === 1) throw first;
+    throw new CtnetError(first.code, `${failures.length} DEL steps failed: ${failures.map((f) => f.message).join('; ')}`);
+  }
+}
