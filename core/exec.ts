@@ -2,7 +2,8 @@
  * The one place that spawns programs. Every call is time-bound (a hung iptables or nft must not
  * hang an orchestrator: see cni-user-issues #6 and #8).
  */
-import { spawn } from 'node:child_process';
+import type * as ChildProcessModule from 'node:child_process';
+import { createRequire } from 'node:module';
 import { CtnetError, ErrorCode } from './errors.js';
 import { log } from './log.js';
 
@@ -22,6 +23,14 @@ export interface RunResult {
 }
 
 export const defaultTimeoutMs = 30_000;
+
+// node:child_process pulls in node:net (~10 ms at startup); plugins that never spawn (host-local)
+// must not pay for it, so it is loaded on the first run().
+let childProcess: typeof ChildProcessModule | undefined;
+const spawn = ((...args: unknown[]) => {
+  childProcess ??= createRequire(import.meta.url)('node:child_process') as typeof ChildProcessModule;
+  return (childProcess.spawn as (...a: unknown[]) => unknown)(...args);
+}) as typeof ChildProcessModule.spawn;
 
 export function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;

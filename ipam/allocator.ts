@@ -94,7 +94,8 @@ function exhausted(set: RangeSet): CtnetError {
 
 /** Reserves the next free address of the set for (containerId, ifname). */
 export function allocateNext(dir: LeaseDir, set: RangeSet, containerId: string, ifname: string): Allocation {
-  if (leasedIn(set, dir.leaseNames()) >= capacityOf(set)) throw exhausted(set);
+  // The walk stops at the first free address, so it costs at most the number of taken (or excluded)
+  // addresses after the cursor; only an exhausted set is walked in full.
   const excluded = new Map(set.ranges.map((r) => [r, excludedIn(set, r)]));
   const cursorText = dir.lastReserved(set.index);
   const cursor = cursorText === undefined ? undefined : parseIp(cursorText);

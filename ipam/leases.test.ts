@@ -188,15 +188,35 @@ test('leases written by another writer are seen even when the owner index is sta
   await t.throwsAsync(add('c'), { message: /10\.1\.0\.2 has been allocated to c/ });
   t.deepEqual(await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' }), []);
   t.deepEqual(await releaseLeases(cfg, { containerId: 'c', ifname: 'eth0' }), ['10.1.0.2']);
-  t.true(JSON.parse(readFileSync(join(dir, leaseDirFiles.ownerIndex), 'utf8')).version === 1);
+  t.true(readFileSync(join(dir, leaseDirFiles.ownerIndex), 'utf8').startsWith('ctnet-owners 1\n'));
 });
 
-test('a corrupt owner index is ignored', async (t) => {
+test('a corrupt or torn owner index is ignored', async (t) => {
   const { add, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   await add('a');
-  writeFileSync(join(dir, leaseDirFiles.ownerIndex), '{not json');
+  const index = join(dir, leaseDirFiles.ownerIndex);
+  writeFileSync(index, '{not json');
   await t.throwsAsync(add('a'), { message: /duplicate allocation/ });
   t.deepEqual(await add('b'), ['10.1.0.3/24']);
+  // A torn last append: a wrong owner for .3 without the final newline must not be believed.
+  writeFileSync(index, `${readFileSync(index, 'utf8')}L 10.1.0.3 "zz\r\neth0"`);
+  await t.throwsAsync(add('b'), { message: /10\.1\.0\.3 has been allocated to b/ });
+});
+
+test('the owner index grows by appends and is compacted, staying proportional to live leases', async (t) => {
+  const { add, cfg, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const index = join(dir, leaseDirFiles.ownerIndex);
+  await add('base');
+  const before = readFileSync(index, 'utf8');
+  await add('one');
+  t.true(readFileSync(index, 'utf8').startsWith(before), 'an ADD appends');
+  for (let i = 0; i < 60; i++) {
+    await add(`tmp${i}`);
+    await releaseLeases(cfg, { containerId: `tmp${i}`, ifname: 'eth0' });
+  }
+  const lines = readFileSync(index, 'utf8').trimEnd().split('\n');
+  t.true(lines.length <= 2 * 3 + 64 + 2, `index has ${lines.length} lines`);
+  t.deepEqual(await releaseLeases(cfg, { containerId: 'one', ifname: 'eth0' }), ['10.1.0.3']);
 });
 
 test('a held lock times out with code 11 instead of waiting forever', async (t) => {

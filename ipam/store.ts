@@ -7,18 +7,24 @@
  *                                   content "<containerID>\r\n<ifname>" (old files: "<containerID>")
  *     last_reserved_ip.<setIndex>   the round-robin cursor of range set <setIndex>
  *     lock                          flock(2) taken around every allocation and release
- *     ctnet-owners.json             ctnet only: see below
+ *     ctnet-owners                  ctnet only: see below
  *
  * The reference reads every lease file on every ADD (to refuse a second lease for one attachment)
- * and on every DEL. ctnet keeps an owner index (`ctnet-owners.json`: file name → content) so an
- * ADD lists names only and reads just the files it has not seen. The index is a cache, never the
- * truth: entries count only for names present in the listing, and the whole index is dropped when
- * a `last_reserved_ip.*` cursor differs from what ctnet last wrote (some other writer allocated).
- * Anything a release or GC deletes is re-read from disk first, so a stale entry can never delete
- * someone else's lease. The reference ignores the file (its content never equals a container ID,
- * which must start with a letter or digit).
+ * and on every DEL. ctnet keeps an owner index so an ADD lists names only and reads just the files
+ * it has not seen. `ctnet-owners` is an append-only log written under the lock: a header line, then
+ * `L <ip> <content as JSON>` for each lease ctnet made or read and `C <cursor file> <ip>` for each
+ * cursor ctnet wrote; the last record wins. An ADD appends two short lines (O(1)); the log is
+ * compacted when it grows past twice the live entries.
+ *
+ * The index is a cache, never the truth: entries count only for names present in the listing; the
+ * whole index is dropped when a `last_reserved_ip.*` cursor differs from what ctnet last wrote
+ * (another writer, e.g. the reference plugin, allocated) or the log does not end in a newline (a
+ * torn append). Anything a release or GC deletes is re-read from disk first, so a stale entry can
+ * never delete someone else's lease. The reference compares every file's content with container
+ * IDs; this file's content holds spaces, which a container ID never does, so it never matches.
  */
 import {
+  appendFileSync,
   closeSync,
   constants,
   mkdirSync,
@@ -39,7 +45,7 @@ import { type LockOptions, lockFile } from './flock.js';
 export const leaseDirFiles = {
   lock: 'lock',
   lastReservedPrefix: 'last_reserved_ip.',
-  ownerIndex: 'ctnet-owners.json',
+  ownerIndex: 'ctnet-owners',
 } as const;
 
 export interface LeaseOwner {
@@ -59,15 +65,13 @@ export function parseLeaseContent(text: string): LeaseOwner {
   return i < 0 ? { containerId: t, ifname: undefined } : { containerId: t.slice(0, i), ifname: t.slice(i + 2) };
 }
 
+/** Cheap shape test first (runs once per directory entry), full parse only for candidates. */
+const leaseNameShape = /^(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$/;
 export function isLeaseName(name: string): boolean {
-  return parseIp(name) !== undefined;
+  return leaseNameShape.test(name) && parseIp(name) !== undefined;
 }
 
-interface OwnerIndex {
-  version: 1;
-  owners: Record<string, string>;
-  cursors: Record<string, string>;
-}
+const indexHeader = 'ctnet-owners 1';
 
 function ioError(what: string, cause: unknown): CtnetError {
   return wrapError(what, cause, ErrorCode.io);
@@ -93,7 +97,10 @@ export class LeaseDir {
   /** name → trimmed file content, for the names whose owner is known. */
   private readonly owners = new Map<string, string>();
   private readonly cursors = new Map<string, string>();
-  private dirty = false;
+  /** Records to append to the index; `rewrite` when the log must be written anew. */
+  private pending: string[] = [];
+  private rewrite = false;
+  private indexRecords = 0;
 
   private constructor(readonly path: string) {
     let entries: string[];
@@ -117,29 +124,48 @@ export class LeaseDir {
 
   private loadIndex(): void {
     const text = this.readText(leaseDirFiles.ownerIndex);
-    let index: OwnerIndex | undefined;
-    try {
-      index = text === undefined ? undefined : (JSON.parse(text) as OwnerIndex);
-    } catch {
-      index = undefined;
-    }
-    if (index?.version !== 1 || typeof index.owners !== 'object' || typeof index.cursors !== 'object') {
-      this.dirty = text !== undefined || this.names.size > 0;
+    if (text === undefined) {
+      // Appending to a missing log would lose its header: the first save writes it whole.
+      this.rewrite = true;
       return;
     }
-    const cursorNames = Object.keys(index.cursors);
-    const sameCursors =
-      cursorNames.length === this.cursors.size && cursorNames.every((k) => this.cursors.get(k) === index.cursors[k]);
+    const lines = text.split('\n');
+    if (lines[0] !== indexHeader || !text.endsWith('\n')) {
+      this.rewrite = true;
+      return;
+    }
+    const owners = new Map<string, string>();
+    const cursors = new Map<string, string>();
+    for (const line of lines) {
+      const kind = line[0];
+      const sp = line.indexOf(' ', 2);
+      if (sp < 0 || line[1] !== ' ') continue;
+      const name = line.slice(2, sp);
+      const value = line.slice(sp + 1);
+      if (kind === 'C') cursors.set(name, value);
+      else if (kind === 'L') {
+        try {
+          owners.set(name, JSON.parse(value) as string);
+        } catch {
+          this.rewrite = true;
+        }
+      }
+    }
+    this.indexRecords = lines.length - 2;
+    const sameCursors = cursors.size === this.cursors.size && [...cursors].every(([k, v]) => this.cursors.get(k) === v);
     if (!sameCursors) {
-      // Another writer (the reference plugin) allocated since ctnet last wrote the index: re-read everything once.
+      // Another writer (the reference plugin) allocated since ctnet last wrote: re-read what we need.
       log.debug({ dir: this.path }, 'lease owner index is stale; re-reading lease files');
-      this.dirty = true;
+      this.rewrite = true;
       return;
     }
-    for (const [name, content] of Object.entries(index.owners)) {
+    for (const [name, content] of owners) {
       if (this.names.has(name) && typeof content === 'string') this.owners.set(name, content);
     }
-    if (this.owners.size !== Object.keys(index.owners).length) this.dirty = true;
+  }
+
+  private record(line: string): void {
+    this.pending.push(line);
   }
 
   private readText(name: string): string | undefined {
@@ -170,7 +196,7 @@ export class LeaseDir {
     }
     const content = text.trim();
     this.owners.set(name, content);
-    this.dirty = true;
+    this.record(`L ${name} ${JSON.stringify(content)}`);
     return content;
   }
 
@@ -184,7 +210,7 @@ export class LeaseDir {
     const content = text.trim();
     if (this.owners.get(name) !== content) {
       this.owners.set(name, content);
-      this.dirty = true;
+      this.record(`L ${name} ${JSON.stringify(content)}`);
     }
     return content;
   }
@@ -232,7 +258,7 @@ export class LeaseDir {
     closeSync(fd);
     this.names.add(name);
     this.owners.set(name, content);
-    this.dirty = true;
+    this.record(`L ${name} ${JSON.stringify(content)}`);
     return true;
   }
 
@@ -248,8 +274,9 @@ export class LeaseDir {
   }
 
   private forget(name: string): void {
+    // No record needed: an entry whose file is gone is ignored when the index is loaded.
     this.names.delete(name);
-    if (this.owners.delete(name)) this.dirty = true;
+    this.owners.delete(name);
   }
 
   private unlinkQuiet(file: string): void {
@@ -272,7 +299,7 @@ export class LeaseDir {
       throw ioError(`write ${join(this.path, file)}`, err);
     }
     this.cursors.set(file, name);
-    this.dirty = true;
+    this.record(`C ${file} ${name}`);
   }
 
   /** Every lease with its owner (reads the files not yet known). */
@@ -285,23 +312,34 @@ export class LeaseDir {
     return out;
   }
 
-  /** Writes the owner index if it changed (temp file + rename: never a torn index). */
+  /** Appends the new index records, or rewrites the log when it is stale or mostly dead entries. */
   saveIndex(): void {
-    if (!this.dirty) return;
-    const index: OwnerIndex = {
-      version: 1,
-      owners: Object.fromEntries([...this.owners].filter(([n]) => this.names.has(n))),
-      cursors: Object.fromEntries(this.cursors),
-    };
     const file = join(this.path, leaseDirFiles.ownerIndex);
-    const tmp = `${file}.${process.pid}.tmp`;
+    const live = this.owners.size + this.cursors.size;
+    if (!this.rewrite && this.indexRecords + this.pending.length > 2 * live + 64) this.rewrite = true;
     try {
-      writeFileSync(tmp, JSON.stringify(index), { mode: 0o600 });
-      renameSync(tmp, file);
-      this.dirty = false;
+      if (this.rewrite) {
+        const lines = [indexHeader];
+        for (const [name, content] of this.owners) if (this.names.has(name)) lines.push(`L ${name} ${JSON.stringify(content)}`);
+        for (const [name, value] of this.cursors) lines.push(`C ${name} ${value}`);
+        // Temp file + rename: a reader under the lock never sees a half-written log.
+        const tmp = `${file}.${process.pid}.tmp`;
+        try {
+          writeFileSync(tmp, `${lines.join('\n')}\n`, { mode: 0o600 });
+          renameSync(tmp, file);
+        } catch (err) {
+          this.unlinkQuiet(tmp);
+          throw err;
+        }
+        this.indexRecords = lines.length - 1;
+      } else if (this.pending.length > 0) {
+        appendFileSync(file, `${this.pending.join('\n')}\n`, { mode: 0o600 });
+        this.indexRecords += this.pending.length;
+      }
+      this.pending = [];
+      this.rewrite = false;
     } catch (err) {
-      this.unlinkQuiet(tmp);
-      // The index only saves reads; a missing one costs time, not correctness.
+      // The index only saves reads; a missing or stale one costs time, never correctness.
       log.warn({ err, file }, 'failed to write the lease owner index');
     }
   }
