@@ -132,7 +132,10 @@ export async function runPlugin(host: string, binary: string, call: PluginCall, 
 export async function snapshotNetns(ns: string): Promise<string> {
   const parts = await Promise.all([
     nsRun(ns, 'ip', ['-o', 'link', 'show']).then((r) => r.stdout.replace(/\s+link\/\S+.*$/gm, '')),
-    nsRun(ns, 'ip', ['-o', 'addr', 'show']).then((r) => r.stdout.replace(/valid_lft.*$/gm, '')),
+    // DAD state (tentative, optimistic) changes on its own a second after a link comes up.
+    nsRun(ns, 'ip', ['-o', 'addr', 'show']).then((r) =>
+      r.stdout.replace(/valid_lft.*$/gm, '').replace(/ (tentative|optimistic|dadfailed)\b/g, ''),
+    ),
     nsRun(ns, 'ip', ['route', 'show']).then((r) => r.stdout),
     nsRun(ns, 'ip', ['-6', 'route', 'show']).then((r) => r.stdout),
     nsRun(ns, 'iptables-save', []).then((r) => stripCounters(r.stdout)),
