@@ -1,0 +1,201 @@
+/**
+ * ADD then DEL latency of the chain bridge + portmap (host-local IPAM, one published TCP port per container), ours
+ * against the reference plugins in /usr/lib/cni, in the same run, with N containers already attached (each
+ * publishing one port). Prints every figure, the portmap share alone, and the ratios the issue sets targets for:
+ * ours at N=max within 1.25× of ours at N=0, ours ≤ 0.5× the reference at N=400.
+ *
+ * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
+ * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables]
+ *        [--only ctnet|reference]
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const repo = resolve(import.meta.dirname, '..');
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? (args[i + 1] as string) : dflt;
+};
+const rounds = Number(opt('rounds', '15'));
+const populations = opt('n', '0,200,400,1000').split(',').map(Number);
+const ourBackend = opt('backend', 'iptables');
+const only = opt('only', '');
+
+const created: string[] = [];
+const dirs: string[] = [];
+function cleanup() {
+  for (const ns of created.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+function sh(cmd: string, argv: string[]) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function netns(role: string): string {
+  const name = `ctb-${randomBytes(3).toString('hex')}-${role}`;
+  sh('ip', ['netns', 'add', name]);
+  created.push(name);
+  return name;
+}
+
+interface Impl {
+  label: string;
+  dir: string;
+  portmapExtra: Record<string, unknown>;
+}
+const impls: Impl[] = [
+  { label: 'ctnet', dir: join(repo, 'bin', 'cni'), portmapExtra: { backend: ourBackend } },
+  { label: 'reference', dir: '/usr/lib/cni', portmapExtra: {} },
+].filter((i) => !only || i.label === only);
+
+function bridgeConf(dataDir: string) {
+  return {
+    cniVersion: '1.0.0',
+    name: 'benchnet',
+    type: 'bridge',
+    bridge: 'ctb0',
+    isGateway: true,
+    isDefaultGateway: true,
+    ipMasq: true,
+    hairpinMode: true,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.123.0.0/16' }]], dataDir },
+  };
+}
+
+function portmapConf(impl: Impl, stateDir: string, hostPort: number, prevResult: unknown) {
+  return {
+    cniVersion: '1.0.0',
+    name: 'benchnet',
+    type: 'portmap',
+    capabilities: { portMappings: true },
+    snat: true,
+    stateDir,
+    ...impl.portmapExtra,
+    runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] },
+    ...(prevResult !== undefined && { prevResult }),
+  };
+}
+
+function invoke(impl: Impl, plugin: string, host: string, command: string, ctr: string, conf: unknown) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('nsenter', [`--net=/run/netns/${host}`, join(impl.dir, plugin)], {
+    input: JSON.stringify(conf),
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: ctr,
+      CNI_NETNS: `/run/netns/${ctr}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: impl.dir,
+    },
+  });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${impl.label} ${plugin} ${command} failed: ${r.stdout} ${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
+
+/** bridge ADD then portmap ADD with bridge's result as prevResult; returns both times. */
+function addChain(impl: Impl, host: string, ctr: string, dataDir: string, stateDir: string, port: number) {
+  const b = invoke(impl, 'bridge', host, 'ADD', ctr, bridgeConf(dataDir));
+  const prev = JSON.parse(b.stdout);
+  const p = invoke(impl, 'portmap', host, 'ADD', ctr, portmapConf(impl, stateDir, port, prev));
+  return { bridge: b.ms, portmap: p.ms, prev };
+}
+
+function delChain(impl: Impl, host: string, ctr: string, dataDir: string, stateDir: string, port: number, prev: unknown) {
+  const p = invoke(impl, 'portmap', host, 'DEL', ctr, portmapConf(impl, stateDir, port, prev));
+  const b = invoke(impl, 'bridge', host, 'DEL', ctr, { ...bridgeConf(dataDir), prevResult: prev });
+  return { bridge: b.ms, portmap: p.ms };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
+const f = (x: number) => x.toFixed(1).padStart(7);
+
+interface Row {
+  impl: string;
+  n: number;
+  addChain: number[];
+  delChain: number[];
+  addPortmap: number[];
+  delPortmap: number[];
+}
+
+try {
+  const rows: Row[] = [];
+  for (const n of populations) {
+    for (const impl of impls) {
+      const host = netns('h');
+      spawnSync('nsenter', [`--net=/run/netns/${host}`, 'ip', 'link', 'set', 'lo', 'up']);
+      const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
+      const stateDir = mkdtempSync(join(tmpdir(), 'ctb-state-'));
+      dirs.push(dataDir, stateDir);
+      const t0 = Date.now();
+      for (let i = 0; i < n; i++) addChain(impl, host, netns(`p${i}`), dataDir, stateDir, 20000 + i);
+      process.stderr.write(`${impl.label} N=${n}: populated in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      const row: Row = { impl: impl.label, n, addChain: [], delChain: [], addPortmap: [], delPortmap: [] };
+      for (let r = 0; r < rounds + 2; r++) {
+        const ctr = netns(`r${r}`);
+        const a = addChain(impl, host, ctr, dataDir, stateDir, 10000);
+        const d = delChain(impl, host, ctr, dataDir, stateDir, 10000, a.prev);
+        if (r >= 2) {
+          row.addChain.push(a.bridge + a.portmap);
+          row.delChain.push(d.bridge + d.portmap);
+          row.addPortmap.push(a.portmap);
+          row.delPortmap.push(d.portmap);
+        }
+      }
+      rows.push(row);
+      cleanup();
+    }
+  }
+  console.log(
+    `bridge (ipMasq, hairpin) + portmap (1 TCP port), ${rounds} rounds each, our backend ${ourBackend}; medians in ms, wall clock incl. nsenter`,
+  );
+  console.log('impl        N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL');
+  const sum = (r: Row) => median(r.addChain) + median(r.delChain);
+  const psum = (r: Row) => median(r.addPortmap) + median(r.delPortmap);
+  for (const r of rows) {
+    console.log(
+      `${r.impl.padEnd(10)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}`,
+    );
+  }
+  for (const n of populations) {
+    const ours = rows.find((r) => r.impl === 'ctnet' && r.n === n);
+    const ref = rows.find((r) => r.impl === 'reference' && r.n === n);
+    if (!ours || !ref) continue;
+    console.log(
+      `ratio ctnet/reference at N=${n}: chain ADD+DEL ${(sum(ours) / sum(ref)).toFixed(2)}×, portmap ADD+DEL ${(psum(ours) / psum(ref)).toFixed(2)}×`,
+    );
+  }
+  const base = rows.find((r) => r.impl === 'ctnet' && r.n === populations[0]);
+  for (const r of rows.filter((x) => x.impl === 'ctnet' && x !== base)) {
+    if (!base) break;
+    console.log(
+      `ctnet N=${r.n} vs N=${base.n}: chain ADD+DEL ${(sum(r) / sum(base)).toFixed(2)}×, portmap ADD+DEL ${(psum(r) / psum(base)).toFixed(2)}×`,
+    );
+  }
+  const refBase = rows.find((r) => r.impl === 'reference' && r.n === populations[0]);
+  for (const r of rows.filter((x) => x.impl === 'reference' && x !== refBase)) {
+    if (!refBase) break;
+    console.log(
+      `reference N=${r.n} vs N=${refBase.n}: chain ADD+DEL ${(sum(r) / sum(refBase)).toFixed(2)}×, portmap ADD+DEL ${(psum(r) / psum(refBase)).toFixed(2)}×`,
+    );
+  }
+} finally {
+  cleanup();
+}
