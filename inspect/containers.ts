@@ -145,11 +145,25 @@ export function cachedContainers(paths: CtnetPaths): ContainerView[] {
   return [...byId.values()];
 }
 
-/** Every container ctnet knows of: the runner's first, then debug-cni attachments of other IDs. */
+/**
+ * Every container ctnet knows of: the runner's, with the attachments `network connect` added
+ * (cached like debug-cni ones), then debug-cni attachments of other IDs.
+ */
 export function knownContainers(paths: CtnetPaths): ContainerView[] {
   const runner = runnerContainers(paths);
-  const ids = new Set(runner.map((c) => c.id));
-  return [...runner, ...cachedContainers(paths).filter((c) => !ids.has(c.id))];
+  const byId = new Map(runner.map((c) => [c.id, c]));
+  const others: ContainerView[] = [];
+  for (const cached of cachedContainers(paths)) {
+    const owner = byId.get(cached.id);
+    if (!owner) {
+      others.push(cached);
+      continue;
+    }
+    for (const a of cached.attachments) {
+      if (!owner.attachments.some((o) => o.network === a.network && o.ifname === a.ifname)) owner.attachments.push(a);
+    }
+  }
+  return [...runner, ...others];
 }
 
 /** Whether the container's network namespace still exists (its file, or its process). */

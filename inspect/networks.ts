@@ -285,7 +285,8 @@ export class NetworkStore {
       if (c.netns) a.netns = c.netns;
       a.sources.push('cache');
     }
-    for (const ctr of runnerContainers(this.paths)) {
+    const runner = runnerContainers(this.paths);
+    for (const ctr of runner) {
       for (const att of ctr.attachments.filter((n) => n.network === net.list.name)) {
         const a = entry(ctr.id, att.ifname);
         a.name = ctr.name;
@@ -297,6 +298,8 @@ export class NetworkStore {
         a.sources.push('runner');
       }
     }
+    // Attachments made by `network connect` are cached ones: name them after the runner's container.
+    for (const a of byKey.values()) a.name ??= runner.find((c) => c.id === a.containerId)?.name;
     return [...byKey.values()];
   }
 

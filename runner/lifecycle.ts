@@ -17,6 +17,7 @@ import { resolveImage, resolveUser } from './images.js';
 import {
   addNetwork,
   checkNetwork,
+  cleanupFailed,
   cniPath,
   containerIfname,
   defaultNetworkName,
@@ -295,12 +296,19 @@ export async function startContainer(
           portMappings: st.ports,
         };
         save();
-        st.attachment.result = await addNetwork(executor, cniPath(), network, {
-          containerId: rec.config.id,
-          netns: netnsCreate ?? '',
-          ifname: containerIfname,
-          capabilityArgs: { portMappings: portMappingsArg(st.ports) },
-        });
+        try {
+          st.attachment.result = await addNetwork(executor, cniPath(), network, {
+            containerId: rec.config.id,
+            netns: netnsCreate ?? '',
+            ifname: containerIfname,
+            capabilityArgs: { portMappings: portMappingsArg(st.ports) },
+          });
+        } catch (err) {
+          // addNetwork already ran DEL over the list; only a failed DEL needs another one later.
+          if (!cleanupFailed(err)) st.attachment = undefined;
+          save();
+          throw err;
+        }
         save();
         writeEtcFiles(dir, rec, st.attachment.result.dns as CniDns | undefined);
         mark('network');
@@ -339,6 +347,7 @@ export async function startContainer(
     });
     save();
     mark('start');
+    if (net.kind === 'cni') await refreshPeerNames(ctx, net.network);
     if (opts.detach) {
       started.monitor.unref();
       return { rec };
@@ -412,7 +421,7 @@ function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
  * Releases everything the container holds, whatever point it got to; idempotent (each step
  * clears its record). Errors are collected, every step runs, the state is saved after each.
  */
-export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode?: number): Promise<void> {
+export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode?: number): Promise<string[]> {
   const st = rec.state;
   const save = () => {
     if (existsSync(containerDir(ctx.paths, rec.config.id))) saveRecord(ctx.paths, rec);
@@ -428,6 +437,9 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
     }
   }
   if (st.cgroup) killed = killCgroup(st.cgroup) && killed;
+  const namedNetwork = st.attachment?.network;
+  const extras = await releaseExtraAttachments(ctx, rec);
+  errors.push(...extras.errors);
   if (st.attachment) {
     try {
       const executor = await ctx.executor();
@@ -477,7 +489,34 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
   st.ports = [];
   if (errors.length) st.error = errors.join('; ');
   save();
-  if (errors.length) log.warn({ id: rec.config.id, errors }, 'release left errors');
+  if (namedNetwork || extras.count) await refreshPeerNames(ctx, extras.count ? undefined : namedNetwork);
+  return errors;
+}
+
+/**
+ * DELs the attachments `network connect` added (cached like libcni's, not in the record), while
+ * the namespace still exists, so stopping a container leaks none of them.
+ */
+async function releaseExtraAttachments(ctx: RunnerContext, rec: ContainerRecord): Promise<{ count: number; errors: string[] }> {
+  const { CniRuntime, releaseExtraAttachments: releaseAll } = await import('../inspect/index.js');
+  const runtime = new CniRuntime(await ctx.executor(), ctx.paths.cniResults, cniPath());
+  const count = runtime.cachedAttachments().filter((a) => a.containerId === rec.config.id).length;
+  if (count === 0) return { count, errors: [] };
+  const netns = rec.state.netnsPath && existsSync(rec.state.netnsPath) ? rec.state.netnsPath : '';
+  return { count, errors: await releaseAll(runtime, rec.config.id, netns) };
+}
+
+/**
+ * Keeps /etc/hosts of containers sharing a user-defined network current (inspect/names.ts). A
+ * failure costs names, never the container, so it is logged and swallowed.
+ */
+async function refreshPeerNames(ctx: RunnerContext, network: string | undefined): Promise<void> {
+  try {
+    const { syncHostsFiles, unnamedNetworks } = await import('../inspect/names.js');
+    if (network === undefined || !unnamedNetworks.has(network)) syncHostsFiles(ctx.paths);
+  } catch (err) {
+    log.warn({ err }, 'failed to update the hosts files of containers on shared networks');
+  }
 }
 
 function readExitFile(ctx: RunnerContext, rec: ContainerRecord): number | undefined {
@@ -496,7 +535,9 @@ export async function finalize(ctx: RunnerContext, id: string, exitCode?: number
     const rec = loadRecord(ctx.paths, id);
     if (!rec) return undefined;
     if (rec.state.status !== 'exited' || rec.state.cgroup || rec.state.attachment || rec.state.netnsPath) {
-      await release(ctx, rec, exitCode);
+      const errors = await release(ctx, rec, exitCode);
+      // Nobody else hears of these (a monitor's exit command, a reconciliation): log them.
+      if (errors.length) log.warn({ id: rec.config.id, errors }, 'failed to release everything the container held');
     }
     if (rec.config.autoRemove) removeRecord(ctx.paths, rec);
     return rec;
@@ -658,8 +699,19 @@ export async function removeContainer(ctx: RunnerContext, ref: string, force: bo
   await withLock(ctx.paths, rec.config.id, async () => {
     const now = loadRecord(ctx.paths, rec.config.id);
     if (!now) return;
-    await release(ctx, now);
+    const errors = await release(ctx, now);
+    if (errors.length && !force) {
+      throw new CtnetError(ErrorCode.internal, `failed to remove container ${ref}: ${errors.join('; ')}`, {
+        hint: 'retry, or use rm -f to forget the container anyway',
+      });
+    }
     removeRecord(ctx.paths, now);
+    if (errors.length) {
+      throw new CtnetError(
+        ErrorCode.internal,
+        `removed container ${ref}, but could not release everything: ${errors.join('; ')}`,
+      );
+    }
   });
   return rec;
 }

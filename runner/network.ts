@@ -91,6 +91,13 @@ async function call(
   }
 }
 
+const cleanupFailures = new WeakMap<object, unknown>();
+
+/** True when a failed addNetwork could not undo itself (its DEL failed too): a DEL is still owed. */
+export function cleanupFailed(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && cleanupFailures.has(err);
+}
+
 /** ADD through the list; on failure DELs the whole list (with what ADD got so far) and rethrows. */
 export async function addNetwork(
   executor: Executor,
@@ -113,9 +120,12 @@ export async function addNetwork(
       );
     }
   } catch (err) {
-    await delNetwork(executor, path, net, at, prev ? formatResult(prev, version) : undefined).catch(() => {
-      /* the ADD error is the one worth telling */
-    });
+    try {
+      await delNetwork(executor, path, net, at, prev ? formatResult(prev, version) : undefined);
+    } catch (delErr) {
+      // The ADD error is the one worth telling; the caller learns through cleanupFailed() that a DEL is still owed.
+      if (typeof err === 'object' && err !== null) cleanupFailures.set(err, delErr);
+    }
     throw err;
   }
   return formatResult(prev ?? { cniVersion: version }, version);

@@ -55,4 +55,18 @@ export function register(program: Command): void {
     .command('prune')
     .description('remove every network created by `ctnet network create` that has no container attached')
     .action(async () => (await import('./network/actions.js')).pruneNetworks());
+
+  network
+    .command('connect')
+    .description('attach a running container to another network (a new interface eth1, eth2, …)')
+    .argument('<network>')
+    .argument('<container>')
+    .action(async (net: string, ctr: string) => (await import('./network/actions.js')).connectCommand(net, ctr));
+
+  network
+    .command('disconnect')
+    .description('detach a container from a network it was connected to')
+    .argument('<network>')
+    .argument('<container>')
+    .action(async (net: string, ctr: string) => (await import('./network/actions.js')).disconnectCommand(net, ctr));
 }

@@ -1,14 +1,19 @@
 /** The actions behind `ctnet network …` (loaded only when one runs). */
-import { CtnetError, ErrorCode, run } from '../../../core/index.js';
+import { CtnetError, DefaultExecutor, ErrorCode, run } from '../../../core/index.js';
 import {
   type Attachment,
   bridgePrefix,
+  CniRuntime,
+  connectContainer,
   ctnetPaths,
+  disconnectContainer,
   type LoadedNetwork,
   links,
   metadataOf,
   NetworkStore,
   type NetworkSummary,
+  resolveTarget,
+  syncHostsFiles,
   syncIsolation,
 } from '../../../inspect/index.js';
 import { printJson, printTable } from '../../output.js';
@@ -218,4 +223,26 @@ export async function pruneNetworks(): Promise<void> {
   await refreshIsolation(s);
   await deleteUnusedBridges(s, bridges);
   for (const name of removed) process.stdout.write(`${name}\n`);
+}
+
+async function runtimeForContainers(): Promise<CniRuntime> {
+  // The runner's plugin search path and executor, so connect speaks with the same plugins as run.
+  const [{ cniPath }, { builtinPlugins }] = await Promise.all([
+    import('../../../runner/index.js'),
+    import('../../../plugins/registry.js'),
+  ]);
+  return new CniRuntime(new DefaultExecutor(builtinPlugins), ctnetPaths().cniResults, cniPath());
+}
+
+export async function connectCommand(network: string, container: string): Promise<void> {
+  const paths = ctnetPaths();
+  const net = store().get(network);
+  await connectContainer(await runtimeForContainers(), net, resolveTarget(container, paths));
+  syncHostsFiles(paths);
+}
+
+export async function disconnectCommand(network: string, container: string): Promise<void> {
+  const paths = ctnetPaths();
+  await disconnectContainer(await runtimeForContainers(), network, resolveTarget(container, paths));
+  syncHostsFiles(paths);
 }
