@@ -1,45 +1,9 @@
-/**
- * ctnet's command-line program. Each command group lives in cli/commands/<group>.ts and is
- * loaded only when invoked, so `ctnet ps` does not pay for the debugger's imports.
- */
-import { Command } from 'commander';
+/** ctnet's command-line program (entry of the dist/ctnet.cjs bundle); the commands are built in program.ts. */
 import { reportAndExit } from './output.js';
-
-interface CommandGroup {
-  /** The top-level command names this module registers. */
-  names: string[];
-  summary: string;
-  load: () => Promise<{ register(program: Command): void }>;
-}
-
-/** One line per command group; add a group by adding a line. */
-const groups: CommandGroup[] = [
-  {
-    names: ['install-cni'],
-    summary: 'install the CNI plugin binaries into a plugin directory',
-    load: () => import('./commands/install-cni.js'),
-  },
-  { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
-  { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
-  {
-    names: ['run', 'start', 'stop', 'kill', 'rm', 'ps', 'logs', 'exec', 'inspect', 'port', 'container'],
-    summary: 'run and manage containers',
-    load: () => import('./commands/container.js'),
-  },
-  { names: ['image'], summary: 'manage images', load: () => import('./commands/image.js') },
-  { names: ['system'], summary: 'state-wide maintenance', load: () => import('./commands/system.js') },
-];
+import { buildProgram } from './program.js';
 
 async function main(argv: string[]): Promise<void> {
-  const program = new Command('ctnet')
-    .description('container networking: CNI plugins, a minimal container runner, a network debugger')
-    .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
-  const wanted = argv[2];
-  const group = groups.find((g) => wanted !== undefined && g.names.includes(wanted));
-  // Load only the module that owns the command; help and unknown commands load them all.
-  for (const g of group ? [group] : groups) (await g.load()).register(program);
+  const program = await buildProgram({ command: argv[2] });
   await program.parseAsync(argv);
 }
 
