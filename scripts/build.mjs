@@ -7,7 +7,7 @@
  * the bundle's prelude adds this checkout's node_modules to the resolution path, so a copy of
  * bin/cni/<plugin> placed in any CNI plugin directory still finds them.
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,17 +70,47 @@ async function validatorsPrelude() {
 mkdirSync(dist, { recursive: true });
 const validators = await validatorsPrelude();
 const cniBundle = join(dist, 'cni.cjs');
-await bundle('plugins/cni-main.ts', cniBundle, `${prelude('ctnet-cni-multicall')}\n${validators}`);
+// No shebang: the plugin loaders (below) compile this file themselves, with V8's code cache.
+await bundle('plugins/cni-main.ts', cniBundle, validators);
 await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), prelude('ctnet-cli'));
+
+/**
+ * The plugin executables: a few lines that run dist/cni.cjs through bin/load-cached.cjs (V8 code
+ * cache). NODE_EXTRA_CA_CERTS is dropped: plugins never speak TLS, and Node parses that file at
+ * every start (~70 ms where it names the system bundle), which every orchestrator call would pay.
+ */
+function pluginLoader() {
+  return [
+    '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node',
+    '// ctnet-cni-multicall',
+    `require(${JSON.stringify(join(root, 'bin', 'load-cached.cjs'))})(${JSON.stringify(cniBundle)}, \`\${require('path').basename(process.argv[1])}-\${process.env.CNI_COMMAND}\`);`,
+    '',
+  ].join('\n');
+}
 
 mkdirSync(join(root, 'bin', 'cni'), { recursive: true });
 for (const name of pluginNames) {
   const target = join(root, 'bin', 'cni', name);
   rmSync(target, { force: true });
-  copyFileSync(cniBundle, target);
+  writeFileSync(target, pluginLoader(), { mode: 0o755 });
   chmodSync(target, 0o755);
 }
 chmodSync(join(root, 'bin', 'ctnet'), 0o755);
+{
+  // The first cache holds what one light call compiles; real calls add to it (bin/load-cached.cjs).
+  const { execFileSync } = await import('node:child_process');
+  const env = { PATH: process.env.PATH, CTNET_WRITE_CODE_CACHE: '1' };
+  for (const bundleFile of [cniBundle, join(dist, 'ctnet.cjs')]) {
+    rmSync(`${bundleFile}.v8cache`, { force: true });
+    rmSync(`${bundleFile}.v8learned`, { recursive: true, force: true });
+  }
+  execFileSync(join(root, 'bin', 'cni', 'bridge'), {
+    input: '{"cniVersion":"1.0.0"}',
+    env: { ...env, CNI_COMMAND: 'VERSION' },
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  execFileSync(join(root, 'bin', 'ctnet'), ['--help'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+}
 const size = readFileSync(cniBundle).length;
 writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify({ cniBundleBytes: size, plugins: pluginNames }, null, 2)}\n`);
 console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${pluginNames.join(',')}}, dist/ctnet.cjs`);

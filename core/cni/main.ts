@@ -25,5 +25,8 @@ export async function runPluginMain(registry: PluginRegistry, type: string): Pro
   const outcome = await handle(await load(), vars, stdin, new DefaultExecutor(registry));
   if (outcome.stderr) process.stderr.write(outcome.stderr);
   process.stdout.write(outcome.stdout);
-  process.exitCode = outcome.exitCode;
+  // Every step has completed and stdout/stderr writes to pipes and files are synchronous on Linux
+  // (logs too: log.ts uses sync destinations). Exiting here skips tearing the heap down, ~8 ms
+  // of every call.
+  process.exit(outcome.exitCode);
 }

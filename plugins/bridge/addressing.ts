@@ -1,6 +1,9 @@
-/** Address arithmetic the bridge needs: gateways, families, default routes. */
-import { Address4, Address6 } from 'ip-address';
-import type { CniIpConfig, CniRoute } from '../../core/index.js';
+/**
+ * Address arithmetic the bridge needs: gateways, families, default routes. On ipam/'s BigInt
+ * arithmetic rather than `ip-address`, whose load costs 5–15 ms of every call (see ipam/address.ts).
+ */
+import { type CniIpConfig, type CniRoute, CtnetError, ErrorCode } from '../../core/index.js';
+import { type Cidr, formatCidr, formatIp, networkOf, offset, parseCidr, parseIp } from '../../ipam/index.js';
 
 export type Family = 4 | 6;
 
@@ -8,25 +11,26 @@ export function familyOf(addressOrCidr: string): Family {
   return addressOrCidr.includes(':') ? 6 : 4;
 }
 
-function parse(cidr: string): Address4 | Address6 {
-  return familyOf(cidr) === 4 ? new Address4(cidr) : new Address6(cidr);
+/** Addresses come from the IPAM plugin's result: a malformed one is that plugin's fault, named here. */
+function cidrOf(text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new CtnetError(ErrorCode.invalidConfig, `invalid address "${text}" from IPAM: expected address/prefix`);
+  return c;
 }
 
 /** "10.1.2.3/24" → "10.1.2.1": the first host of the subnet, the reference's default gateway. */
 export function firstHost(cidr: string): string {
-  const a = parse(cidr);
-  const next = a.startAddress().bigInt() + 1n;
-  return a instanceof Address4 ? Address4.fromBigInt(next).correctForm() : Address6.fromBigInt(next).correctForm();
+  return formatIp(offset(networkOf(cidrOf(cidr)), 1n));
 }
 
 export function prefixLength(cidr: string): number {
-  return parse(cidr).subnetMask;
+  return cidrOf(cidr).prefix;
 }
 
 /** "10.1.2.3/24" → "10.1.2.0/24" */
 export function subnetOf(cidr: string): string {
-  const a = parse(cidr);
-  return `${a.startAddress().correctForm()}/${a.subnetMask}`;
+  const c = cidrOf(cidr);
+  return formatCidr(networkOf(c), c.prefix);
 }
 
 export function addressOf(cidr: string): string {
@@ -35,7 +39,9 @@ export function addressOf(cidr: string): string {
 
 /** Canonical text of an address, so "fd00:0::1" and "fd00::1" compare equal. */
 export function canonical(address: string): string {
-  return familyOf(address) === 4 ? new Address4(address).correctForm() : new Address6(address).correctForm();
+  const ip = parseIp(address);
+  if (!ip) throw new CtnetError(ErrorCode.invalidConfig, `invalid IP address "${address}"`);
+  return formatIp(ip);
 }
 
 export const defaultRouteDst: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
