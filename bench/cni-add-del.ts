@@ -1,6 +1,7 @@
 /**
  * ADD then DEL latency of bridge + host-local (ipMasq on), ours against the reference plugins
  * in /usr/lib/cni, measured in the same run, with N = 0 and N = 200 containers already attached.
+ * DEL carries the ADD's result as prevResult, as runtimes built on libcni send it.
  * Also prints how much of our time is process startup (a VERSION call: node + bundle load).
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
@@ -67,6 +68,12 @@ function conf(dataDir: string) {
   });
 }
 
+/** The DEL config a runtime sends (libcni, containerd, CRI-O): the ADD's result as prevResult. */
+function withPrevResult(stdin: string, addResult: string): string {
+  return JSON.stringify({ ...JSON.parse(stdin), prevResult: JSON.parse(addResult) });
+}
+
+let lastStdout = '';
 function invoke(impl: Impl, host: string, command: string, ctr: string, stdin: string): number {
   const t0 = process.hrtime.bigint();
   const r = spawnSync('nsenter', [`--net=/run/netns/${host}`, join(impl.dir, 'bridge')], {
@@ -83,6 +90,7 @@ function invoke(impl: Impl, host: string, command: string, ctr: string, stdin: s
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${impl.label} ${command} failed: ${r.stdout} ${r.stderr}`);
+  lastStdout = r.stdout;
   return ms;
 }
 
@@ -122,7 +130,7 @@ try {
       for (let r = 0; r < rounds + 2; r++) {
         const ctr = netns(`r${r}`);
         const add = invoke(impl, host, 'ADD', ctr, stdin);
-        const del = invoke(impl, host, 'DEL', ctr, stdin);
+        const del = invoke(impl, host, 'DEL', ctr, withPrevResult(stdin, lastStdout));
         if (r >= 2) {
           row.add.push(add);
           row.del.push(del);

@@ -48,8 +48,12 @@ export interface Firewall {
   readonly backend: FirewallBackendName;
   /** Installs masquerade for the attachment in one batch per address family; replaces what an earlier ADD left. */
   setupMasquerade(spec: MasqueradeSpec): Promise<void>;
-  /** Removes the attachment's masquerade state; needs no addresses or stored state; idempotent. */
-  teardownMasquerade(key: AttachmentKey): Promise<void>;
+  /**
+   * Removes the attachment's masquerade state; needs no addresses or stored state; idempotent. `knownAddresses`
+   * (the addresses setup was given, e.g. from prevResult) only lets a backend skip reading its rules first; a family
+   * absent from them is taken to have no rules.
+   */
+  teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void>;
   /** Throws a CtnetError when any of the spec's masquerade rules is missing. */
   checkMasquerade(spec: MasqueradeSpec): Promise<void>;
   /** Removes masquerade state of attachments of `network` that are not in `valid`. */

@@ -16,6 +16,9 @@ export { dnatChainName, masqChainName, xtablesChains } from './xtables-family.js
 
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 
+/** POSTROUTING's one jump into our chain (restore syntax without the -A/-C/-D verb). */
+const baseJump = `POSTROUTING -m comment --comment "ctnet masquerade" -j ${xtablesChains.postrouting}`;
+
 /** The rules of an attachment's masquerade for one family, in the exact form `iptables -S` prints them. */
 function renderMasq(chain: string, comment: string, addrs: ParsedCidr[]): { chainRules: string[]; jumps: string[] } {
   const c = commentArg(comment);
@@ -84,7 +87,7 @@ export class IptablesFirewall implements Firewall {
   private async ensureNatBase(fam: XtablesFamily, postrouting: string[]): Promise<void> {
     const jumps = (lines: string[]) => lines.some((l) => l.endsWith(`-j ${xtablesChains.postrouting}`));
     if (jumps(postrouting)) return;
-    const jump = `-A POSTROUTING -m comment --comment "ctnet masquerade" -j ${xtablesChains.postrouting}`;
+    const jump = `-A ${baseJump}`;
     try {
       await fam.restore({ nat: [`-N ${xtablesChains.postrouting}`, jump] });
       return;
@@ -96,11 +99,36 @@ export class IptablesFirewall implements Firewall {
     await fam.restore({ nat: [jump] });
   }
 
+  /**
+   * The common case in one process per family and no reads: the base chains exist and the attachment has no chain
+   * yet. The batch checks both (`-C` of the base jump, `-N` of its chain) and is refused whole otherwise.
+   */
+  private async setupMasqueradeFast(chain: string, comment: string, byFamily: Record<Family, ParsedCidr[]>): Promise<boolean> {
+    const results = await Promise.all(
+      ([4, 6] as const).map(async (family) => {
+        const addrs = byFamily[family];
+        if (!addrs.length) return true;
+        const { chainRules, jumps } = renderMasq(chain, comment, addrs);
+        try {
+          await this.families[family].restore({ nat: [`-C ${baseJump}`, `-N ${chain}`, ...chainRules, ...jumps] });
+          return true;
+        } catch (err) {
+          log.debug({ err, chain, family }, 'masquerade fast path refused; taking the full path');
+          return false;
+        }
+      }),
+    );
+    return results.every(Boolean);
+  }
+
   async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
     validateKey(spec);
     const byFamily = groupByFamily(spec.addresses);
     const chain = masqChainName(spec);
     const comment = attachmentComment('masq', spec);
+    // A family without addresses is not read on the fast path: its chain can only be left from an earlier ADD of
+    // this very attachment without a DEL (against the spec), and DEL and GC remove it whatever the family.
+    if (await this.setupMasqueradeFast(chain, comment, byFamily)) return;
     try {
       await Promise.all(
         ([4, 6] as const).map(async (family) => {
@@ -127,14 +155,31 @@ export class IptablesFirewall implements Firewall {
     }
   }
 
-  async teardownMasquerade(key: AttachmentKey): Promise<void> {
+  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void> {
     validateKey(key);
     const chain = masqChainName(key);
+    const comment = attachmentComment('masq', key);
+    const known = knownAddresses?.length ? groupByFamily(knownAddresses) : undefined;
     const errors: unknown[] = [];
     await Promise.all(
       ([4, 6] as const).map(async (family) => {
         try {
-          await this.removeMasqChain(this.families[family], chain);
+          const fam = this.families[family];
+          const addrs = known?.[family];
+          if (addrs?.length) {
+            // The addresses the rules were made for: remove without reading first; a mismatch refuses the batch.
+            const { jumps } = renderMasq(chain, comment, addrs);
+            try {
+              await fam.restore({ nat: [...jumps.map((j) => `-D ${j.slice(3)}`), `-F ${chain}`, `-X ${chain}`] });
+              return;
+            } catch (err) {
+              log.debug({ err, chain, family }, 'masquerade removal by known addresses refused; listing the chain');
+            }
+          } else if (known) {
+            // The setup had no address of this family (it used the same addresses), so it made no chain here.
+            return;
+          }
+          await this.removeMasqChain(fam, chain);
         } catch (err) {
           errors.push(err);
         }

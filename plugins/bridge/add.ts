@@ -208,15 +208,29 @@ export async function addBridge(ctx: PluginContext<BridgeNetConf>): Promise<CniR
       if (!ipam?.ips?.length) throw new CtnetError(ErrorCode.internal, `IPAM plugin ${ipamType} returned no addresses`);
     }
     const { ips, routes } = applyGatewayPolicy(ipam?.ips ?? [], ipam?.routes ?? [], s);
-    const host = await setupHostSide(s, env.ifname, env.netns, undo);
-    const containerMac = await setupContainerSide(s, env.ifname, env.netns, ips, routes, mac);
-    await setupGateway(s, ips);
+    // Masquerade needs only the addresses: it runs while the links are made (it waits on iptables processes).
+    let masquerade: Promise<void> | undefined;
     if (s.ipMasq && ips.length) {
-      const firewall = await openFirewall(s.ipMasqBackend);
       const key = { network: s.network, containerId: env.containerId, ifname: env.ifname };
-      await firewall.setupMasquerade({ ...key, addresses: ips.map((ip) => ip.address) });
-      undo.push('remove masquerade rules', () => firewall.teardownMasquerade(key));
+      const addresses = ips.map((ip) => ip.address);
+      masquerade = openFirewall(s.ipMasqBackend).then((firewall) => {
+        // Teardown is idempotent, so it is registered before setup can have made anything.
+        undo.push('remove masquerade rules', () => firewall.teardownMasquerade(key, addresses));
+        return firewall.setupMasquerade({ ...key, addresses });
+      });
     }
+    let host: Awaited<ReturnType<typeof setupHostSide>>;
+    let containerMac: string | undefined;
+    try {
+      host = await setupHostSide(s, env.ifname, env.netns, undo);
+      containerMac = await setupContainerSide(s, env.ifname, env.netns, ips, routes, mac);
+      await setupGateway(s, ips);
+    } catch (err) {
+      // Unwinding must not race a setup still in flight.
+      await masquerade?.catch(() => undefined);
+      throw err;
+    }
+    await masquerade;
     const interfaces: CniInterface[] = [
       { name: s.bridge, ...(host.bridgeMac && { mac: host.bridgeMac }) },
       { name: host.hostVeth, ...(host.hostMac && { mac: host.hostMac }) },

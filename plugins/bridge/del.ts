@@ -20,20 +20,31 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
       failures.push(wrapError(what, err));
     }
   };
-  if (env.netns && isNetns(env.netns)) {
-    // Deleting the container end deletes the host end with it.
-    await attempt(`delete ${env.ifname} in ${env.netns}`, () => withNetlink(env.netns, (nl) => nl.deleteLink(env.ifname)));
+  // The three steps are independent and run together. The firewall goes first: deleting a veth
+  // blocks this thread inside the kernel (tens of ms), and by then its iptables process should run.
+  const steps: Promise<void>[] = [];
+  if (s.ipMasq) {
+    // prevResult's addresses only spare the firewall a read; without them it finds its rules by name.
+    const known = ctx.prevResult?.ips?.map((ip) => ip.address);
+    steps.push(
+      attempt('remove masquerade rules', async () => {
+        const firewall = await openFirewall(s.ipMasqBackend);
+        await firewall.teardownMasquerade({ network: s.network, containerId: env.containerId, ifname: env.ifname }, known);
+      }),
+    );
   }
   if (s.ipamType) {
     const ipamType = s.ipamType;
-    await attempt(`release addresses through ${ipamType}`, () => delegate(ctx.executor, ipamType, 'DEL', ctx.vars, ctx.stdin));
+    steps.push(
+      attempt(`release addresses through ${ipamType}`, () => delegate(ctx.executor, ipamType, 'DEL', ctx.vars, ctx.stdin)),
+    );
   }
-  if (s.ipMasq) {
-    await attempt('remove masquerade rules', async () => {
-      const firewall = await openFirewall(s.ipMasqBackend);
-      await firewall.teardownMasquerade({ network: s.network, containerId: env.containerId, ifname: env.ifname });
-    });
+  if (env.netns && isNetns(env.netns)) {
+    if (steps.length) await new Promise((resolve) => setImmediate(resolve));
+    // Deleting the container end deletes the host end with it.
+    steps.push(attempt(`delete ${env.ifname} in ${env.netns}`, () => withNetlink(env.netns, (nl) => nl.deleteLink(env.ifname))));
   }
+  await Promise.all(steps);
   const first = failures[0];
   if (first) {
     if (failures.length === 1) throw first;
