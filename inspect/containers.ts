@@ -92,6 +92,7 @@ export function runnerContainers(paths: CtnetPaths): ContainerView[] {
   }
   const out: ContainerView[] = [];
   for (const id of ids) {
+    if (id.startsWith('.')) continue; // a container being removed (runner/state.ts removeRecord)
     let rec: unknown;
     try {
       rec = JSON.parse(readFileSync(join(paths.containers, id, 'container.json'), 'utf8'));

@@ -47,12 +47,21 @@ export async function syncIsolation(
         continue;
       }
       await run(`${family}-restore`, ['-w', '--noflush'], { input: isolationBatch(bridges), timeoutMs: 10_000 });
-      if (!(await hasJump(family)))
-        await run(family, ['-w', '-t', 'filter', '-I', 'FORWARD', '1', '-j', isolationChain1], { timeoutMs: 10_000 });
+      if (!(await hasJump(family))) {
+        const position = String(await jumpPosition(family));
+        await run(family, ['-w', '-t', 'filter', '-I', 'FORWARD', position, '-j', isolationChain1], { timeoutMs: 10_000 });
+      }
     } catch (cause) {
       throw new CtnetError(ErrorCode.io, `failed to update ${family} isolation rules: ${(cause as Error).message}`, { cause });
     }
   }
+}
+
+/** Where the jump goes: right after the admin chain's jump (the admin's rules come first), else first. */
+async function jumpPosition(family: IptablesFamily): Promise<number> {
+  const r = await run(family, ['-w', '-t', 'filter', '-S', 'FORWARD'], { timeoutMs: 10_000 });
+  const rules = r.stdout.split('\n').filter((l) => l.startsWith('-A FORWARD '));
+  return rules.findIndex((l) => / -j CTNET-ADMIN$/.test(l)) + 2;
 }
 
 async function removeIsolation(family: IptablesFamily): Promise<void> {

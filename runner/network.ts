@@ -20,6 +20,7 @@ import {
   type Executor,
   errorFromResponse,
   formatResult,
+  log,
   parseResult,
   run,
   wrapError,
@@ -275,13 +276,29 @@ export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Pro
     const tmp = `${file}.tmp-${process.pid}`;
     writeFileSync(tmp, `${JSON.stringify(conf, null, 2)}\n`);
     // A concurrent first run may have written it meanwhile; either file is a valid default.
-    if (!existsSync(file)) renameSync(tmp, file);
-    else rmSync(tmp, { force: true });
+    if (!existsSync(file)) {
+      renameSync(tmp, file);
+      await isolateDefaultNetwork(paths);
+    } else rmSync(tmp, { force: true });
   }
   try {
     return loadNetwork(name, [paths.networks]);
   } catch (cause) {
     throw wrapError(`find network "${name}"`, cause, ErrorCode.invalidConfig);
+  }
+}
+
+/**
+ * Like Docker's default bridge, the default network is isolated from user-defined networks; the
+ * chains are written when it appears (later changes come from `network create`/`rm`). A failure
+ * leaves isolation to `debug doctor --fix` and is logged, not fatal: the container still runs.
+ */
+async function isolateDefaultNetwork(paths: RunnerPaths): Promise<void> {
+  try {
+    const { NetworkStore, syncIsolation } = await import('../inspect/index.js');
+    await syncIsolation(new NetworkStore(paths).isolatedBridges());
+  } catch (err) {
+    log.warn({ err }, 'failed to write the isolation rules of the default network');
   }
 }
 

@@ -133,6 +133,7 @@ export function listRecords(paths: RunnerPaths): ContainerRecord[] {
   }
   const out: ContainerRecord[] = [];
   for (const id of ids) {
+    if (id.startsWith('.')) continue;
     const rec = loadRecord(paths, id);
     if (rec) out.push(rec);
   }
@@ -193,7 +194,18 @@ export function findRecord(paths: RunnerPaths, ref: string): ContainerRecord {
 
 export function removeRecord(paths: RunnerPaths, rec: ContainerRecord): void {
   releaseName(paths, rec.config.name, rec.config.id);
-  rmSync(containerDir(paths, rec.config.id), { recursive: true, force: true });
+  // Renamed away first: a process waiting for the container's lock (its monitor's cleanup) would
+  // otherwise re-create the lock file inside the directory being removed (ENOTEMPTY); after the
+  // rename it finds the container gone. Dot names are skipped by every listing.
+  const dir = containerDir(paths, rec.config.id);
+  const tomb = join(paths.containers, `.removing-${rec.config.id}-${process.pid}`);
+  try {
+    renameSync(dir, tomb);
+  } catch (err) {
+    if (hasErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  rmSync(tomb, { recursive: true, force: true });
 }
 
 // ---- liveness ------------------------------------------------------------------------------

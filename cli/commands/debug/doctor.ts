@@ -36,9 +36,12 @@ export async function debugDoctor(opts: { fix?: boolean; json?: boolean; cniPath
     }
   }
   if (failedFixes.length || open.length) {
-    const what = failedFixes.length ? `${failedFixes.length} fixes failed` : `${open.length} problems found`;
+    const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+    const what = failedFixes.length
+      ? count(failedFixes.length, 'fix failed', 'fixes failed')
+      : count(open.length, 'problem found', 'problems found');
     process.stderr.write(`ctnet: doctor: ${what}\n`);
-    if (!opts.fix && findings.some((f) => f.fix)) process.stderr.write('hint: ctnet debug doctor --fix removes the leftovers\n');
+    if (!opts.fix && open.some((f) => f.fix)) process.stderr.write('hint: ctnet debug doctor --fix removes the leftovers\n');
     process.exitCode = 1;
   }
 }

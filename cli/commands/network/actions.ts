@@ -234,15 +234,24 @@ async function runtimeForContainers(): Promise<CniRuntime> {
   return new CniRuntime(new DefaultExecutor(builtinPlugins), ctnetPaths().cniResults, cniPath());
 }
 
+/** After the attachment changed: names are a convenience, so a failure warns instead of failing the command. */
+function refreshNames(paths: ReturnType<typeof ctnetPaths>): void {
+  try {
+    syncHostsFiles(paths);
+  } catch (err) {
+    process.stderr.write(`ctnet: warning: failed to update container hosts files: ${(err as Error).message}\n`);
+  }
+}
+
 export async function connectCommand(network: string, container: string): Promise<void> {
   const paths = ctnetPaths();
   const net = store().get(network);
   await connectContainer(await runtimeForContainers(), net, resolveTarget(container, paths));
-  syncHostsFiles(paths);
+  refreshNames(paths);
 }
 
 export async function disconnectCommand(network: string, container: string): Promise<void> {
   const paths = ctnetPaths();
   await disconnectContainer(await runtimeForContainers(), network, resolveTarget(container, paths));
-  syncHostsFiles(paths);
+  refreshNames(paths);
 }
