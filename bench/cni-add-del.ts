@@ -8,43 +8,13 @@
  * Usage: node --import tsx bench/cni-add-del.ts [--rounds 15] [--n 0,200]
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { callPlugin, cleanup, f, median, netns, opt, p90, repo, tempDir } from './common.js';
 
-const repo = resolve(import.meta.dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? (args[i + 1] as string) : dflt;
-};
 const rounds = Number(opt('rounds', '15'));
 const populations = opt('n', '0,200').split(',').map(Number);
-
-const created: string[] = [];
-const dirs: string[] = [];
-function cleanup() {
-  for (const ns of created.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
-
-function sh(cmd: string, argv: string[]) {
-  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function netns(role: string): string {
-  const name = `ctb-${randomBytes(3).toString('hex')}-${role}`;
-  sh('ip', ['netns', 'add', name]);
-  created.push(name);
-  return name;
-}
 
 interface Impl {
   label: string;
@@ -75,23 +45,9 @@ function withPrevResult(stdin: string, addResult: string): string {
 
 let lastStdout = '';
 function invoke(impl: Impl, host: string, command: string, ctr: string, stdin: string): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('nsenter', [`--net=/run/netns/${host}`, join(impl.dir, 'bridge')], {
-    input: stdin,
-    encoding: 'utf8',
-    env: {
-      PATH: process.env.PATH,
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: ctr,
-      CNI_NETNS: `/run/netns/${ctr}`,
-      CNI_IFNAME: 'eth0',
-      CNI_PATH: impl.dir,
-    },
-  });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${impl.label} ${command} failed: ${r.stdout} ${r.stderr}`);
+  const r = callPlugin(impl.dir, 'bridge', host, command, ctr, stdin);
   lastStdout = r.stdout;
-  return ms;
+  return r.ms;
 }
 
 function timeOnly(argv: string[], input = ''): number {
@@ -99,16 +55,6 @@ function timeOnly(argv: string[], input = ''): number {
   spawnSync(argv[0] as string, argv.slice(1), { input, env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' } });
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
-const p90 = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * 0.9))] ?? Number.NaN;
-};
-const f = (x: number) => x.toFixed(1).padStart(7);
 
 interface Row {
   impl: string;
@@ -123,7 +69,7 @@ try {
     for (const impl of impls) {
       const host = netns('h');
       const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
-      dirs.push(dataDir);
+      tempDir(dataDir);
       const stdin = conf(dataDir);
       for (let i = 0; i < n; i++) invoke(impl, host, 'ADD', netns(`p${i}`), stdin);
       const row: Row = { impl: impl.label, n, add: [], del: [] };

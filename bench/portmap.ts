@@ -9,45 +9,15 @@
  *        [--only ctnet|reference]
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { callPlugin, cleanup, f, median, netns, opt, repo, tempDir } from './common.js';
 
-const repo = resolve(import.meta.dirname, '..');
-const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? (args[i + 1] as string) : dflt;
-};
 const rounds = Number(opt('rounds', '15'));
 const populations = opt('n', '0,200,400,1000').split(',').map(Number);
 const ourBackend = opt('backend', 'iptables');
 const only = opt('only', '');
-
-const created: string[] = [];
-const dirs: string[] = [];
-function cleanup() {
-  for (const ns of created.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
-
-function sh(cmd: string, argv: string[]) {
-  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function netns(role: string): string {
-  const name = `ctb-${randomBytes(3).toString('hex')}-${role}`;
-  sh('ip', ['netns', 'add', name]);
-  created.push(name);
-  return name;
-}
 
 interface Impl {
   label: string;
@@ -88,22 +58,7 @@ function portmapConf(impl: Impl, stateDir: string, hostPort: number, prevResult:
 }
 
 function invoke(impl: Impl, plugin: string, host: string, command: string, ctr: string, conf: unknown) {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('nsenter', [`--net=/run/netns/${host}`, join(impl.dir, plugin)], {
-    input: JSON.stringify(conf),
-    encoding: 'utf8',
-    env: {
-      PATH: process.env.PATH,
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: ctr,
-      CNI_NETNS: `/run/netns/${ctr}`,
-      CNI_IFNAME: 'eth0',
-      CNI_PATH: impl.dir,
-    },
-  });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${impl.label} ${plugin} ${command} failed: ${r.stdout} ${r.stderr}`);
-  return { ms, stdout: r.stdout };
+  return callPlugin(impl.dir, plugin, host, command, ctr, JSON.stringify(conf));
 }
 
 /** bridge ADD then portmap ADD with bridge's result as prevResult; returns both times. */
@@ -119,12 +74,6 @@ function delChain(impl: Impl, host: string, ctr: string, dataDir: string, stateD
   const b = invoke(impl, 'bridge', host, 'DEL', ctr, { ...bridgeConf(dataDir), prevResult: prev });
   return { bridge: b.ms, portmap: p.ms };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
-const f = (x: number) => x.toFixed(1).padStart(7);
 
 interface Row {
   impl: string;
@@ -143,7 +92,8 @@ try {
       spawnSync('nsenter', [`--net=/run/netns/${host}`, 'ip', 'link', 'set', 'lo', 'up']);
       const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
       const stateDir = mkdtempSync(join(tmpdir(), 'ctb-state-'));
-      dirs.push(dataDir, stateDir);
+      tempDir(dataDir);
+      tempDir(stateDir);
       const t0 = Date.now();
       for (let i = 0; i < n; i++) addChain(impl, host, netns(`p${i}`), dataDir, stateDir, 20000 + i);
       process.stderr.write(`${impl.label} N=${n}: populated in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

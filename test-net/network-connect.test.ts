@@ -2,24 +2,11 @@
  * `network connect`/`disconnect` with the runner's containers: a second interface, names of the
  * containers on shared user-defined networks in /etc/hosts, isolation between networks.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import test from 'ava';
-import { busyboxRootfs, ctnet, runnerEnv } from './runner-helpers.js';
-import { createSandbox, repoRoot } from './sandbox.js';
+import { busyboxRootfs, ctnet, ensureInitHelper, runnerEnv } from './runner-helpers.js';
+import { createSandbox } from './sandbox.js';
 
-test.before(() => {
-  if (!existsSync(join(repoRoot, 'bin', 'ctnet-init'))) {
-    execFileSync('gcc', [
-      '-O2',
-      '-static',
-      '-o',
-      join(repoRoot, 'bin', 'ctnet-init'),
-      join(repoRoot, 'runner', 'helper', 'ctnet-init.c'),
-    ]);
-  }
-});
+test.before(ensureInitHelper);
 
 test('connect adds eth1 and names; networks stay isolated; disconnect removes both; rm refuses while attached', async (t) => {
   const sb = await createSandbox(t);

@@ -2,24 +2,23 @@
  * The runner with the default bridge network ("ctnet" on ctnet0, host-local, portmap), run for
  * real in a sandbox host namespace wired to a world namespace.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { busyboxRootfs, ctnet, inspect, leftovers, nothingLeft, type RunnerEnv, runnerEnv } from './runner-helpers.js';
+import {
+  busyboxRootfs,
+  ctnet,
+  ensureInitHelper,
+  inspect,
+  leftovers,
+  nothingLeft,
+  type RunnerEnv,
+  runnerEnv,
+} from './runner-helpers.js';
 import { connect, createSandbox, nsRun, repoRoot, worldLink } from './sandbox.js';
 
-test.before(() => {
-  if (!existsSync(join(repoRoot, 'bin', 'ctnet-init'))) {
-    execFileSync('gcc', [
-      '-O2',
-      '-static',
-      '-o',
-      join(repoRoot, 'bin', 'ctnet-init'),
-      join(repoRoot, 'runner', 'helper', 'ctnet-init.c'),
-    ]);
-  }
-});
+test.before(ensureInitHelper);
 
 const request = 'GET /hello HTTP/1.0\r\n\r\n';
 

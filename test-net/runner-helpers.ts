@@ -3,6 +3,8 @@
  * cgroup parent per test, the CLI run inside the sandbox host namespace, and a leftover check
  * (containers, names, netns files, cgroups, veths) that every test ends with.
  */
+
+import { execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -25,6 +27,12 @@ interface Teardown {
 }
 
 export const busybox = '/bin/busybox';
+
+/** The runner's C helper is a build product: build it when this checkout has not yet (ava before hook). */
+export function ensureInitHelper(): void {
+  const out = join(repoRoot, 'bin', 'ctnet-init');
+  if (!existsSync(out)) execFileSync('gcc', ['-O2', '-static', '-o', out, join(repoRoot, 'runner', 'helper', 'ctnet-init.c')]);
+}
 
 /** A root filesystem holding only busybox and its applet links (relative, so they work inside). */
 export async function busyboxRootfs(t: Teardown): Promise<string> {

@@ -3,25 +3,14 @@
  * root and cgroup parent; containers use a busybox root filesystem (or the built-in default
  * image). No test here needs the bridge plugin (see runner-bridge.test.ts).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { busyboxRootfs, ctnet, inspect, leftovers, nothingLeft, runnerEnv } from './runner-helpers.js';
+import { busyboxRootfs, ctnet, ensureInitHelper, inspect, leftovers, nothingLeft, runnerEnv } from './runner-helpers.js';
 import { createSandbox, nsRun, repoRoot, tempDir } from './sandbox.js';
 
-test.before(() => {
-  // The helper is a build product; build it if this checkout has not yet.
-  if (!existsSync(join(repoRoot, 'bin', 'ctnet-init'))) {
-    execFileSync('gcc', [
-      '-O2',
-      '-static',
-      '-o',
-      join(repoRoot, 'bin', 'ctnet-init'),
-      join(repoRoot, 'runner', 'helper', 'ctnet-init.c'),
-    ]);
-  }
-});
+test.before(ensureInitHelper);
 
 async function setup(t: ExecutionContext, world = false) {
   const sb = await createSandbox(t, { world });

@@ -1,0 +1,91 @@
+/**
+ * What the CNI benchmarks share: command-line options, sandbox namespaces named ctb-… (removed at
+ * the end, also on Ctrl-C), temp dirs, and the statistics they print.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const repo = resolve(import.meta.dirname, '..');
+
+const args = process.argv.slice(2);
+/** `--name value` from the command line, else `dflt`. */
+export function opt(name: string, dflt: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? (args[i + 1] as string) : dflt;
+}
+
+const created: string[] = [];
+const dirs: string[] = [];
+
+/** Removes every namespace and directory made so far. */
+export function cleanup(): void {
+  for (const ns of created.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+export function sh(cmd: string, argv: string[]): string {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A fresh sandbox namespace (ctb-<random>-<role>), removed by cleanup(). */
+export function netns(role: string): string {
+  const name = `ctb-${randomBytes(3).toString('hex')}-${role}`;
+  sh('ip', ['netns', 'add', name]);
+  created.push(name);
+  return name;
+}
+
+/** Registers a directory for cleanup(). */
+export function tempDir(dir: string): string {
+  dirs.push(dir);
+  return dir;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
+export const p90 = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * 0.9))] ?? Number.NaN;
+};
+/** A figure in ms, right-aligned in 7 columns. */
+export const f = (x: number): string => x.toFixed(1).padStart(7);
+
+/**
+ * One plugin call as a runtime makes it, inside the sandbox host `host`, for the container
+ * namespace `ctr` (also its container ID), interface eth0. Returns the wall time and stdout.
+ */
+export function callPlugin(
+  dir: string,
+  plugin: string,
+  host: string,
+  command: string,
+  ctr: string,
+  stdin: string,
+): { ms: number; stdout: string } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('nsenter', [`--net=/run/netns/${host}`, join(dir, plugin)], {
+    input: stdin,
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: ctr,
+      CNI_NETNS: `/run/netns/${ctr}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: dir,
+    },
+  });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${join(dir, plugin)} ${command} failed: ${r.stdout} ${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
