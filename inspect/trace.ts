@@ -145,6 +145,18 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   }
   const hostPort = mapping.hostPort;
   hops.ok('mapping', `host ${mapping.hostIP ?? '*'}:${hostPort} -> container ${mapping.containerPort}/${protocol}`);
+  // A mapping bound to a loopback address answers only on the host itself.
+  const boundTo = mapping.hostIP && mapping.hostIP !== '0.0.0.0' && mapping.hostIP !== '::' ? mapping.hostIP : undefined;
+  const loopbackBound = boundTo !== undefined && (boundTo.startsWith('127.') || boundTo === '::1');
+  if (loopbackBound && source.kind !== 'host') {
+    hops.broken(
+      'host address',
+      `published on ${boundTo} only: reachable from the host itself, not from ${from}`,
+      `publish without an address (-p ${hostPort}:${mapping.containerPort}) or on an address ${from} can reach`,
+    );
+    return report();
+  }
+  if (boundTo) hops.ok('host address', `only connections to ${boundTo} are forwarded`);
 
   const att = target.attachments[0];
   const address = att?.addresses.find((a) => !a.includes(':')) ?? att?.addresses[0];

@@ -138,10 +138,44 @@ export class XtablesForwards {
     }
   }
 
+  /**
+   * The common case in one process per family and no reads: the base exists (its sentinel, the jump into
+   * CTNET-HOSTPORT-MASQ and our masquerade rule there, as ensureBase trusts it) and the attachment has no chain yet.
+   * The batch checks both (`-C`, `-N`) and is refused whole otherwise. A family without forwards is not read: its
+   * chain can only be left by an earlier ADD of this very attachment without a DEL, and DEL and GC remove it.
+   */
+  private async setupFast(n: NormalizedForwards, chain: string, comment: string): Promise<boolean> {
+    const wantMasq = n.snat && !n.externalSetMarkChain;
+    const sentinel = [`-C POSTROUTING ${commentArg('ctnet hostport masquerade')} -j ${C.hostportMasq}`];
+    if (wantMasq) {
+      sentinel.push(
+        `-C ${C.hostportMasq} -m mark --mark ${markHex(n.markBit)}/${markHex(n.markBit)} ${commentArg('ctnet hostport masquerade')} -j MASQUERADE`,
+      );
+    }
+    const results = await Promise.all(
+      ([4, 6] as const).map(async (family) => {
+        const forwards = n.families[family]?.forwards ?? [];
+        if (!forwards.length) return true;
+        const jumps = renderJumps(chain, comment, forwards).map((j) => `-A ${j.line}`);
+        try {
+          await this.families[family].restore({
+            nat: [...sentinel, `-N ${chain}`, ...renderChain(family, chain, comment, n), ...jumps],
+          });
+          return true;
+        } catch (err) {
+          log.debug({ err, chain, family }, 'port-forward fast path refused; taking the full path');
+          return false;
+        }
+      }),
+    );
+    return results.every(Boolean);
+  }
+
   async setup(spec: PortForwardSpec): Promise<void> {
     const n = normalizeForwards(spec);
     const chain = dnatChainName(spec);
     const comment = attachmentComment('dnat', spec);
+    if (await this.setupFast(n, chain, comment)) return;
     try {
       await Promise.all(
         ([4, 6] as const).map(async (family) => {

@@ -130,3 +130,36 @@ const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet') => {
 
 test('trace with the reference plugins: each hop broken on purpose is the one named', traceScenario, 'reference');
 test('trace with ctnet plugins: each hop broken on purpose is the one named', traceScenario, 'ctnet');
+
+test('trace: a port published on 127.0.0.1 only is unreachable from the world (named), and fine from the host', async (t) => {
+  const sb = await createSandbox(t, { world: true });
+  const ctr = await createNetns(t, 'lo');
+  t.is((await ctnet(sb.host, sb.dir, ['network', 'create', 'lb', '--subnet', '10.73.0.0/24'])).code, 0);
+  const add = await ctnet(sb.host, sb.dir, [
+    'debug',
+    'cni',
+    'add',
+    'lb',
+    netnsPath(ctr),
+    '--containerid',
+    'loc',
+    '--cni-path',
+    cniBinDir,
+    '--cap',
+    'portMappings=[{"hostPort":18081,"containerPort":80,"protocol":"tcp","hostIP":"127.0.0.1"}]',
+  ]);
+  t.is(add.code, 0, add.stderr);
+  await startServer(t, ctr, 'tcp', '0.0.0.0', 80);
+  t.regex(await connect(sb.host, 'tcp', '127.0.0.1', 18081), /hello$/, 'the host reaches it through 127.0.0.1');
+
+  const fromWorld = await ctnet(sb.host, sb.dir, ['debug', 'trace', 'loc', '18081', '--json']);
+  t.is(fromWorld.code, 1);
+  const report = fromWorld.json as TraceJson;
+  t.is(report.hops[report.firstBroken ?? -1]?.name, 'host address');
+  t.regex(report.hops[report.firstBroken ?? -1]?.detail ?? '', /published on 127\.0\.0\.1 only/);
+
+  const fromHost = await ctnet(sb.host, sb.dir, ['debug', 'trace', 'loc', '18081', '--from', 'host']);
+  t.is(fromHost.code, 0, fromHost.stderr);
+  t.regex(fromHost.stdout, /host address\s+ok\s+only connections to 127\.0\.0\.1 are forwarded/);
+  await ctnet(sb.host, sb.dir, ['debug', 'cni', 'del', 'lb', netnsPath(ctr), '--containerid', 'loc', '--cni-path', cniBinDir]);
+});
