@@ -8,6 +8,7 @@ export {
   type AttachmentKey,
   type Firewall,
   type FirewallBackendName,
+  type KnownForwards,
   type MasqueradeSpec,
   type PortForwardSpec,
   type PortMapping,

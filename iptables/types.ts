@@ -61,10 +61,20 @@ export interface Firewall {
 
   /** Installs the attachment's port forwards (DNAT, hairpin and localhost masquerade) in one batch per family. */
   setupPortForwards(spec: PortForwardSpec): Promise<void>;
-  /** Removes the attachment's port forwards; needs neither mappings nor addresses; idempotent. */
-  teardownPortForwards(key: AttachmentKey): Promise<void>;
+  /**
+   * Removes the attachment's port forwards; needs neither mappings nor addresses; idempotent. `known` (the host
+   * ports it published, the families of its addresses) only lets a backend skip reading its rules first; a family
+   * absent from it is taken to have no rules.
+   */
+  teardownPortForwards(key: AttachmentKey, known?: KnownForwards): Promise<void>;
   /** Throws a CtnetError when any of the spec's forwarding rules is missing. */
   checkPortForwards(spec: PortForwardSpec): Promise<void>;
   /** Removes port forwards of attachments of `network` that are not in `valid`. */
   gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void>;
+}
+
+/** What DEL knows of an attachment's forwards without reading the firewall (its reservations, prevResult). */
+export interface KnownForwards {
+  forwards: { protocol: string; hostPort: number }[];
+  families: (4 | 6)[];
 }

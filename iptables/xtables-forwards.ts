@@ -8,7 +8,7 @@ import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import type { Family } from './cidr.js';
 import { type FamilyForward, markHex, type NormalizedForwards, normalizeForwards } from './forwards.js';
-import type { AttachmentKey, PortForwardSpec } from './types.js';
+import type { AttachmentKey, KnownForwards, PortForwardSpec } from './types.js';
 import { commentArg, commentOf, dnatChainName, type XtablesFamily, xtablesChains } from './xtables-family.js';
 
 const C = xtablesChains;
@@ -202,14 +202,27 @@ export class XtablesForwards {
     }
   }
 
-  async teardown(key: AttachmentKey): Promise<void> {
+  async teardown(key: AttachmentKey, known?: KnownForwards): Promise<void> {
     validateKey(key);
     const chain = dnatChainName(key);
     const errors: unknown[] = [];
+    const comment = attachmentComment('dnat', key);
     await Promise.all(
       ([4, 6] as const).map(async (family) => {
         try {
-          await this.removeChain(this.families[family], chain);
+          const fam = this.families[family];
+          if (known && !known.families.includes(family)) return;
+          if (known?.forwards.length) {
+            // The jumps as setup rendered them: remove without reading first; a mismatch refuses the batch.
+            const jumps = renderJumps(chain, comment, known.forwards).map((j) => `-D ${j.line}`);
+            try {
+              await fam.restore({ nat: [...jumps, `-F ${chain}`, `-X ${chain}`] });
+              return;
+            } catch (err) {
+              log.debug({ err, chain, family }, 'port-forward removal by known ports refused; listing the chain');
+            }
+          }
+          await this.removeChain(fam, chain);
         } catch (err) {
           errors.push(err);
         }

@@ -7,7 +7,7 @@
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
-import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
+import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
 import { commentArg, commentOf, masqChainName, sourceOf, XtablesFamily, xtablesChains } from './xtables-family.js';
 import { XtablesForwards } from './xtables-forwards.js';
 import type { XtablesTools } from './xtables-tools.js';
@@ -73,8 +73,8 @@ export class IptablesFirewall implements Firewall {
   setupPortForwards(spec: PortForwardSpec): Promise<void> {
     return this.forwards.setup(spec);
   }
-  teardownPortForwards(key: AttachmentKey): Promise<void> {
-    return this.forwards.teardown(key);
+  teardownPortForwards(key: AttachmentKey, known?: KnownForwards): Promise<void> {
+    return this.forwards.teardown(key, known);
   }
   checkPortForwards(spec: PortForwardSpec): Promise<void> {
     return this.forwards.check(spec);

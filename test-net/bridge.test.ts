@@ -254,3 +254,23 @@ test('an exhausted range fails with code 102 and leaves nothing behind', async (
   const links = await nsRun(second.ns, 'ip', ['-o', 'link']);
   t.notRegex(links.stdout, /eth0/);
 });
+
+test('a failure after the links are made undoes everything: no bridge, veth, lease or rule is left', async (t) => {
+  const sb = await createSandbox(t);
+  const before = await snapshotNetns(sb.host);
+  // A route through a gateway outside every subnet: the kernel refuses it after bridge, veth,
+  // addresses and masquerade exist.
+  const conf = bridgeConf({ dataDir: sb.dir, subnet: '10.98.0.0/24', ipMasq: true });
+  (conf.ipam as Record<string, unknown>).routes = [{ dst: '10.200.0.0/16', gw: '192.0.2.77' }];
+  const c = await newContainer(t, 'u');
+  const r = await bridgeCall(sb, 'ADD', c, conf);
+  t.not(r.exitCode, 0);
+  t.regex(String(r.json?.msg), /route|unreachable/i, r.stdout);
+  // Links, addresses and routes exactly as before; of the rules only our (empty) base chain may stay.
+  const after = await snapshotNetns(sb.host);
+  const links = (snap: string) => snap.split('\n---\n').slice(0, 4).join('\n---\n');
+  t.is(links(after), links(before));
+  t.notRegex(after, /CTNET-M-/);
+  t.is(leases(sb.dir).length, 0);
+  t.notRegex((await nsRun(c.ns, 'ip', ['-o', 'link'])).stdout, /eth0/);
+});

@@ -54,11 +54,14 @@ async function ensureBridge(
   const vlanFiltering = s.vlan > 0 || s.trunkVlans.length > 0;
   const br = await nl.ensureBridge(s.bridge, { mtu: s.mtu, vlanFiltering });
   if (!before) {
-    undo.push(`delete bridge ${s.bridge}`, async () => {
-      // Only if nothing else was attached to it meanwhile (a concurrent ADD may have found it).
-      const ports = (await nl.listLinks()).filter((l) => l.master === br.index);
-      if (ports.length === 0) await nl.deleteLink(s.bridge);
-    });
+    // Its own socket: the undo may run after this one's withNetlink scope has closed it.
+    undo.push(`delete bridge ${s.bridge}`, () =>
+      withNetlink(undefined, async (own) => {
+        // Only if nothing else was attached to it meanwhile (a concurrent ADD may have found it).
+        const ports = (await own.listLinks()).filter((l) => l.master === br.index);
+        if (ports.length === 0) await own.deleteLink(s.bridge);
+      }),
+    );
     // Pin the MAC: otherwise the bridge takes the lowest port MAC and changes as ports come and go.
     if (br.mac) await nl.setMac(s.bridge, br.mac);
     trySysctl(undefined, `net/ipv6/conf/${s.bridge}/accept_ra`, '0');
@@ -73,7 +76,8 @@ async function createVeth(nl: Netlink, s: BridgeSettings, ifname: string, netns:
     const hostVeth = randomVethName();
     try {
       await nl.createVeth(hostVeth, ifname, { mtu: s.mtu, peerNetnsPath: netns });
-      undo.push(`delete veth ${hostVeth}`, () => nl.deleteLink(hostVeth));
+      // Its own socket: the undo may run after this one's withNetlink scope has closed it.
+      undo.push(`delete veth ${hostVeth}`, () => withNetlink(undefined, (own) => own.deleteLink(hostVeth)));
       return hostVeth;
     } catch (err) {
       // A clash of the random host name: try another; a clash of the container name is a real error.

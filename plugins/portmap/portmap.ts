@@ -19,6 +19,7 @@ import {
   type AttachmentKey,
   type Firewall,
   flushUdpConntrack,
+  type KnownForwards,
   openFirewall,
   type PortForwardSpec,
   type PortMapping,
@@ -128,8 +129,14 @@ async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
   if (!held && !s.mappings.length) return;
   const firewall = await openFirewall(s.backend);
   const errors: unknown[] = [];
+  // What the reservations and prevResult tell only spares the firewall a read (see KnownForwards).
+  const addresses = ctx.prevResult ? containerAddresses(ctx.prevResult, ctx.env.ifname) : [];
+  const known: KnownForwards | undefined =
+    held?.length && addresses.length
+      ? { forwards: held, families: [...new Set(addresses.map((a) => parseCidr(a).family))] }
+      : undefined;
   try {
-    await firewall.teardownPortForwards(key);
+    await firewall.teardownPortForwards(key, known);
   } catch (err) {
     errors.push(err);
   }
