@@ -4,7 +4,7 @@
  * cache). Parsing and compiling a bundle of several hundred KiB costs 15–40 ms, paid by every
  * plugin call and every CLI command; with the cache it is mostly skipped.
  *
- * The cache sits beside the bundle (`<bundle>.v8cache`). The build writes one from a light call;
+ * The cache sits beside the bundle (`<bundle>.<inode>-<mtime>.v8cache`). The build writes one from a light call;
  * V8 compiles functions lazily, so the first successful run of each kind (`learnKey`: plugin and
  * CNI command, or CLI command) rewrites it with what that run compiled on top of what the cache
  * held, and leaves a marker so that happens once. Writes are atomic (temp file + rename) and best
@@ -31,7 +31,11 @@ function writeAtomic(file, data) {
 }
 
 module.exports = function loadCached(file, learnKey) {
-  const cacheFile = `${file}.v8cache`;
+  // Named after this very file (inode and mtime): V8 checks only a cache's source length, so a
+  // cache must never be found by a rebuilt bundle, nor written over by a run of the old one.
+  const st = fs.statSync(file);
+  const base = `${file}.${st.ino}-${Math.floor(st.mtimeMs)}`;
+  const cacheFile = `${base}.v8cache`;
   let cachedData;
   try {
     cachedData = fs.readFileSync(cacheFile);
@@ -41,7 +45,7 @@ module.exports = function loadCached(file, learnKey) {
   // A shebang line is blanked, not removed, so line numbers in stack traces stay right.
   const source = fs.readFileSync(file, 'utf8').replace(/^#!.*/, '');
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
-  const marker = learnKey && /^[A-Za-z0-9_.-]+$/.test(learnKey) ? path.join(`${file}.v8learned`, learnKey) : undefined;
+  const marker = learnKey && /^[A-Za-z0-9_.-]+$/.test(learnKey) ? path.join(`${base}.v8learned`, learnKey) : undefined;
   const learn = process.env.CTNET_WRITE_CODE_CACHE === '1' || (marker !== undefined && !fs.existsSync(marker));
   if (learn) {
     process.once('exit', (code) => {

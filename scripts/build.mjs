@@ -7,7 +7,7 @@
  * the bundle's prelude adds this checkout's node_modules to the resolution path, so a copy of
  * bin/cni/<plugin> placed in any CNI plugin directory still finds them.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,10 +24,12 @@ function prelude(marker) {
   return ['#!/usr/bin/env node', `// ${marker}`, `module.paths.unshift(${modules});`].join('\n');
 }
 
+/** Bundles `entry`; the file is replaced atomically, so a plugin called during a rebuild never runs half of it. */
 async function bundle(entry, outfile, banner) {
-  await build({
+  const result = await build({
     entryPoints: [join(root, entry)],
     outfile,
+    write: false,
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -40,6 +42,9 @@ async function bundle(entry, outfile, banner) {
     logLevel: 'warning',
     legalComments: 'none',
   });
+  const tmp = `${outfile}.tmp-${process.pid}`;
+  writeFileSync(tmp, result.outputFiles[0].contents);
+  renameSync(tmp, outfile);
 }
 
 /** Compiles every plugin's JSON schema to standalone validator code (no ajv compile at run time). */
@@ -100,9 +105,9 @@ chmodSync(join(root, 'bin', 'ctnet'), 0o755);
   // The first cache holds what one light call compiles; real calls add to it (bin/load-cached.cjs).
   const { execFileSync } = await import('node:child_process');
   const env = { PATH: process.env.PATH, CTNET_WRITE_CODE_CACHE: '1' };
-  for (const bundleFile of [cniBundle, join(dist, 'ctnet.cjs')]) {
-    rmSync(`${bundleFile}.v8cache`, { force: true });
-    rmSync(`${bundleFile}.v8learned`, { recursive: true, force: true });
+  // Caches of earlier builds (bin/load-cached.cjs names them after the bundle file they belong to).
+  for (const entry of readdirSync(dist)) {
+    if (/\.v8(cache|learned)$/.test(entry)) rmSync(join(dist, entry), { recursive: true, force: true });
   }
   execFileSync(join(root, 'bin', 'cni', 'bridge'), {
     input: '{"cniVersion":"1.0.0"}',
