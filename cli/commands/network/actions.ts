@@ -125,7 +125,8 @@ export async function inspectNetworks(names: string[], opts: { json?: boolean })
     return {
       ...summary,
       bridgeState: link
-        ? `${link.operstate.toLowerCase()}, ${hostLinks.filter((l) => l.master === link.ifname).length} ports`
+        ? // Administrative state: a bridge's operstate stays "unknown" until a port carries traffic.
+          `${link.flags.includes('UP') ? 'up' : 'down'}, ${hostLinks.filter((l) => l.master === link.ifname).length} ports`
         : 'not created yet',
       isolated: summary.bridge !== undefined && isolated.has(summary.bridge),
       options: meta?.options ?? {},
