@@ -11,10 +11,10 @@
  * effort: a read-only install just keeps the cache it has. A cache V8 rejects (another Node
  * version) or a missing one only costs the compile again.
  */
-const fs = require('fs');
-const path = require('path');
-const vm = require('vm');
-const Module = require('module');
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const Module = require('node:module');
 
 function writeAtomic(file, data) {
   const tmp = `${file}.${process.pid}.tmp`;

@@ -1,4 +1,5 @@
 export * from './cni/index.js';
 export * from './errors.js';
 export * from './exec.js';
+export * from './ip.js';
 export * from './log.js';

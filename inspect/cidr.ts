@@ -2,8 +2,7 @@
  * The little CIDR arithmetic the network commands need (parse, contains, overlap, nth address),
  * on BigInt so IPv4 and IPv6 share one code path.
  */
-import { isIP } from 'node:net';
-import { CtnetError, ErrorCode } from '../core/index.js';
+import { CtnetError, ErrorCode, formatIp as formatCoreIp, parseIp as parseCoreIp } from '../core/index.js';
 
 export interface Cidr {
   family: 4 | 6;
@@ -17,45 +16,13 @@ export interface Cidr {
 const bits = (family: 4 | 6) => (family === 4 ? 32 : 128);
 
 export function parseIp(text: string): { family: 4 | 6; value: bigint } {
-  const family = isIP(text);
-  if (family === 4) {
-    return { family, value: text.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n) };
-  }
-  if (family === 6) {
-    const [head = '', tail] = text.split('::');
-    const groups = (s: string) => (s ? s.split(':') : []);
-    const expand = (gs: string[]) =>
-      gs.flatMap((g) => {
-        if (!g.includes('.')) return [Number.parseInt(g, 16)];
-        const v4 = parseIp(g).value;
-        return [Number(v4 >> 16n), Number(v4 & 0xffffn)];
-      });
-    const h = expand(groups(head));
-    const t = tail === undefined ? [] : expand(groups(tail));
-    const all = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
-    return { family, value: all.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n) };
-  }
-  throw new CtnetError(ErrorCode.invalidConfig, `invalid IP address ${JSON.stringify(text)}`);
+  const ip = parseCoreIp(text);
+  if (!ip) throw new CtnetError(ErrorCode.invalidConfig, `invalid IP address ${JSON.stringify(text)}`);
+  return ip;
 }
 
 export function formatIp(family: 4 | 6, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
-  const groups = [...Array(8).keys()].map((i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  // RFC 5952: compress the longest run (≥ 2) of zero groups.
-  let best = { start: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > best.len && j - i >= 2) best = { start: i, len: j - i };
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best.start < 0) return hex.join(':');
-  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.len).join(':')}`;
+  return formatCoreIp({ family, value });
 }
 
 export function parseCidr(text: string): Cidr {

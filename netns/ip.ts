@@ -1,8 +1,7 @@
 /**
  * IP address text ↔ bytes, small and dependency-free (this runs on every plugin call).
  */
-import { isIPv4, isIPv6 } from 'node:net';
-import { CtnetError, ErrorCode } from '../core/index.js';
+import { CtnetError, ErrorCode, formatIp, parseIp as parseAddress } from '../core/index.js';
 
 export interface ParsedCidr {
   family: 4 | 6;
@@ -11,48 +10,19 @@ export interface ParsedCidr {
 }
 
 export function ipToBytes(ip: string): Buffer | undefined {
-  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) return undefined;
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const text = ip
-    .replace(/%.*$/, '')
-    .replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
-      [(Number(a) << 8) | Number(b), (Number(c) << 8) | Number(d)].map((g) => g.toString(16)).join(':'),
-    );
-  const [head, rest] = text.split('::') as [string, string | undefined];
-  const parse = (s: string) => (s ? s.split(':').map((g) => Number.parseInt(g, 16)) : []);
-  const left = parse(head);
-  const right = parse(rest ?? '');
-  const missing = 8 - left.length - right.length;
-  const groups = rest === undefined ? [...left, ...right] : [...left, ...new Array<number>(missing).fill(0), ...right];
-  const b = Buffer.alloc(16);
-  for (const [i, g] of groups.entries()) b.writeUInt16BE(g, i * 2);
+  // A zone (fe80::1%eth0) names an interface, not part of the address.
+  const parsed = parseAddress(ip.replace(/%.*$/, ''));
+  if (!parsed) return undefined;
+  const b = Buffer.alloc(parsed.family === 4 ? 4 : 16);
+  let v = parsed.value;
+  for (let i = b.length - 1; i >= 0; i--, v >>= 8n) b[i] = Number(v & 0xffn);
   return b;
 }
 
 export function bytesToIp(b: Buffer): string {
-  if (b.length === 4) return [...b].join('.');
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
-  // RFC 5952: compress the longest run (≥ 2) of zero groups, the first one on ties.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  let value = 0n;
+  for (const byte of b) value = (value << 8n) | BigInt(byte);
+  return formatIp({ family: b.length === 4 ? 4 : 6, value });
 }
 
 export function parseCidr(cidr: string, what: string): ParsedCidr {

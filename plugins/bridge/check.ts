@@ -28,7 +28,7 @@ export async function checkBridge(ctx: PluginContext<BridgeNetConf>): Promise<vo
 
   const bridgeIndex = await withNetlink(undefined, async (nl) => {
     const br = await nl.getLink(s.bridge);
-    if (!br || br.kind !== 'bridge') throw checkFailed(`bridge "${s.bridge}" does not exist`);
+    if (br?.kind !== 'bridge') throw checkFailed(`bridge "${s.bridge}" does not exist`);
     const brInResult = interfaces.find((i) => i.name === s.bridge);
     if (!sameMac(brInResult?.mac, br.mac)) throw checkFailed(`bridge "${s.bridge}" has MAC ${br.mac}, not ${brInResult?.mac}`);
     if (s.promiscMode && !br.promisc) throw checkFailed(`bridge "${s.bridge}" is not in promiscuous mode`);
