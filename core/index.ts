@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './exec.js';
 export * from './ip.js';
 export * from './log.js';
+export * from './random.js';

@@ -4,10 +4,9 @@
  * every known network and the host's routes; the attachments of a network are read from the
  * host-local leases, the CNI result cache and the runner's state.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CtnetError, ErrorCode, type NetConf, validateNetworkName } from '../core/index.js';
+import { CtnetError, ErrorCode, type NetConf, sha256Hex, validateNetworkName } from '../core/index.js';
 import {
   type Cidr,
   cidrString,
@@ -96,12 +95,12 @@ function boolOption(key: string, value: string): boolean {
 }
 
 export function defaultBridgeName(network: string): string {
-  return `${bridgePrefix}${createHash('sha256').update(network).digest('hex').slice(0, 8)}`;
+  return `${bridgePrefix}${sha256Hex(network).slice(0, 8)}`;
 }
 
 /** A stable ULA /64 for a network's IPv6 when none is given (fd + 56 bits of the name's hash). */
 export function defaultSubnetV6(network: string): string {
-  const h = createHash('sha256').update(`ctnet-v6:${network}`).digest('hex');
+  const h = sha256Hex(`ctnet-v6:${network}`);
   return `fd${h.slice(0, 2)}:${h.slice(2, 6)}:${h.slice(6, 10)}:${h.slice(10, 14)}::/64`;
 }
 

@@ -3,10 +3,7 @@
  * input that reach rule text, so they are validated here again (defense in depth against rule-text
  * injection: skel validates the ID and network name, but a library caller may not have).
  */
-// Not node:crypto: loading it initialises OpenSSL, ~5 ms of every plugin call; this is bundled JS.
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
-import { CtnetError, ErrorCode } from '../core/index.js';
+import { CtnetError, ErrorCode, sha256Hex } from '../core/index.js';
 import type { AttachmentKey } from './types.js';
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -28,7 +25,7 @@ export function validateKey(key: AttachmentKey): void {
 
 /** sha256 of network, container ID and ifname (NUL-separated so 'a'+'bc' ≠ 'ab'+'c'), hex. */
 export function attachmentHash(key: AttachmentKey): string {
-  return bytesToHex(sha256(utf8ToBytes(`${key.network}\0${key.containerId}\0${key.ifname}`)));
+  return sha256Hex(`${key.network}\0${key.containerId}\0${key.ifname}`);
 }
 
 /** Interface names may hold any byte but "/", ":" and whitespace: percent-encode everything unusual. */

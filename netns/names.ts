@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { randomHex } from '../core/index.js';
 
 /**
  * A fresh host-side veth name: prefix + 8 random hex digits ('veth1a2b3c4d'), at most 15 bytes
@@ -7,16 +7,4 @@ import { closeSync, openSync, readSync } from 'node:fs';
 export function randomVethName(prefix = 'veth'): string {
   const suffix = randomHex(4);
   return `${prefix.slice(0, 15 - suffix.length)}${suffix}`;
-}
-
-/** Random bytes from the kernel without node:crypto (its load initialises OpenSSL: ~5 ms per plugin call). */
-function randomHex(bytes: number): string {
-  const buf = Buffer.alloc(bytes);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    readSync(fd, buf);
-  } finally {
-    closeSync(fd);
-  }
-  return buf.toString('hex');
 }

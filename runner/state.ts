@@ -6,7 +6,6 @@
  * State machine: creating → running → exited (→ removed). "creating" carries the pid of the CLI
  * doing it, so the next command can tell a crashed run from one in progress.
  */
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   mkdirSync,
@@ -22,7 +21,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { CtnetError, ErrorCode, hasErrno } from '../core/index.js';
+import { CtnetError, ErrorCode, hasErrno, randomHex } from '../core/index.js';
 import type { CgroupRecord, Limits } from './cgroups/index.js';
 import type { RunnerPaths } from './paths.js';
 import type { PortMapping } from './ports.js';
@@ -98,7 +97,7 @@ export interface ContainerRecord {
 }
 
 export function newId(): string {
-  return randomBytes(32).toString('hex');
+  return randomHex(32);
 }
 
 export function containerDir(paths: RunnerPaths, id: string): string {

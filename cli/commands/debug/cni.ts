@@ -1,6 +1,13 @@
 /** `ctnet debug cni add|del|check|gc|status`: cnitool for any conflist and any plugins. */
-import { createHash } from 'node:crypto';
-import { type CniAttachment, CtnetError, DefaultExecutor, ErrorCode, ExecExecutor, type Executor } from '../../../core/index.js';
+import {
+  type CniAttachment,
+  CtnetError,
+  DefaultExecutor,
+  ErrorCode,
+  ExecExecutor,
+  type Executor,
+  sha256Hex,
+} from '../../../core/index.js';
 import { CniRuntime, ctnetPaths, loadNetwork } from '../../../inspect/index.js';
 import { printJson } from '../../output.js';
 
@@ -54,7 +61,7 @@ function parseAttachment(text: string, defaultIfname: string): CniAttachment {
 
 /** cnitool derives the container ID from the netns path; so do we, so repeated calls agree. */
 export function defaultContainerId(netns: string): string {
-  return `ctnet-${createHash('sha256').update(netns).digest('hex').slice(0, 20)}`;
+  return `ctnet-${sha256Hex(netns).slice(0, 20)}`;
 }
 
 async function executorFor(forceExec: boolean | undefined): Promise<Executor> {
