@@ -45,6 +45,7 @@ import {
   removeRecord,
   reserveName,
   saveRecord,
+  sweepRemovals,
   withLock,
 } from './state.js';
 import { flushTimings, mark } from './timing.js';
@@ -718,6 +719,7 @@ export async function removeContainer(ctx: RunnerContext, ref: string, force: bo
 
 export async function pruneContainers(ctx: RunnerContext): Promise<ContainerRecord[]> {
   await reconcile(ctx);
+  sweepRemovals(ctx.paths);
   const removed: ContainerRecord[] = [];
   for (const rec of listRecords(ctx.paths)) {
     if (rec.state.status !== 'exited') continue;

@@ -8,6 +8,7 @@
  */
 import {
   closeSync,
+  existsSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -205,6 +206,27 @@ export function removeRecord(paths: RunnerPaths, rec: ContainerRecord): void {
     throw err;
   }
   rmSync(tomb, { recursive: true, force: true });
+}
+
+/**
+ * Directories a removal renamed away but did not finish deleting (the CLI died mid-rm): removed
+ * when the process that renamed them is gone. Returns how many.
+ */
+export function sweepRemovals(paths: RunnerPaths): number {
+  let names: string[];
+  try {
+    names = readdirSync(paths.containers);
+  } catch {
+    return 0;
+  }
+  let swept = 0;
+  for (const name of names) {
+    const m = /^\.removing-[0-9a-f]+-(\d+)$/.exec(name);
+    if (!m || existsSync(`/proc/${m[1]}`)) continue;
+    rmSync(join(paths.containers, name), { recursive: true, force: true });
+    swept++;
+  }
+  return swept;
 }
 
 // ---- liveness ------------------------------------------------------------------------------
