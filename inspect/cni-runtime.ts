@@ -238,36 +238,56 @@ export class CniRuntime {
     rmSync(this.cacheFile(network, containerId, ifname), { force: true });
   }
 
-  private async call(
+  private call(
     type: string,
     command: CniCommand,
     conf: NetConf,
     rt: RuntimeConf | undefined,
     version: string,
   ): Promise<CniResult | undefined> {
-    const env: Record<string, string | undefined> = {
-      ...this.baseEnv,
-      CNI_COMMAND: command,
-      CNI_PATH: this.cniPath.join(':'),
-      CNI_CONTAINERID: rt?.containerId,
-      CNI_NETNS: rt?.netns,
-      CNI_IFNAME: rt?.ifname,
-      CNI_ARGS: rt?.args,
-    };
-    const what = `run ${type} ${command} on network "${conf.name}"`;
-    let response: Awaited<ReturnType<Executor['invoke']>>;
-    try {
-      response = await this.executor.invoke(type, env, JSON.stringify(conf));
-    } catch (cause) {
-      throw wrapError(what, cause);
-    }
-    if (response.exitCode !== 0) throw wrapError(what, errorFromResponse(type, response));
-    if (command !== 'ADD') return undefined;
-    try {
-      return parseResult(JSON.parse(response.stdout), version);
-    } catch (cause) {
-      throw wrapError(`${what}: the plugin printed no valid result`, cause, ErrorCode.decode);
-    }
+    return invokeListPlugin(this.executor, command, { ...conf, type }, rt, {
+      cniPath: this.cniPath,
+      baseEnv: this.baseEnv,
+      version,
+    });
+  }
+}
+
+/**
+ * One plugin of a network list, as a runtime calls it (spec §A): the CNI_* environment on top of
+ * `baseEnv`, the request on stdin, then the error or (ADD) the result read back. Shared by
+ * CniRuntime and the container runner.
+ */
+export async function invokeListPlugin(
+  executor: Executor,
+  command: CniCommand,
+  conf: NetConf,
+  rt: RuntimeConf | undefined,
+  opts: { cniPath: readonly string[]; baseEnv: NodeJS.ProcessEnv; version: string },
+): Promise<CniResult | undefined> {
+  const type = String(conf.type);
+  const env: Record<string, string | undefined> = {
+    ...opts.baseEnv,
+    CNI_COMMAND: command,
+    CNI_PATH: opts.cniPath.join(':'),
+    CNI_CONTAINERID: rt?.containerId,
+    CNI_NETNS: rt?.netns,
+    CNI_IFNAME: rt?.ifname,
+    CNI_ARGS: rt?.args,
+  };
+  const what = `run ${type} ${command} on network "${conf.name}"`;
+  let response: Awaited<ReturnType<Executor['invoke']>>;
+  try {
+    response = await executor.invoke(type, env, JSON.stringify(conf));
+  } catch (cause) {
+    throw wrapError(what, cause);
+  }
+  if (response.exitCode !== 0) throw wrapError(what, errorFromResponse(type, response));
+  if (command !== 'ADD') return undefined;
+  try {
+    return parseResult(JSON.parse(response.stdout), opts.version);
+  } catch (cause) {
+    throw wrapError(`${what}: the plugin printed no valid result`, cause, ErrorCode.decode);
   }
 }
 

@@ -6,7 +6,7 @@
  * taken over explicitly (the plugin's reservation store has already ruled out a live conflict).
  */
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
-import { attachmentComment, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
+import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
 import type { Family } from './cidr.js';
 import { type NormalizedForwards, normalizeForwards } from './forwards.js';
 import {
@@ -18,6 +18,7 @@ import {
   nftList,
   nftMasqMark,
   nftNames,
+  staleChains,
   T,
 } from './nftables.js';
 import type { AttachmentKey, PortForwardSpec } from './types.js';
@@ -224,14 +225,7 @@ export class NftForwards {
     try {
       const text = await nftList(this.nft, ['list', 'table', ...T.split(' ')]);
       if (!text) return;
-      const stale = new Set<string>();
-      for (const block of text.split(/\n\tchain /).slice(1)) {
-        const name = block.match(/^(\S+) \{/)?.[1];
-        if (!name?.startsWith(nftNames.dnatPrefix) || keep.has(name)) continue;
-        const comment = block.match(/comment "([^"]*)"/)?.[1];
-        const owner = comment ? parseAttachmentComment(comment) : undefined;
-        if (owner?.key.network === network && nftDnatChainName(owner.key) === name) stale.add(name);
-      }
+      const stale = staleChains(text, network, keep, nftNames.dnatPrefix, nftDnatChainName);
       if (!stale.size) return;
       const lines: string[] = [];
       for (const map of allHostportMaps()) {

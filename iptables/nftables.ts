@@ -131,6 +131,29 @@ function sourcesIn(text: string): { family: Family; address: string }[] {
 }
 
 /** Map elements in a listing: address → chain it jumps to. */
+/**
+ * GC: the attachment chains (`prefix`, named by `nameOf`) in a `list table` text that belong to
+ * `network` and are not in `keep`. A chain counts only when its comment names an attachment whose
+ * chain name is this one, so a chain we did not make is never collected.
+ */
+export function staleChains(
+  text: string,
+  network: string,
+  keep: Set<string>,
+  prefix: string,
+  nameOf: (key: AttachmentKey) => string,
+): Set<string> {
+  const stale = new Set<string>();
+  for (const block of text.split(/\n\tchain /).slice(1)) {
+    const name = block.match(/^(\S+) \{/)?.[1];
+    if (!name?.startsWith(prefix) || keep.has(name)) continue;
+    const comment = block.match(/comment "([^"]*)"/)?.[1];
+    const owner = comment ? parseAttachmentComment(comment) : undefined;
+    if (owner?.key.network === network && nameOf(owner.key) === name) stale.add(name);
+  }
+  return stale;
+}
+
 export function elementsIn(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const m of text.matchAll(/([0-9a-fA-F:.]+) : (?:jump|goto) ([A-Za-z0-9_-]+)/g)) out.set(m[1] ?? '', m[2] ?? '');
@@ -282,14 +305,7 @@ export class NftablesFirewall implements Firewall {
     try {
       const text = await nftList(this.nft, ['list', 'table', ...T.split(' ')]);
       if (!text) return;
-      const stale = new Set<string>();
-      for (const block of text.split(/\n\tchain /).slice(1)) {
-        const name = block.match(/^(\S+) \{/)?.[1];
-        if (!name?.startsWith(nftNames.masqPrefix) || keep.has(name)) continue;
-        const comment = block.match(/comment "([^"]*)"/)?.[1];
-        const owner = comment ? parseAttachmentComment(comment) : undefined;
-        if (owner?.key.network === network && nftMasqChainName(owner.key) === name) stale.add(name);
-      }
+      const stale = staleChains(text, network, keep, nftNames.masqPrefix, nftMasqChainName);
       if (!stale.size) return;
       const lines: string[] = [];
       for (const [address, owner] of elementsIn(text)) {

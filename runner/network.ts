@@ -18,14 +18,21 @@ import {
   compareVersions,
   ErrorCode,
   type Executor,
-  errorFromResponse,
   formatResult,
   log,
+  type NetConf,
   parseResult,
   run,
   wrapError,
 } from '../core/index.js';
-import { buildPluginConfig, type LoadedNetwork, loadNetwork, negotiatedVersion, parseNetworkConfig } from '../inspect/index.js';
+import {
+  buildPluginConfig,
+  invokeListPlugin,
+  type LoadedNetwork,
+  loadNetwork,
+  negotiatedVersion,
+  parseNetworkConfig,
+} from '../inspect/index.js';
 import type { RunnerPaths } from './paths.js';
 import type { PortMapping } from './ports.js';
 
@@ -60,36 +67,17 @@ export function portMappingsArg(ports: readonly PortMapping[]): Record<string, u
   }));
 }
 
-async function call(
+/** The runner hands plugins only what they need from its own environment. */
+function call(
   executor: Executor,
   path: readonly string[],
-  net: LoadedNetwork,
   command: CniCommand,
   conf: Record<string, unknown>,
   at: Attachment,
   version: string,
 ): Promise<CniResult | undefined> {
-  const type = String(conf.type);
-  const env = {
-    PATH: process.env.PATH,
-    CTNET_LOG_LEVEL: process.env.CTNET_LOG_LEVEL,
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: at.containerId,
-    CNI_NETNS: at.netns,
-    CNI_IFNAME: at.ifname,
-    CNI_PATH: path.join(':'),
-  };
-  const what = `run ${type} ${command} on network "${net.list.name}"`;
-  const response = await executor.invoke(type, env, JSON.stringify(conf)).catch((cause: unknown) => {
-    throw wrapError(what, cause);
-  });
-  if (response.exitCode !== 0) throw wrapError(what, errorFromResponse(type, response));
-  if (command !== 'ADD') return undefined;
-  try {
-    return parseResult(JSON.parse(response.stdout), version);
-  } catch (cause) {
-    throw wrapError(`${what}: the plugin printed no valid result`, cause, ErrorCode.decode);
-  }
+  const baseEnv = { PATH: process.env.PATH, CTNET_LOG_LEVEL: process.env.CTNET_LOG_LEVEL };
+  return invokeListPlugin(executor, command, conf as NetConf, at, { cniPath: path, baseEnv, version });
 }
 
 const cleanupFailures = new WeakMap<object, unknown>();
@@ -113,7 +101,6 @@ export async function addNetwork(
       prev = await call(
         executor,
         path,
-        net,
         'ADD',
         buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
         at,
@@ -145,15 +132,7 @@ export async function delNetwork(
   const errors: string[] = [];
   for (const plugin of [...net.list.plugins].reverse()) {
     try {
-      await call(
-        executor,
-        path,
-        net,
-        'DEL',
-        buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
-        at,
-        version,
-      );
+      await call(executor, path, 'DEL', buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev), at, version);
     } catch (err) {
       errors.push(err instanceof Error ? err.message : String(err));
     }
@@ -177,15 +156,7 @@ export async function checkNetwork(
   if (compareVersions(version, '0.4.0') < 0 || net.list.disableCheck) return;
   const prev = parseResult(result, version);
   for (const plugin of net.list.plugins) {
-    await call(
-      executor,
-      path,
-      net,
-      'CHECK',
-      buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
-      at,
-      version,
-    );
+    await call(executor, path, 'CHECK', buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev), at, version);
   }
 }
 
