@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { CtnetError, ErrorCode, run } from '../core/index.js';
+import { CtnetError, ErrorCode } from '../core/index.js';
 import { helperPath } from './paths.js';
 
 export interface Overlay {
@@ -74,14 +74,6 @@ export function execArgs(plan: ExecPlan): string[] {
   return args;
 }
 
-export async function createNetns(path: string): Promise<void> {
-  await run(helperPath(), ['netns-create', path], { timeoutMs: 10_000 });
-}
-
-export async function deleteNetns(path: string): Promise<void> {
-  await run(helperPath(), ['netns-delete', path], { timeoutMs: 10_000 });
-}
-
 /** `details` of a start error whose command could not be run (Docker exits 127 / 126 then). */
 export const execNotFound = 'exec: not found';
 export const execFailed = 'exec: failed';
@@ -97,8 +89,9 @@ export interface Started {
 /**
  * Starts monitor + init + workload and waits until the workload has been exec'd (or setup
  * failed: then the helper's message becomes the error, and nothing of the container runs).
- * With `whenReady`, init stops once its cgroup and network namespace exist; `whenReady` runs
- * (CNI ADD), and only when it succeeds does the container go on (on failure init gives up).
+ * With `whenReady`, init stops once its network namespace exists (it joins its cgroup meanwhile);
+ * `whenReady` runs (CNI ADD), and only when it succeeds does the container go on (on failure init
+ * gives up).
  */
 export function startContainerProcess(
   plan: RunPlan,
@@ -120,6 +113,9 @@ export function startContainerProcess(
     // A pipe to the helper is a socket pair: after writing, destroy our end, or its open read side
     // keeps this process alive for as long as the (detached) monitor runs.
     const go = child.stdio[4] as import('node:net').Socket | null | undefined;
+    // init may die while the network is being attached (a failed cgroup join): its message on the
+    // status pipe is the error to report, not the EPIPE of our "go".
+    go?.on('error', () => {});
     child.once('error', (e) =>
       reject(new CtnetError(ErrorCode.io, `failed to start ${helperPath()}: ${e.message}`, { cause: e })),
     );

@@ -6,8 +6,6 @@
  * (mounts, namespaces, cgroup files, user, capabilities) and this program carries it out. It
  * makes no decisions of its own: every path comes from the command line.
  *
- *   ctnet-init netns-create PATH      new network namespace, bind-mounted on PATH, lo up
- *   ctnet-init netns-delete PATH      unmount PATH and remove it (already gone is success)
  *   ctnet-init run  [options] -- CMD… monitor + init (PID 1) + workload, see run_main
  *   ctnet-init exec [options] -- CMD… join a running container (namespaces and cgroup)
  *
@@ -16,7 +14,7 @@
  *                                                └─ workload (caps dropped, no_new_privs, exec)
  * Protocol: on --status-fd the monitor writes "pid <host pid of init>\n" once the workload has
  * been exec'd, or "error <message>\n" if any setup step failed, then closes it. With --wait-fd,
- * init first writes "ready\n" (cgroup joined, network namespace made) and waits for "go" on that
+ * init first writes "ready\n" (network namespace made; it joins its cgroup next) and waits for "go" on that
  * fd, so the runtime can run CNI ADD against the namespace before anything of the workload runs.
  */
 #define _GNU_SOURCE
@@ -150,7 +148,7 @@ static void bring_lo_up(void) {
   close(s);
 }
 
-/* ---- netns-create / netns-delete ---------------------------------------------------------- */
+/* ---- network namespace ----------------------------------------------------------------------- */
 
 static void make_netns(const char *path) {
   int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
@@ -165,17 +163,6 @@ static void make_netns(const char *path) {
   bring_lo_up();
 }
 
-static int netns_create(const char *path) {
-  make_netns(path);
-  return 0;
-}
-
-static int netns_delete(const char *path) {
-  if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-    die("failed to unmount %s: %s", path, strerror(errno));
-  if (unlink(path) < 0 && errno != ENOENT) die("failed to remove %s: %s", path, strerror(errno));
-  return 0;
-}
 
 /* ---- isolation steps ----------------------------------------------------------------------- */
 
@@ -434,17 +421,21 @@ static int run_main(struct plan *p) {
   if (init == 0) {
     close(pipefd[0]);
     err_fd = pipefd[1];
-    join_cgroups(p);
     if (p->netns_create) make_netns(p->netns_create);
     else if (p->netns) join_netns(p->netns);
     if (p->wait_fd >= 0) {
-      /* The namespace exists: the runtime attaches networks to it, then says go (EOF: give up). */
+      /* The namespace exists: the runtime attaches networks to it, then says go (EOF: give up).
+         The cgroup is joined meanwhile: the first move into a cgroup waits for an RCU grace
+         period (~9 ms here), which would otherwise delay the network setup. */
       report(p->status_fd, "ready\n");
+      join_cgroups(p);
       char go[4] = {0};
       ssize_t n;
       while ((n = read(p->wait_fd, go, 3)) < 0 && errno == EINTR) {}
       if (n < 2 || strncmp(go, "go", 2) != 0) die("aborted by the runtime before start");
       close(p->wait_fd);
+    } else {
+      join_cgroups(p);
     }
     if (p->status_fd >= 0) close(p->status_fd);
     if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) < 0) die("failed to create namespaces: %s", strerror(errno));
@@ -612,8 +603,6 @@ static void parse(struct plan *p, int argc, char **argv, int start) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 3 && strcmp(argv[1], "netns-create") == 0) return netns_create(argv[2]);
-  if (argc >= 3 && strcmp(argv[1], "netns-delete") == 0) return netns_delete(argv[2]);
   static struct plan p;
   if (argc >= 2 && strcmp(argv[1], "run") == 0) {
     parse(&p, argc, argv, 2);
