@@ -18,6 +18,11 @@ const groups: CommandGroup[] = [
     summary: 'install the CNI plugin binaries into a plugin directory',
     load: () => import('./commands/install-cni.js'),
   },
+  {
+    names: ['cni-daemon'],
+    summary: 'serve CNI plugin calls from one resident process',
+    load: () => import('./commands/cni-daemon.js'),
+  },
   { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
   { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
   {

@@ -17,6 +17,7 @@
  * Importing this module loads nothing heavy: koffi and netlink are required on first use.
  */
 
+export { peerCredentials } from './libc.js';
 export { randomVethName } from './names.js';
 export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
 export {

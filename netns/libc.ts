@@ -1,5 +1,5 @@
 /**
- * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl), through koffi.
+ * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, getsockopt), through koffi.
  * Loaded on first use (~5 ms): most callers of netns/ never need it.
  */
 import { getSystemErrorName } from 'node:util';
@@ -19,6 +19,7 @@ interface Libc {
   umount2(target: string, flags: number): number;
   ioctl(fd: number, request: number): number;
   socket(domain: number, type: number, protocol: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Buffer, length: number[]): number;
   strerror(errnum: number): string;
   errno(): number;
 }
@@ -52,6 +53,7 @@ function load(): Libc {
     // Declared with its one argument we use: on x86-64 and arm64 that is ABI-compatible with the variadic form.
     ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ uint32_t *length)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     errno: () => koffi.errno(),
   };
@@ -118,4 +120,14 @@ export function createSocket(family: 4 | 6, kind: 'tcp' | 'udp'): number {
   const domain = family === 4 ? 2 : 10;
   const type = (kind === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
   return check('socket', load().socket(domain, type, 0));
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** Who is at the other end of a connected unix socket (SO_PEERCRED: pid, uid, gid at connect time). */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  const cred = Buffer.alloc(12);
+  check('getsockopt(SO_PEERCRED)', load().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, [cred.length]));
+  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
 }

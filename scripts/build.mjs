@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
 /**
  * Build: bundles the CNI multi-call binary and the CLI with esbuild (one file each, so startup
  * reads one file instead of hundreds), with ajv validators precompiled into the CNI bundle.
@@ -25,7 +26,7 @@ function prelude(marker) {
 }
 
 /** Bundles `entry`; the file is replaced atomically, so a plugin called during a rebuild never runs half of it. */
-async function bundle(entry, outfile, banner) {
+async function bundle(entry, outfile, banner, define = {}) {
   const result = await build({
     entryPoints: [join(root, entry)],
     outfile,
@@ -37,7 +38,7 @@ async function bundle(entry, outfile, banner) {
     external,
     banner: { js: banner },
     // import.meta.url is used only to create `require`; in CJS the module's own require works.
-    define: { 'import.meta.url': '__ctnet_import_meta_url' },
+    define: { 'import.meta.url': '__ctnet_import_meta_url', ...define },
     inject: [join(root, 'scripts', 'import-meta-url.js')],
     logLevel: 'warning',
     legalComments: 'none',
@@ -79,12 +80,18 @@ const cniBundle = join(dist, 'cni.cjs');
 await bundle('plugins/cni-main.ts', cniBundle, validators);
 // The runner calls the built-in plugins in-process: the CLI carries the same precompiled validators
 // (compiling the schemas with ajv at run time cost ~150 ms of every `ctnet run`).
-await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), `${prelude('ctnet-cli')}\n${validators}`);
+// The CNI daemon's socket: a new name per build, so shims of one build never reach a daemon
+// running another build's code (plugins/daemon/ctnet-cni-shim.c).
+const cniSocket = `ctnet-cni-${randomBytes(6).toString('hex')}`;
+await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), `${prelude('ctnet-cli')}\n${validators}`, {
+  __CTNET_CNI_SOCKET__: JSON.stringify(cniSocket),
+});
 
 /**
- * The plugin executables: a few lines that run dist/cni.cjs through bin/load-cached.cjs (V8 code
- * cache). NODE_EXTRA_CA_CERTS is dropped: plugins never speak TLS, and Node parses that file at
- * every start (~70 ms where it names the system bundle), which every orchestrator call would pay.
+ * The Node plugins, bin/cni-node/<type>: a few lines that run dist/cni.cjs through
+ * bin/load-cached.cjs (V8 code cache). NODE_EXTRA_CA_CERTS is dropped: plugins never speak TLS,
+ * and Node parses that file at every start (~70 ms where it names the system bundle), which every
+ * orchestrator call would pay.
  */
 function pluginLoader() {
   return [
@@ -95,12 +102,47 @@ function pluginLoader() {
   ].join('\n');
 }
 
+/** Writes `name` in `dir` through a temporary file and a rename: a plugin never runs half a file. */
+function replaceFile(dir, name, write) {
+  const target = join(dir, name);
+  const tmp = join(dir, `.${name}.tmp-${process.pid}`);
+  write(tmp);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, target);
+}
+
+const nodePluginDir = join(root, 'bin', 'cni-node');
+mkdirSync(nodePluginDir, { recursive: true });
+// The loaders are CommonJS scripts without an extension, inside a "type": "module" package.
+writeFileSync(join(nodePluginDir, 'package.json'), '{ "type": "commonjs" }\n');
+for (const name of pluginNames) replaceFile(nodePluginDir, name, (tmp) => writeFileSync(tmp, pluginLoader()));
+
+/**
+ * The executables orchestrators run, bin/cni/<type>: the C shim (plugins/daemon/ctnet-cni-shim.c)
+ * that hands the call to `ctnet cni-daemon` when one serves the caller's network namespace and
+ * otherwise execs bin/cni-node/<type>. Without a C compiler the Node plugins themselves go there.
+ * The marker at the end lets the runner recognise its own plugins (core/cni/invoke.ts isOurs).
+ */
+const shim = await (async () => {
+  const { execFileSync } = await import('node:child_process');
+  const out = join(dist, 'ctnet-cni-shim');
+  const defines = [`-DCTNET_NODE_DIR=${JSON.stringify(nodePluginDir)}`, `-DCTNET_SOCKET=${JSON.stringify(cniSocket)}`];
+  const flags = ['-O2', '-Wall', '-Wextra', ...defines, '-o', out, join(root, 'plugins', 'daemon', 'ctnet-cni-shim.c')];
+  try {
+    try {
+      execFileSync('gcc', ['-static', ...flags], { stdio: 'inherit' });
+    } catch {
+      execFileSync('gcc', flags, { stdio: 'inherit' }); // no static libc installed: a dynamic build works too
+    }
+  } catch {
+    console.warn('no C compiler: bin/cni/* are the Node plugins themselves (no CNI daemon support)');
+    return undefined;
+  }
+  return Buffer.concat([readFileSync(out), Buffer.from('\n// ctnet-cni-multicall\n')]);
+})();
 mkdirSync(join(root, 'bin', 'cni'), { recursive: true });
 for (const name of pluginNames) {
-  const target = join(root, 'bin', 'cni', name);
-  rmSync(target, { force: true });
-  writeFileSync(target, pluginLoader(), { mode: 0o755 });
-  chmodSync(target, 0o755);
+  replaceFile(join(root, 'bin', 'cni'), name, (tmp) => writeFileSync(tmp, shim ?? pluginLoader()));
 }
 chmodSync(join(root, 'bin', 'ctnet'), 0o755);
 {
@@ -119,7 +161,8 @@ chmodSync(join(root, 'bin', 'ctnet'), 0o755);
   execFileSync(join(root, 'bin', 'ctnet'), ['--help'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 const size = readFileSync(cniBundle).length;
-writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify({ cniBundleBytes: size, plugins: pluginNames }, null, 2)}\n`);
+const info = { cniBundleBytes: size, plugins: pluginNames, cniDaemonSocket: shim ? `@${cniSocket}` : null };
+writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify(info, null, 2)}\n`);
 console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${pluginNames.join(',')}}, dist/ctnet.cjs`);
 
 // ---- runner helper (owned by runner/): ctnet-init, a small C program that sets up a container's

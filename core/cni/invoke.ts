@@ -4,7 +4,7 @@
  * picks in-process only when the binary on CNI_PATH is one of ours (or absent), so a user who put
  * another plugin of that name on the path still gets that plugin.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtnetError, ErrorCode } from '../errors.js';
 import { run } from '../exec.js';
@@ -39,13 +39,17 @@ export function findInPath(type: string, cniPath: readonly string[]): string | u
   return undefined;
 }
 
+/** Our Node plugins carry the marker near the top, our shim binary (bin/cni/<type>) at its end. */
 function isOurs(file: string): boolean {
   try {
     const fd = openSync(file, 'r');
     try {
       const buf = Buffer.alloc(256);
       const n = readSync(fd, buf, 0, buf.length, 0);
-      return buf.subarray(0, n).toString('latin1').includes(builtinMarker);
+      if (buf.subarray(0, n).toString('latin1').includes(builtinMarker)) return true;
+      const size = fstatSync(fd).size;
+      const tail = readSync(fd, buf, 0, 64, Math.max(0, size - 64));
+      return buf.subarray(0, tail).toString('latin1').includes(builtinMarker);
     } finally {
       closeSync(fd);
     }

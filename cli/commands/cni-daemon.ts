@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { CtnetError, ErrorCode, log } from '../../core/index.js';
+
+/** Set by the build (scripts/build.mjs) to the socket name compiled into bin/cni/<type>. */
+declare const __CTNET_CNI_SOCKET__: string | undefined;
+
+export function cniSocketName(): string {
+  const name = typeof __CTNET_CNI_SOCKET__ === 'string' ? __CTNET_CNI_SOCKET__ : undefined;
+  if (!name) {
+    throw new CtnetError(ErrorCode.internal, 'failed to start the CNI daemon: this ctnet was not built with `npm run build`');
+  }
+  return name;
+}
+
+export function register(program: Command): void {
+  program
+    .command('cni-daemon')
+    .description(
+      'serve the CNI plugin calls of this network namespace from one resident process (bin/cni/* hand their calls to it; without it they run on their own)',
+    )
+    .option('--idle-exit <seconds>', 'exit after this many seconds without a call (0: never)', '0')
+    .action(async (opts: { idleExit: string }) => {
+      const idle = Number(opts.idleExit);
+      if (!Number.isFinite(idle) || idle < 0) {
+        throw new CtnetError(ErrorCode.invalidConfig, `invalid --idle-exit "${opts.idleExit}": expected seconds ≥ 0`);
+      }
+      const [{ startDaemon }, { builtinPlugins }] = await Promise.all([
+        import('../../plugins/daemon/server.js'),
+        import('../../plugins/registry.js'),
+      ]);
+      const socketName = cniSocketName();
+      let daemon: Awaited<ReturnType<typeof startDaemon>>;
+      try {
+        daemon = await startDaemon({ socketName, registry: builtinPlugins, idleExitMs: idle * 1000 });
+      } catch (err) {
+        const inUse = (err as { code?: string }).code === 'EADDRINUSE';
+        throw new CtnetError(
+          inUse ? ErrorCode.exists : ErrorCode.io,
+          inUse
+            ? 'failed to start the CNI daemon: one already serves this network namespace'
+            : `failed to start the CNI daemon: ${(err as Error).message}`,
+        );
+      }
+      log.info({ socket: `@${socketName}`, pid: process.pid }, 'ctnet CNI daemon listening');
+      process.stderr.write(`ctnet CNI daemon: serving @${socketName} (pid ${process.pid})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void daemon.close().then(resolve);
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+        daemon.server.once('close', resolve);
+      });
+    });
+}
