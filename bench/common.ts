@@ -2,9 +2,9 @@
  * What the CNI benchmarks share: command-line options, sandbox namespaces named ctb-… (removed at
  * the end, also on Ctrl-C), temp dirs, and the statistics they print.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const repo = resolve(import.meta.dirname, '..');
@@ -21,6 +21,7 @@ const dirs: string[] = [];
 
 /** Removes every namespace and directory made so far. */
 export function cleanup(): void {
+  stopCniDaemons();
   for (const ns of created.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
@@ -88,4 +89,41 @@ export function callPlugin(
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${join(dir, plugin)} ${command} failed: ${r.stdout} ${r.stderr}`);
   return { ms, stdout: r.stdout };
+}
+
+const daemons: number[] = [];
+process.on('exit', () => stopCniDaemons());
+
+/** Stops the CNI daemons startCniDaemon started (by PID). */
+export function stopCniDaemons(): void {
+  for (const pid of daemons.splice(0)) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/**
+ * Starts `ctnet cni-daemon` inside the sandbox `host` (bin/cni/* then hand their calls to it) and
+ * waits until it listens. Stopped by stopCniDaemons() or when the benchmark exits.
+ */
+export function startCniDaemon(host: string): number {
+  const info = JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { cniDaemonSocket?: string };
+  const socket = info.cniDaemonSocket;
+  if (!socket) throw new Error('this build has no CNI daemon shim (no C compiler at build time?)');
+  const child = spawn('nsenter', [`--net=/run/netns/${host}`, join(repo, 'bin', 'ctnet'), 'cni-daemon'], {
+    stdio: 'ignore',
+    detached: true,
+  });
+  child.unref();
+  if (child.pid === undefined) throw new Error('failed to start the CNI daemon');
+  daemons.push(child.pid);
+  for (let i = 0; i < 200; i++) {
+    const listening = spawnSync('nsenter', [`--net=/run/netns/${host}`, 'cat', '/proc/net/unix'], { encoding: 'utf8' });
+    if (listening.stdout.includes(socket)) return child.pid;
+    spawnSync('sleep', ['0.05']);
+  }
+  throw new Error(`the CNI daemon did not start listening on ${socket}`);
 }

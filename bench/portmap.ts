@@ -6,13 +6,14 @@
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
  * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables]
- *        [--only ctnet|reference]
+ *        [--only ctnet,ctnet+daemon,reference]
+ * "ctnet+daemon" runs `ctnet cni-daemon` in the sandbox host, so bin/cni/* hand their calls to it.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callPlugin, cleanup, f, median, netns, opt, repo, tempDir } from './common.js';
+import { callPlugin, cleanup, f, median, netns, opt, repo, startCniDaemon, tempDir } from './common.js';
 
 const rounds = Number(opt('rounds', '15'));
 const populations = opt('n', '0,200,400,1000').split(',').map(Number);
@@ -23,11 +24,14 @@ interface Impl {
   label: string;
   dir: string;
   portmapExtra: Record<string, unknown>;
+  /** Runs `ctnet cni-daemon` in the sandbox host: bin/cni/* hand their calls to it. */
+  daemon?: boolean;
 }
 const impls: Impl[] = [
   { label: 'ctnet', dir: join(repo, 'bin', 'cni'), portmapExtra: { backend: ourBackend } },
+  { label: 'ctnet+daemon', dir: join(repo, 'bin', 'cni'), portmapExtra: { backend: ourBackend }, daemon: true },
   { label: 'reference', dir: '/usr/lib/cni', portmapExtra: {} },
-].filter((i) => !only || i.label === only);
+].filter((i) => !only || only.split(',').includes(i.label));
 
 function bridgeConf(dataDir: string) {
   return {
@@ -90,6 +94,7 @@ try {
     for (const impl of impls) {
       const host = netns('h');
       spawnSync('nsenter', [`--net=/run/netns/${host}`, 'ip', 'link', 'set', 'lo', 'up']);
+      if (impl.daemon) startCniDaemon(host);
       const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
       const stateDir = mkdtempSync(join(tmpdir(), 'ctb-state-'));
       tempDir(dataDir);
@@ -116,28 +121,33 @@ try {
   console.log(
     `bridge (ipMasq, hairpin) + portmap (1 TCP port), ${rounds} rounds each, our backend ${ourBackend}; medians in ms, wall clock incl. nsenter`,
   );
-  console.log('impl        N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL');
+  console.log('impl          N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL');
   const sum = (r: Row) => median(r.addChain) + median(r.delChain);
   const psum = (r: Row) => median(r.addPortmap) + median(r.delPortmap);
   for (const r of rows) {
     console.log(
-      `${r.impl.padEnd(10)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}`,
+      `${r.impl.padEnd(12)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}`,
     );
   }
+  const ourLabels = impls.filter((i) => i.label !== 'reference').map((i) => i.label);
   for (const n of populations) {
-    const ours = rows.find((r) => r.impl === 'ctnet' && r.n === n);
     const ref = rows.find((r) => r.impl === 'reference' && r.n === n);
-    if (!ours || !ref) continue;
-    console.log(
-      `ratio ctnet/reference at N=${n}: chain ADD+DEL ${(sum(ours) / sum(ref)).toFixed(2)}×, portmap ADD+DEL ${(psum(ours) / psum(ref)).toFixed(2)}×`,
-    );
+    for (const label of ourLabels) {
+      const ours = rows.find((r) => r.impl === label && r.n === n);
+      if (!ours || !ref) continue;
+      console.log(
+        `ratio ${label}/reference at N=${n}: chain ADD+DEL ${(sum(ours) / sum(ref)).toFixed(2)}×, portmap ADD+DEL ${(psum(ours) / psum(ref)).toFixed(2)}×`,
+      );
+    }
   }
-  const base = rows.find((r) => r.impl === 'ctnet' && r.n === populations[0]);
-  for (const r of rows.filter((x) => x.impl === 'ctnet' && x !== base)) {
-    if (!base) break;
-    console.log(
-      `ctnet N=${r.n} vs N=${base.n}: chain ADD+DEL ${(sum(r) / sum(base)).toFixed(2)}×, portmap ADD+DEL ${(psum(r) / psum(base)).toFixed(2)}×`,
-    );
+  for (const label of ourLabels) {
+    const base = rows.find((r) => r.impl === label && r.n === populations[0]);
+    for (const r of rows.filter((x) => x.impl === label && x !== base)) {
+      if (!base) break;
+      console.log(
+        `${label} N=${r.n} vs N=${base.n}: chain ADD+DEL ${(sum(r) / sum(base)).toFixed(2)}×, portmap ADD+DEL ${(psum(r) / psum(base)).toFixed(2)}×`,
+      );
+    }
   }
   const refBase = rows.find((r) => r.impl === 'reference' && r.n === populations[0]);
   for (const r of rows.filter((x) => x.impl === 'reference' && x !== refBase)) {
