@@ -4,6 +4,7 @@
  */
 
 export * from './cidr.js';
+export * from './cni-daemon.js';
 export * from './cni-runtime.js';
 export * from './conflist.js';
 export * from './connect.js';

@@ -4,8 +4,13 @@ import { CtnetError, ErrorCode, log } from '../../core/index.js';
 /** Set by the build (scripts/build.mjs) to the socket name compiled into bin/cni/<type>. */
 declare const __CTNET_CNI_SOCKET__: string | undefined;
 
+/** The socket name this build's shims use; undefined when run from source (not built). */
+export function builtCniSocket(): string | undefined {
+  return typeof __CTNET_CNI_SOCKET__ === 'string' ? __CTNET_CNI_SOCKET__ : undefined;
+}
+
 export function cniSocketName(): string {
-  const name = typeof __CTNET_CNI_SOCKET__ === 'string' ? __CTNET_CNI_SOCKET__ : undefined;
+  const name = builtCniSocket();
   if (!name) {
     throw new CtnetError(ErrorCode.internal, 'failed to start the CNI daemon: this ctnet was not built with `npm run build`');
   }

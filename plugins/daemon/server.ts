@@ -72,7 +72,12 @@ export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const serve = async (socket: Socket, data: Buffer): Promise<void> => {
     const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     const req = decodeRequest(data);
-    const peer = typeof fd === 'number' && fd >= 0 ? peerCredentials(fd) : undefined;
+    let peer: { pid: number; uid: number } | undefined;
+    try {
+      peer = typeof fd === 'number' && fd >= 0 ? peerCredentials(fd) : undefined;
+    } catch (err) {
+      log.warn({ err: String(err) }, 'failed to read the CNI caller’s credentials');
+    }
     const reason = peer ? declineReason(peer, req) : 'no peer credentials';
     const plugin = opts.registry[req.type];
     if (reason || !plugin) {

@@ -1,14 +1,27 @@
 /** `ctnet debug doctor [--fix]`: host prerequisites and leftovers of crashes, and their removal. */
+
+import { readFileSync } from 'node:fs';
 import { DefaultExecutor } from '../../../core/index.js';
-import { applyFixes, ctnetPaths, diagnose, type Finding } from '../../../inspect/index.js';
+import { applyFixes, cniDaemonFinding, ctnetPaths, diagnose, type Finding } from '../../../inspect/index.js';
 import { printJson, printTable } from '../../output.js';
+import { builtCniSocket } from '../cni-daemon.js';
 import { cniPathOf } from './cni.js';
+
+/** The unix sockets of this network namespace (empty if /proc is unreadable: the check then says "no daemon"). */
+function readProcNetUnix(): string {
+  try {
+    return readFileSync('/proc/net/unix', 'latin1');
+  } catch {
+    return '';
+  }
+}
 
 const order: Record<Finding['severity'], number> = { problem: 0, warn: 1, info: 2, ok: 3 };
 
 export async function debugDoctor(opts: { fix?: boolean; json?: boolean; cniPath?: string }): Promise<void> {
   const paths = ctnetPaths();
   const findings = await diagnose(paths);
+  findings.push(cniDaemonFinding(readProcNetUnix(), builtCniSocket()));
   let fixed: Awaited<ReturnType<typeof applyFixes>> = [];
   if (opts.fix && findings.some((f) => f.fix)) {
     const { builtinPlugins } = await import('../../../plugins/registry.js');
