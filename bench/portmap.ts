@@ -5,7 +5,7 @@
  * ours at N=max within 1.25× of ours at N=0, ours ≤ 0.5× the reference at N=400.
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
- * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables]
+ * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables (ours, both plugins)]
  *        [--only ctnet,ctnet+daemon,reference]
  * "ctnet+daemon" runs `ctnet cni-daemon` in the sandbox host, so bin/cni/* hand their calls to it.
  */
@@ -20,21 +20,26 @@ const populations = opt('n', '0,200,400,1000').split(',').map(Number);
 const ourBackend = opt('backend', 'iptables');
 const only = opt('only', '');
 
+/** Our firewall backend for both plugins: portmap's `backend` and bridge's `ipMasqBackend`. */
+const ourFirewall = { portmapExtra: { backend: ourBackend }, bridgeExtra: { ipMasqBackend: ourBackend } };
+
 interface Impl {
   label: string;
   dir: string;
   portmapExtra: Record<string, unknown>;
+  bridgeExtra: Record<string, unknown>;
   /** Runs `ctnet cni-daemon` in the sandbox host: bin/cni/* hand their calls to it. */
   daemon?: boolean;
 }
 const impls: Impl[] = [
-  { label: 'ctnet', dir: join(repo, 'bin', 'cni'), portmapExtra: { backend: ourBackend } },
-  { label: 'ctnet+daemon', dir: join(repo, 'bin', 'cni'), portmapExtra: { backend: ourBackend }, daemon: true },
-  { label: 'reference', dir: '/usr/lib/cni', portmapExtra: {} },
+  { label: 'ctnet', dir: join(repo, 'bin', 'cni'), ...ourFirewall },
+  { label: 'ctnet+daemon', dir: join(repo, 'bin', 'cni'), ...ourFirewall, daemon: true },
+  { label: 'reference', dir: '/usr/lib/cni', portmapExtra: {}, bridgeExtra: {} },
 ].filter((i) => !only || only.split(',').includes(i.label));
 
-function bridgeConf(dataDir: string) {
+function bridgeConf(impl: Impl, dataDir: string) {
   return {
+    ...impl.bridgeExtra,
     cniVersion: '1.0.0',
     name: 'benchnet',
     type: 'bridge',
@@ -67,7 +72,7 @@ function invoke(impl: Impl, plugin: string, host: string, command: string, ctr: 
 
 /** bridge ADD then portmap ADD with bridge's result as prevResult; returns both times. */
 function addChain(impl: Impl, host: string, ctr: string, dataDir: string, stateDir: string, port: number) {
-  const b = invoke(impl, 'bridge', host, 'ADD', ctr, bridgeConf(dataDir));
+  const b = invoke(impl, 'bridge', host, 'ADD', ctr, bridgeConf(impl, dataDir));
   const prev = JSON.parse(b.stdout);
   const p = invoke(impl, 'portmap', host, 'ADD', ctr, portmapConf(impl, stateDir, port, prev));
   return { bridge: b.ms, portmap: p.ms, prev };
@@ -75,7 +80,7 @@ function addChain(impl: Impl, host: string, ctr: string, dataDir: string, stateD
 
 function delChain(impl: Impl, host: string, ctr: string, dataDir: string, stateDir: string, port: number, prev: unknown) {
   const p = invoke(impl, 'portmap', host, 'DEL', ctr, portmapConf(impl, stateDir, port, prev));
-  const b = invoke(impl, 'bridge', host, 'DEL', ctr, { ...bridgeConf(dataDir), prevResult: prev });
+  const b = invoke(impl, 'bridge', host, 'DEL', ctr, { ...bridgeConf(impl, dataDir), prevResult: prev });
   return { bridge: b.ms, portmap: p.ms };
 }
 
