@@ -28,7 +28,6 @@ export interface RunningDaemon {
   server: Server;
   /** Stops accepting, lets calls in flight finish. */
   close(): Promise<void>;
-  readonly served: number;
 }
 
 /** Why a caller is not served here, or undefined when it is. */
@@ -55,7 +54,6 @@ function errorJson(msg: string, details: string): string {
 export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const executor = new DefaultExecutor(opts.registry);
   const inFlight = new Set<Promise<unknown>>();
-  let served = 0;
   let idleTimer: NodeJS.Timeout | undefined;
 
   const armIdle = () => {
@@ -93,7 +91,6 @@ export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       // handle() turns plugin failures into error JSON; this is a bug of ours, still answered in CNI's terms.
       outcome = { exitCode: 1, stdout: errorJson('ctnet CNI daemon failed', String(err)), stderr: '' };
     }
-    served++;
     log.debug(
       {
         type: req.type,
@@ -139,9 +136,6 @@ export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const daemon: RunningDaemon = {
     server,
-    get served() {
-      return served;
-    },
     async close() {
       clearTimeout(idleTimer);
       await new Promise<void>((resolve) => server.close(() => resolve()));
