@@ -460,8 +460,12 @@ export class Netlink {
     }
   }
 
-  /** Addresses of one link (none if it does not exist) or of all links. */
-  async listAddresses(ifname?: string): Promise<AddressInfo[]> {
+  /**
+   * Addresses of one link (none if it does not exist) or of all links; of one family when `family` is given. The
+   * kernel filters a dump by family but not by link (without strict checking, which the binding cannot enable), and a
+   * host with a thousand veths has a thousand IPv6 link-local addresses: asking for IPv4 alone skips them.
+   */
+  async listAddresses(ifname?: string, family?: 4 | 6): Promise<AddressInfo[]> {
     let index: number | undefined;
     if (ifname !== undefined) {
       const link = await this.getLink(ifname);
@@ -469,7 +473,8 @@ export class Netlink {
       index = link.index;
     }
     try {
-      const msgs = await this.dump(c.RTM_GETADDR, c.ifaddrmsg({ family: c.AF_UNSPEC, prefixLen: 0, index: 0 }));
+      const af = family === 4 ? c.AF_INET : family === 6 ? c.AF_INET6 : c.AF_UNSPEC;
+      const msgs = await this.dump(c.RTM_GETADDR, c.ifaddrmsg({ family: af, prefixLen: 0, index: 0 }));
       const all = msgs.map(parseAddress).filter((a): a is AddressInfo => a !== undefined);
       return index === undefined ? all : all.filter((a) => a.ifindex === index);
     } catch (err) {

@@ -95,7 +95,9 @@ async function setupPort(nl: Netlink, s: BridgeSettings, hostVeth: string): Prom
     if (s.vlan > 0) await nl.bridgeVlanAdd(hostVeth, s.vlan, { pvid: true, untagged: true });
     for (const vid of s.trunkVlans) await nl.bridgeVlanAdd(hostVeth, vid, {});
   }
-  trySysctl(undefined, `net/ipv6/conf/${hostVeth}/accept_ra`, '0');
+  // A bridge port needs no IPv6 of its own: without it the port gets no link-local address, no DAD and no MLD, and
+  // the host's address dumps stay short however many containers there are (accept_ra=0 is implied).
+  trySysctl(undefined, `net/ipv6/conf/${hostVeth}/disable_ipv6`, '1');
   await nl.setUp(hostVeth);
 }
 
@@ -114,9 +116,9 @@ async function ensureGatewayAddress(nl: Netlink, s: BridgeSettings, ip: CniIpCon
   if (!ip.gateway) return;
   const family = familyOf(ip.address);
   const wanted = `${ip.gateway}/${prefixLength(ip.address)}`;
-  const current = await nl.listAddresses(s.bridge);
+  const current = await nl.listAddresses(s.bridge, family);
   for (const a of current) {
-    if (a.family !== family || a.scope !== 0) continue;
+    if (a.scope !== 0) continue;
     if (canonical(a.address) === canonical(ip.gateway) && a.prefixLen === prefixLength(ip.address)) return;
     // IPv4: one gateway address per bridge. IPv6: several, unless their prefixes overlap.
     const conflicts = family === 4 || a.prefixLen === prefixLength(ip.address);
