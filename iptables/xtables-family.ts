@@ -74,6 +74,21 @@ export class XtablesFamily {
     return r.stdout.split('\n');
   }
 
+  /**
+   * Whether every rule (restore syntax without the verb) exists, in one `-C` batch. Kept out of the batches that
+   * add: a `-C` makes iptables-nft-restore fetch the rules of every chain its batch names, and an attachment's batch
+   * names the shared chain that holds a jump per container. Alone, it fetches only the small chains it checks.
+   */
+  async holds(table: string, rules: string[]): Promise<boolean> {
+    try {
+      await this.restore({ [table]: rules.map((r) => `-C ${r}`) });
+      return true;
+    } catch (err) {
+      log.debug({ err, family: this.family, rules }, 'sentinel rules missing');
+      return false;
+    }
+  }
+
   /** Applies one batch; `tables` maps table name → lines (without the *table/COMMIT framing). */
   async restore(tables: Record<string, string[]>): Promise<void> {
     let text = '';

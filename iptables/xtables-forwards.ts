@@ -139,17 +139,18 @@ export class XtablesForwards {
   }
 
   /**
-   * The common case in one process per family and no reads: the base exists (its sentinel, the jump into
-   * CTNET-HOSTPORT-MASQ and our masquerade rule there, as ensureBase trusts it) and the attachment has no chain yet.
-   * The batch checks both (`-C`, `-N`) and is refused whole otherwise. A family without forwards is not read: its
-   * chain can only be left by an earlier ADD of this very attachment without a DEL, and DEL and GC remove it.
+   * The common case in two concurrent processes per family and no reads: the base exists (its sentinel, the jump
+   * into CTNET-HOSTPORT-MASQ and our masquerade rule there, as ensureBase trusts it, checked apart: see holds()) and
+   * the attachment has no chain yet (the batch's `-N` is refused otherwise). When either fails, the full path repairs
+   * the base and replaces whatever this batch made. A family without forwards is not read: its chain can only be left
+   * by an earlier ADD of this very attachment without a DEL, and DEL and GC remove it.
    */
   private async setupFast(n: NormalizedForwards, chain: string, comment: string): Promise<boolean> {
     const wantMasq = n.snat && !n.externalSetMarkChain;
-    const sentinel = [`-C POSTROUTING ${commentArg('ctnet hostport masquerade')} -j ${C.hostportMasq}`];
+    const sentinel = [`POSTROUTING ${commentArg('ctnet hostport masquerade')} -j ${C.hostportMasq}`];
     if (wantMasq) {
       sentinel.push(
-        `-C ${C.hostportMasq} -m mark --mark ${markHex(n.markBit)}/${markHex(n.markBit)} ${commentArg('ctnet hostport masquerade')} -j MASQUERADE`,
+        `${C.hostportMasq} -m mark --mark ${markHex(n.markBit)}/${markHex(n.markBit)} ${commentArg('ctnet hostport masquerade')} -j MASQUERADE`,
       );
     }
     const results = await Promise.all(
@@ -157,15 +158,18 @@ export class XtablesForwards {
         const forwards = n.families[family]?.forwards ?? [];
         if (!forwards.length) return true;
         const jumps = renderJumps(chain, comment, forwards).map((j) => `-A ${j.line}`);
-        try {
-          await this.families[family].restore({
-            nat: [...sentinel, `-N ${chain}`, ...renderChain(family, chain, comment, n), ...jumps],
-          });
-          return true;
-        } catch (err) {
-          log.debug({ err, chain, family }, 'port-forward fast path refused; taking the full path');
-          return false;
-        }
+        const fam = this.families[family];
+        const [made, based] = await Promise.all([
+          fam.restore({ nat: [`-N ${chain}`, ...renderChain(family, chain, comment, n), ...jumps] }).then(
+            () => true,
+            (err) => {
+              log.debug({ err, chain, family }, 'port-forward fast path refused; taking the full path');
+              return false;
+            },
+          ),
+          fam.holds('nat', sentinel),
+        ]);
+        return made && based;
       }),
     );
     return results.every(Boolean);

@@ -100,8 +100,9 @@ export class IptablesFirewall implements Firewall {
   }
 
   /**
-   * The common case in one process per family and no reads: the base chains exist and the attachment has no chain
-   * yet. The batch checks both (`-C` of the base jump, `-N` of its chain) and is refused whole otherwise.
+   * The common case in two concurrent processes per family and no reads: the base chains exist (the `-C` of the base
+   * jump, see holds()) and the attachment has no chain yet (the batch's `-N` is refused otherwise). When either
+   * fails, the full path repairs the base and replaces whatever this batch made.
    */
   private async setupMasqueradeFast(chain: string, comment: string, byFamily: Record<Family, ParsedCidr[]>): Promise<boolean> {
     const results = await Promise.all(
@@ -109,13 +110,18 @@ export class IptablesFirewall implements Firewall {
         const addrs = byFamily[family];
         if (!addrs.length) return true;
         const { chainRules, jumps } = renderMasq(chain, comment, addrs);
-        try {
-          await this.families[family].restore({ nat: [`-C ${baseJump}`, `-N ${chain}`, ...chainRules, ...jumps] });
-          return true;
-        } catch (err) {
-          log.debug({ err, chain, family }, 'masquerade fast path refused; taking the full path');
-          return false;
-        }
+        const fam = this.families[family];
+        const [made, based] = await Promise.all([
+          fam.restore({ nat: [`-N ${chain}`, ...chainRules, ...jumps] }).then(
+            () => true,
+            (err) => {
+              log.debug({ err, chain, family }, 'masquerade fast path refused; taking the full path');
+              return false;
+            },
+          ),
+          fam.holds('nat', [baseJump]),
+        ]);
+        return made && based;
       }),
     );
     return results.every(Boolean);
