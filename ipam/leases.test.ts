@@ -241,3 +241,19 @@ test('concurrent allocations in one process never share an address', async (t) =
   t.is(leases().length, 20);
   t.is(formatIp(parseIp('10.1.0.2')!), '10.1.0.2');
 });
+
+test('a long-lived process re-reads the owner index whenever another writer changed it', async (t) => {
+  const { add, cfg, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  t.deepEqual(await add('a'), ['10.1.0.2/24']);
+  t.deepEqual(await add('b'), ['10.1.0.3/24']);
+  // This process now holds its parse of the log. Another writer appends a record that moves .3 to "c" (and the
+  // file with it): only a re-read of the log finds .3 for c, since c's ID appears in no record this process saw.
+  const index = join(dir, leaseDirFiles.ownerIndex);
+  writeFileSync(join(dir, '10.1.0.3'), 'c\r\neth0');
+  writeFileSync(index, `${readFileSync(index, 'utf8')}L 10.1.0.3 "c\\r\\neth0"\n`);
+  t.deepEqual(await releaseLeases(cfg, { containerId: 'c', ifname: 'eth0' }), ['10.1.0.3']);
+  // And its own appends keep the parse it holds in step with the file.
+  t.deepEqual(await add('d'), ['10.1.0.4/24']);
+  t.deepEqual(await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' }), ['10.1.0.2']);
+  t.deepEqual(await releaseLeases(cfg, { containerId: 'd', ifname: 'eth0' }), ['10.1.0.4']);
+});
