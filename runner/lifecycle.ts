@@ -7,7 +7,7 @@
  * Every step records what it made in the container state before going on, so release() can undo
  * exactly that, from any point, in any later process.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CniDns, CtnetError, ErrorCode, type Executor, log, wrapError } from '../core/index.js';
 import { type CgroupManager, cgroupManager, destroyCgroup, killCgroup, type Limits, oomKillCount } from './cgroups/index.js';
@@ -257,6 +257,8 @@ export async function startContainer(
   const st = rec.state;
   Object.assign(st, { status: 'creating', owner: ownerMark(), exitCode: undefined, oomKilled: undefined, error: undefined });
   save();
+  // The code of an earlier run (ctnet start of an exited container) must not pass for this run's.
+  rmSync(join(dir, 'exit'), { force: true });
   try {
     // Recorded before it exists: a crash half-way through making it still leaves its paths.
     st.cgroup = ctx.cgroups.describe(ctx.cgroupParent, cgroupName(rec.config.id));
@@ -633,6 +635,16 @@ async function waitGone(pid: number | undefined, start: string | undefined, ms: 
   return true;
 }
 
+/**
+ * Waits until the container's monitor (ctnet-init, the parent that reaps it) has written the exit code. It does so
+ * right after the reap, but a loaded machine can run our finalize first, which would then record 255 for a container
+ * that exited with its own code. Bounded: a monitor that died with it never writes.
+ */
+async function waitExitFile(ctx: RunnerContext, rec: ContainerRecord, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (readExitFile(ctx, rec) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
 export async function stopContainer(ctx: RunnerContext, ref: string, timeoutSeconds = 10): Promise<ContainerRecord> {
   await reconcile(ctx);
   const rec = findRecord(ctx.paths, ref);
@@ -643,6 +655,7 @@ export async function stopContainer(ctx: RunnerContext, ref: string, timeoutSeco
       signal(pid as number, 'SIGKILL');
       await waitGone(pid, pidStart, 5000);
     }
+    await waitExitFile(ctx, rec, 2000);
   }
   return (await finalize(ctx, rec.config.id)) ?? rec;
 }
@@ -688,6 +701,7 @@ export async function killContainer(
   signal(rec.state.pid as number, sig);
   if (sig === 'SIGKILL' || sig === 9) {
     await waitGone(rec.state.pid, rec.state.pidStart, 5000);
+    await waitExitFile(ctx, rec, 2000);
     return (await finalize(ctx, rec.config.id)) ?? rec;
   }
   return rec;
