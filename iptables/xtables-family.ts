@@ -89,6 +89,25 @@ export class XtablesFamily {
     }
   }
 
+  /**
+   * An ADD's fast path: the batch `lines` (refused whole when the attachment's chain exists already) and, beside it,
+   * holds(`sentinel`). False when either failed: the caller's full path then repairs the base and replaces whatever
+   * the batch made.
+   */
+  async addBesideSentinel(table: string, lines: string[], sentinel: string[], what: string): Promise<boolean> {
+    const [made, based] = await Promise.all([
+      this.restore({ [table]: lines }).then(
+        () => true,
+        (err) => {
+          log.debug({ err, family: this.family, what }, 'fast path refused; taking the full path');
+          return false;
+        },
+      ),
+      this.holds(table, sentinel),
+    ]);
+    return made && based;
+  }
+
   /** Applies one batch; `tables` maps table name → lines (without the *table/COMMIT framing). */
   async restore(tables: Record<string, string[]>): Promise<void> {
     let text = '';

@@ -158,18 +158,8 @@ export class XtablesForwards {
         const forwards = n.families[family]?.forwards ?? [];
         if (!forwards.length) return true;
         const jumps = renderJumps(chain, comment, forwards).map((j) => `-A ${j.line}`);
-        const fam = this.families[family];
-        const [made, based] = await Promise.all([
-          fam.restore({ nat: [`-N ${chain}`, ...renderChain(family, chain, comment, n), ...jumps] }).then(
-            () => true,
-            (err) => {
-              log.debug({ err, chain, family }, 'port-forward fast path refused; taking the full path');
-              return false;
-            },
-          ),
-          fam.holds('nat', sentinel),
-        ]);
-        return made && based;
+        const lines = [`-N ${chain}`, ...renderChain(family, chain, comment, n), ...jumps];
+        return this.families[family].addBesideSentinel('nat', lines, sentinel, `port forwards ${chain}`);
       }),
     );
     return results.every(Boolean);

@@ -110,18 +110,8 @@ export class IptablesFirewall implements Firewall {
         const addrs = byFamily[family];
         if (!addrs.length) return true;
         const { chainRules, jumps } = renderMasq(chain, comment, addrs);
-        const fam = this.families[family];
-        const [made, based] = await Promise.all([
-          fam.restore({ nat: [`-N ${chain}`, ...chainRules, ...jumps] }).then(
-            () => true,
-            (err) => {
-              log.debug({ err, chain, family }, 'masquerade fast path refused; taking the full path');
-              return false;
-            },
-          ),
-          fam.holds('nat', [baseJump]),
-        ]);
-        return made && based;
+        const lines = [`-N ${chain}`, ...chainRules, ...jumps];
+        return this.families[family].addBesideSentinel('nat', lines, [baseJump], `masquerade ${chain}`);
       }),
     );
     return results.every(Boolean);
