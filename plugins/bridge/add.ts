@@ -95,9 +95,7 @@ async function setupPort(nl: Netlink, s: BridgeSettings, hostVeth: string): Prom
     if (s.vlan > 0) await nl.bridgeVlanAdd(hostVeth, s.vlan, { pvid: true, untagged: true });
     for (const vid of s.trunkVlans) await nl.bridgeVlanAdd(hostVeth, vid, {});
   }
-  // A bridge port needs no IPv6 of its own: without it the port gets no link-local address, no DAD and no MLD, and
-  // the host's address dumps stay short however many containers there are (accept_ra=0 is implied).
-  trySysctl(undefined, `net/ipv6/conf/${hostVeth}/disable_ipv6`, '1');
+  trySysctl(undefined, `net/ipv6/conf/${hostVeth}/accept_ra`, '0');
   await nl.setUp(hostVeth);
 }
 
