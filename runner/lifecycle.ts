@@ -258,7 +258,7 @@ export async function startContainer(
   Object.assign(st, { status: 'creating', owner: ownerMark(), exitCode: undefined, oomKilled: undefined, error: undefined });
   save();
   // The code of an earlier run (ctnet start of an exited container) must not pass for this run's.
-  rmSync(join(dir, 'exit'), { force: true });
+  rmSync(exitFilePath(ctx, rec), { force: true });
   try {
     // Recorded before it exists: a crash half-way through making it still leaves its paths.
     st.cgroup = ctx.cgroups.describe(ctx.cgroupParent, cgroupName(rec.config.id));
@@ -415,7 +415,7 @@ function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
     env: rec.config.env,
     cwd: rec.config.workdir,
     user: rec.config.user,
-    exitFile: join(dir, 'exit'),
+    exitFile: exitFilePath(ctx, rec),
     command: rec.config.command,
   };
 }
@@ -530,9 +530,14 @@ async function refreshPeerNames(ctx: RunnerContext, network: string | undefined)
   }
 }
 
+/** Where ctnet-init writes the container's exit code once it has reaped it. */
+function exitFilePath(ctx: RunnerContext, rec: ContainerRecord): string {
+  return join(containerDir(ctx.paths, rec.config.id), 'exit');
+}
+
 function readExitFile(ctx: RunnerContext, rec: ContainerRecord): number | undefined {
   try {
-    const n = Number(readFileSync(join(containerDir(ctx.paths, rec.config.id), 'exit'), 'utf8').trim());
+    const n = Number(readFileSync(exitFilePath(ctx, rec), 'utf8').trim());
     return Number.isInteger(n) ? n : undefined;
   } catch {
     return undefined;
