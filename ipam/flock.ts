@@ -8,9 +8,7 @@
  * leaves it stale.
  */
 import { closeSync, constants, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { CtnetError, ErrorCode } from '../core/index.js';
+import { CtnetError, ErrorCode, loadKoffi } from '../core/index.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -22,30 +20,6 @@ export const defaultLockTimeoutMs = 10_000;
 interface Libc {
   flock(fd: number, operation: number): number;
   errno(): number;
-}
-
-interface KoffiLike {
-  load(name: string): { func(sig: string): (...args: unknown[]) => unknown };
-  errno(): number;
-}
-
-/**
- * koffi's JavaScript entry costs ~10 ms per process (platform detection, deprecation wrappers,
- * requiring its platform package), the native module itself ~1.5 ms. host-local pays startup on
- * every call, so load the native module directly, and fall back to the normal entry when the
- * layout differs (another platform, musl, a koffi upgrade).
- */
-function loadKoffi(): KoffiLike {
-  const require = createRequire(import.meta.url);
-  try {
-    const pkg = require.resolve(`@koromix/koffi-${process.platform}-${process.arch}/package.json`);
-    const mod = { exports: {} as Partial<KoffiLike> };
-    process.dlopen(mod, join(dirname(pkg), `${process.platform}_${process.arch}`, 'koffi.node'));
-    if (typeof mod.exports.load === 'function' && typeof mod.exports.errno === 'function') return mod.exports as KoffiLike;
-  } catch {
-    /* fall back to the documented entry */
-  }
-  return require('koffi') as KoffiLike;
 }
 
 let libc: Libc | undefined;

@@ -5,23 +5,25 @@
  * rules at teardown. The kernel refuses a second element with the same key, so a stale attachment's element is
  * taken over explicitly (the plugin's reservation store has already ruled out a live conflict).
  */
+import { isIP } from 'node:net';
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
 import type { Family } from './cidr.js';
 import { type NormalizedForwards, normalizeForwards } from './forwards.js';
+import type { NftExec } from './nft-exec.js';
 import {
   baseLines,
   ipKeyword,
   nftApply,
   nftCommentArg,
   nftDnatChainName,
-  nftList,
   nftMasqMark,
   nftNames,
   staleChains,
   T,
+  tryFastPath,
 } from './nftables.js';
-import type { AttachmentKey, PortForwardSpec } from './types.js';
+import type { AttachmentKey, KnownForwards, PortForwardSpec } from './types.js';
 
 /** A map element: which map, its key text, as nft prints it. */
 interface ElementRef {
@@ -89,11 +91,41 @@ function hostportElements(text: string, map: string): Map<string, string> {
   return out;
 }
 
+/** Element keys of what DEL knows the attachment published (its reservations). */
+function knownElements(known: KnownForwards): ElementRef[] {
+  return known.forwards.map((f) => {
+    const family = f.hostIP ? isIP(f.hostIP) : 0;
+    const limited = family === 4 || family === 6 ? !unspecified.has(f.hostIP ?? '') : false;
+    return limited
+      ? elementOf(family as Family, f.hostIP, f.protocol, f.hostPort)
+      : elementOf(undefined, undefined, f.protocol, f.hostPort);
+  });
+}
+
+const unspecified = new Set(['', '0.0.0.0', '::']);
+
+/** Removes `elements` if they point at `chain` (add-then-delete: no error when one is absent). */
+function removalLines(chain: string, elements: ElementRef[]): string[] {
+  return elements.flatMap((e) => [
+    `add element ${T} ${e.map} { ${e.key} : jump ${chain} }`,
+    `delete element ${T} ${e.map} { ${e.key} }`,
+  ]);
+}
+
+/** The fast setup: a chain that must not exist yet, its rules and its elements, without the base (see tryFastPath). */
+function createLines(chain: string, rules: string[], elements: ElementRef[]): string[] {
+  return [
+    `create chain ${T} ${chain}`,
+    ...rules.map((r) => `add rule ${T} ${chain} ${r}`),
+    ...elements.map((e) => `add element ${T} ${e.map} { ${e.key} : jump ${chain} }`),
+  ];
+}
+
 // A function, not a constant: nftables.ts and this module import each other.
 const allHostportMaps = () => [nftNames.hostportMap, nftNames.hostportAddrMap[4], nftNames.hostportAddrMap[6]];
 
 export class NftForwards {
-  constructor(private readonly nft: string) {}
+  constructor(private readonly exec: NftExec) {}
 
   private normalize(spec: PortForwardSpec): NormalizedForwards {
     const n = normalizeForwards(spec);
@@ -110,7 +142,7 @@ export class NftForwards {
   private async owners(elements: ElementRef[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for (const map of new Set(elements.map((e) => e.map))) {
-      const text = (await nftList(this.nft, ['list', 'map', ...T.split(' '), map])) ?? '';
+      const text = (await this.exec.list(`list map ${T} ${map}`)) ?? '';
       for (const [key, chain] of hostportElements(text, map)) out.set(`${map} ${key}`, chain);
     }
     return out;
@@ -121,7 +153,8 @@ export class NftForwards {
     const chain = nftDnatChainName(spec);
     const { rules, elements } = renderRules(attachmentComment('dnat', spec), n);
     try {
-      const existing = await nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]);
+      if (rules.length && (await tryFastPath(this.exec, createLines(chain, rules, elements), 'port-forward setup'))) return;
+      const existing = await this.exec.list(`list chain ${T} ${chain}`);
       const old = existing ? elementsInChain(existing) : [];
       const build = (takeOver: ElementRef[]) => {
         const lines = baseLines();
@@ -136,7 +169,7 @@ export class NftForwards {
         return lines;
       };
       try {
-        await nftApply(this.nft, build([]));
+        await nftApply(this.exec, build([]));
       } catch (err) {
         const owners = await this.owners(elements);
         const stale = elements.filter((e) => {
@@ -145,29 +178,28 @@ export class NftForwards {
         });
         if (!stale.length) throw err;
         log.warn({ chain, stale }, 'taking over host ports still claimed by a stale attachment');
-        await nftApply(this.nft, build(stale));
+        await nftApply(this.exec, build(stale));
       }
     } catch (err) {
       throw wrapError(`set up port forwards for ${attachmentLabel(spec)}`, err);
     }
   }
 
-  async teardown(key: AttachmentKey): Promise<void> {
+  async teardown(key: AttachmentKey, known?: KnownForwards): Promise<void> {
     validateKey(key);
     const chain = nftDnatChainName(key);
+    const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
     try {
-      const existing = await nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]);
+      if (
+        known &&
+        (await tryFastPath(this.exec, [...removalLines(chain, knownElements(known)), ...tail], 'port-forward teardown'))
+      ) {
+        return;
+      }
+      const existing = await this.exec.list(`list chain ${T} ${chain}`);
       if (!existing) return;
-      const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
-      const own = elementsInChain(existing);
       try {
-        await nftApply(this.nft, [
-          ...own.flatMap((e) => [
-            `add element ${T} ${e.map} { ${e.key} : jump ${chain} }`,
-            `delete element ${T} ${e.map} { ${e.key} }`,
-          ]),
-          ...tail,
-        ]);
+        await nftApply(this.exec, [...removalLines(chain, elementsInChain(existing)), ...tail]);
       } catch (err) {
         log.info({ err, chain }, 'hostport elements differ from the chain; removing by listing the maps');
         const owners = await this.owners(allHostportMaps().map((map) => ({ map, key: '' })));
@@ -177,7 +209,7 @@ export class NftForwards {
             const [map, ...keyParts] = mapKey.split(' ');
             return `delete element ${T} ${map} { ${keyParts.join(' ')} }`;
           });
-        await nftApply(this.nft, [...lines, ...tail]);
+        await nftApply(this.exec, [...lines, ...tail]);
       }
     } catch (err) {
       throw wrapError(`tear down port forwards for ${attachmentLabel(key)}`, err);
@@ -192,9 +224,9 @@ export class NftForwards {
       new CtnetError(ErrorCode.internal, `failed to check port forwards for ${attachmentLabel(spec)}: ${what}`);
     if (!rules.length) return;
     const [existing, pre, out] = await Promise.all([
-      nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]),
-      nftList(this.nft, ['list', 'chain', ...T.split(' '), nftNames.prerouting]),
-      nftList(this.nft, ['list', 'chain', ...T.split(' '), nftNames.output]),
+      this.exec.list(`list chain ${T} ${chain}`),
+      this.exec.list(`list chain ${T} ${nftNames.prerouting}`),
+      this.exec.list(`list chain ${T} ${nftNames.output}`),
     ]);
     if (!existing) throw fail(`chain ${nftNames.table}/${chain} is missing`);
     for (const [name, text] of [
@@ -223,7 +255,7 @@ export class NftForwards {
     validateKey({ network, containerId: 'x', ifname: 'x' });
     const keep = new Set(valid.map((k) => nftDnatChainName({ ...k, network })));
     try {
-      const text = await nftList(this.nft, ['list', 'table', ...T.split(' ')]);
+      const text = await this.exec.list(`list table ${T}`);
       if (!text) return;
       const stale = staleChains(text, network, keep, nftNames.dnatPrefix, nftDnatChainName);
       if (!stale.size) return;
@@ -235,7 +267,7 @@ export class NftForwards {
       }
       for (const chain of stale) lines.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
       log.info({ network, chains: [...stale] }, 'removing stale port-forward chains');
-      await nftApply(this.nft, lines);
+      await nftApply(this.exec, lines);
     } catch (err) {
       throw wrapError(`garbage-collect port forwards of network "${network}"`, err);
     }

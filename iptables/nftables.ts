@@ -4,11 +4,12 @@
  * per-attachment state is a regular chain plus verdict-map elements that point at it, so removing an attachment
  * never needs rule handles of shared chains.
  */
-import { CtnetError, ErrorCode, log, run, wrapError } from '../core/index.js';
+import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
+import type { NftExec } from './nft-exec.js';
 import { NftForwards } from './nftables-forwards.js';
-import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
+import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
 
 /** Names the kernel sees: part of ctnet's on-host contract (iptables/README.md). */
 export const nftNames = {
@@ -42,7 +43,6 @@ export const nftNames = {
 export const nftMasqMark = '0x00002000';
 
 export const T = `${nftNames.family} ${nftNames.table}`;
-const timeoutMs = 20_000;
 export const ipKeyword: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 const ipKw: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
@@ -65,19 +65,30 @@ export function nftCommentArg(comment: string): string {
 }
 
 /** Runs one nft script as one transaction. */
-export async function nftApply(nft: string, lines: string[]): Promise<void> {
+export async function nftApply(exec: NftExec, lines: string[]): Promise<void> {
   if (!lines.length) return;
   const script = `${lines.join('\n')}\n`;
-  log.debug({ script }, 'nft -f');
-  await run(nft, ['-f', '-'], { input: script, timeoutMs });
+  log.debug({ script, driver: exec.driver }, 'nft -f');
+  await exec.apply(script);
 }
 
-/** `nft list …` text, or undefined when the object (or the table) does not exist. */
-export async function nftList(nft: string, args: string[]): Promise<string | undefined> {
-  const r = await run(nft, args, { allowFailure: true, timeoutMs });
-  if (r.code === 0) return r.stdout;
-  if (/No such file or directory/.test(r.stderr)) return undefined;
-  throw new CtnetError(ErrorCode.internal, `failed to run nft ${args.join(' ')}: ${r.stderr.trim()}`);
+/**
+ * The common case of an ADD or DEL in one small transaction that does not name the base: a new attachment's chain
+ * made with `create` (which fails when it exists), or an attachment's elements and chain removed by the keys its
+ * caller knows. Anything unexpected (no table yet, an earlier ADD of the same attachment, an element held by a
+ * stale attachment, an element the caller did not know of) makes the kernel refuse the transaction, which then
+ * changes nothing; the caller takes its full path, which reads what is there and rewrites the base. Leaving the
+ * base out keeps the base chains' rules from being replaced on every ADD, and the table from being validated
+ * more than the change needs. True when the fast transaction went through.
+ */
+export async function tryFastPath(exec: NftExec, lines: string[], what: string): Promise<boolean> {
+  try {
+    await nftApply(exec, lines);
+    return true;
+  } catch (err) {
+    log.debug({ err, what }, 'nft fast path refused; taking the full path');
+    return false;
+  }
 }
 
 /**
@@ -169,15 +180,15 @@ export class NftablesFirewall implements Firewall {
   private readonly forwards: NftForwards;
   readonly backend = 'nftables' as const;
 
-  constructor(readonly nft: string) {
-    this.forwards = new NftForwards(nft);
+  constructor(readonly exec: NftExec) {
+    this.forwards = new NftForwards(exec);
   }
 
   setupPortForwards(spec: PortForwardSpec): Promise<void> {
     return this.forwards.setup(spec);
   }
-  teardownPortForwards(key: AttachmentKey): Promise<void> {
-    return this.forwards.teardown(key);
+  teardownPortForwards(key: AttachmentKey, known?: KnownForwards): Promise<void> {
+    return this.forwards.teardown(key, known);
   }
   checkPortForwards(spec: PortForwardSpec): Promise<void> {
     return this.forwards.check(spec);
@@ -198,7 +209,7 @@ export class NftablesFirewall implements Firewall {
   private async owners(sources: { family: Family; address: string }[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for (const { family, address } of sources) {
-      const text = await nftList(this.nft, ['get', 'element', ...T.split(' '), nftNames.masqMap[family], `{ ${address} }`]);
+      const text = await this.exec.list(`get element ${T} ${nftNames.masqMap[family]} { ${address} }`);
       const owner = text ? elementsIn(text).get(address) : undefined;
       if (owner) out.set(address, owner);
     }
@@ -211,7 +222,13 @@ export class NftablesFirewall implements Firewall {
     const chain = nftMasqChainName(spec);
     const comment = attachmentComment('masq', spec);
     try {
-      const existing = await nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]);
+      const fast = [
+        `create chain ${T} ${chain}`,
+        ...addrs.map((a) => masqRule(chain, comment, a)),
+        ...addrs.map((a) => `add element ${T} ${nftNames.masqMap[a.family]} { ${a.address} : jump ${chain} }`),
+      ];
+      if (addrs.length && (await tryFastPath(this.exec, fast, 'masquerade setup'))) return;
+      const existing = await this.exec.list(`list chain ${T} ${chain}`);
       const old = existing ? sourcesIn(existing) : [];
       const build = (takeOver: Map<string, string>) => {
         const lines = baseLines();
@@ -232,29 +249,33 @@ export class NftablesFirewall implements Firewall {
         return lines;
       };
       try {
-        await nftApply(this.nft, build(new Map()));
+        await nftApply(this.exec, build(new Map()));
       } catch (err) {
         // The usual cause: an address still points at a stale attachment's chain (its DEL never came).
         const owners = await this.owners(addrs);
         const stale = new Map([...owners].filter(([, owner]) => owner !== chain));
         if (!stale.size) throw err;
-        await nftApply(this.nft, build(stale));
+        await nftApply(this.exec, build(stale));
       }
     } catch (err) {
       throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
     }
   }
 
-  async teardownMasquerade(key: AttachmentKey): Promise<void> {
+  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void> {
     validateKey(key);
     const chain = nftMasqChainName(key);
+    const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
     try {
-      const existing = await nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]);
+      if (knownAddresses?.length) {
+        const known = groupByFamily(knownAddresses);
+        if (await tryFastPath(this.exec, [...this.elementRemoval(chain, known), ...tail], 'masquerade teardown')) return;
+      }
+      const existing = await this.exec.list(`list chain ${T} ${chain}`);
       if (!existing) return;
       const sources = sourcesIn(existing);
-      const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
       try {
-        await nftApply(this.nft, [...this.elementRemoval(chain, sources), ...tail]);
+        await nftApply(this.exec, [...this.elementRemoval(chain, sources), ...tail]);
       } catch (err) {
         // An address was taken over by a newer attachment, or our rules were removed behind our back so the
         // chain no longer tells which elements point at it: list the maps and remove exactly the elements that do.
@@ -262,12 +283,12 @@ export class NftablesFirewall implements Firewall {
         const lines: string[] = [];
         for (const family of [4, 6] as const) {
           const map = nftNames.masqMap[family];
-          const text = (await nftList(this.nft, ['list', 'map', ...T.split(' '), map])) ?? '';
+          const text = (await this.exec.list(`list map ${T} ${map}`)) ?? '';
           for (const [address, owner] of elementsIn(text)) {
             if (owner === chain) lines.push(`delete element ${T} ${map} { ${address} }`);
           }
         }
-        await nftApply(this.nft, [...lines, ...tail]);
+        await nftApply(this.exec, [...lines, ...tail]);
       }
     } catch (err) {
       throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
@@ -281,8 +302,8 @@ export class NftablesFirewall implements Firewall {
     const fail = (what: string) =>
       new CtnetError(ErrorCode.internal, `failed to check masquerade for ${attachmentLabel(spec)}: ${what}`);
     const [existing, base] = await Promise.all([
-      nftList(this.nft, ['list', 'chain', ...T.split(' '), chain]),
-      nftList(this.nft, ['list', 'chain', ...T.split(' '), nftNames.postrouting]),
+      this.exec.list(`list chain ${T} ${chain}`),
+      this.exec.list(`list chain ${T} ${nftNames.postrouting}`),
     ]);
     if (!existing) throw fail(`chain ${nftNames.table}/${chain} is missing`);
     for (const f of [4, 6] as const) {
@@ -303,7 +324,7 @@ export class NftablesFirewall implements Firewall {
     validateKey({ network, containerId: 'x', ifname: 'x' });
     const keep = new Set(valid.map((k) => nftMasqChainName({ ...k, network })));
     try {
-      const text = await nftList(this.nft, ['list', 'table', ...T.split(' ')]);
+      const text = await this.exec.list(`list table ${T}`);
       if (!text) return;
       const stale = staleChains(text, network, keep, nftNames.masqPrefix, nftMasqChainName);
       if (!stale.size) return;
@@ -313,7 +334,7 @@ export class NftablesFirewall implements Firewall {
       }
       for (const chain of stale) lines.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
       log.info({ network, chains: [...stale] }, 'removing stale masquerade chains');
-      await nftApply(this.nft, lines);
+      await nftApply(this.exec, lines);
     } catch (err) {
       throw wrapError(`garbage-collect masquerade rules of network "${network}"`, err);
     }

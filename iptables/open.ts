@@ -26,8 +26,8 @@ export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto
           hint: 'install nftables, or choose the iptables backend',
         });
       }
-      const { NftablesFirewall } = await import('./nftables.js');
-      return new NftablesFirewall(nft);
+      const [{ NftablesFirewall }, { openNftExec }] = await Promise.all([import('./nftables.js'), import('./nft-exec.js')]);
+      return new NftablesFirewall(openNftExec(nft));
     }
     case 'auto': {
       if (detectXtables()) return openFirewall('iptables');

@@ -75,6 +75,7 @@ export interface Firewall {
 
 /** What DEL knows of an attachment's forwards without reading the firewall (its reservations, prevResult). */
 export interface KnownForwards {
-  forwards: { protocol: string; hostPort: number }[];
+  /** hostIP: '' or absent, '0.0.0.0', '::' = every address; else the one address the mapping was limited to. */
+  forwards: { protocol: string; hostPort: number; hostIP?: string }[];
   families: (4 | 6)[];
 }

@@ -3,7 +3,7 @@
  * Loaded on first use (~5 ms): most callers of netns/ never need it.
  */
 import { getSystemErrorName } from 'node:util';
-import { lazyRequire } from './lazy-require.js';
+import { loadKoffi } from '../core/index.js';
 
 /** Namespace type flags (linux/sched.h). */
 export const CLONE_NEWNET = 0x40000000;
@@ -25,21 +25,6 @@ interface Libc {
 }
 
 let libc: Libc | undefined;
-
-/**
- * koffi's own entry point spends ~10 ms finding its binary (probing paths, reading the node
- * executable's ELF header to pick glibc or musl); its binary alone loads in ~5 ms. Take the glibc
- * binary from koffi's platform package directly, and fall back to the entry point (musl, other
- * layouts) when it is not there.
- */
-function loadKoffi(): typeof import('koffi') {
-  const { platform, arch } = process;
-  try {
-    return lazyRequire(`@koromix/koffi-${platform}-${arch}/${platform}_${arch}/koffi.node`) as typeof import('koffi');
-  } catch {
-    return lazyRequire('koffi') as typeof import('koffi');
-  }
-}
 
 function load(): Libc {
   if (libc) return libc;

@@ -10,7 +10,7 @@
  * It holds the event loop only while a request is outstanding.
  */
 import { dirname } from 'node:path';
-import { lazyRequire, lazyResolve } from './lazy-require.js';
+import { lazyRequire, lazyResolve } from '../core/index.js';
 import { errnoName } from './libc.js';
 
 const NLMSG_ERROR = 2;

@@ -51,4 +51,6 @@ if (fw) {
     }
   }
 }
-process.stdout.write(`${JSON.stringify({ backend: fw?.backend, results })}\n`);
+// Which way nft scripts reached the kernel (libnftables or the program), for the nftables backend.
+const driver = (fw as { exec?: { driver?: string } } | undefined)?.exec?.driver;
+process.stdout.write(`${JSON.stringify({ backend: fw?.backend, driver, results })}\n`);

@@ -112,11 +112,21 @@ export async function firewallOps(
   ops: { op: string; arg: unknown[] }[],
   extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<OpResult[]> {
+  return (await firewallSession(host, backend, ops, extraEnv)).results;
+}
+
+/** firewallOps, also telling how nft scripts ran (`libnftables` or `program`; undefined for other backends). */
+export async function firewallSession(
+  host: string,
+  backend: FirewallBackendName | 'auto',
+  ops: { op: string; arg: unknown[] }[],
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ driver?: string; results: OpResult[] }> {
   const r = await nsRun(host, process.execPath, ['--import', 'tsx', join(repoRoot, 'test-net', 'firewall-driver.ts')], {
     input: JSON.stringify({ backend, ops }),
     env: { ...process.env, ...extraEnv, FIREWALL_DRIVER_FORBIDDEN_NETNS: ownNetnsId() },
   });
-  return (JSON.parse(r.stdout) as { results: OpResult[] }).results;
+  return JSON.parse(r.stdout) as { driver?: string; results: OpResult[] };
 }
 
 /** iptables-save (v4 and v6, counters stripped) and the nft ruleset of a namespace. */

@@ -9,10 +9,12 @@ import {
   addWorldV6,
   backends,
   firewallOps,
+  firewallSession,
   makeBridge,
   makeContainer,
   nftAttachmentLeftovers,
   nftBin,
+  type OpResult,
   rulesetSnapshot,
   withoutBase,
   worldLink6,
@@ -184,6 +186,60 @@ for (const backend of backends) {
     t.is(await connect(c.ns, 'tcp', worldLink.worldAddr, 8000), `from ${worldLink.hostAddr} hello`);
   });
 }
+
+test('nftables: libnftables in-process and the nft program build the same ruleset; each tears down what the other made', async (t) => {
+  const { host, worldNs, net } = await world(t);
+  const c = await makeContainer(t, host, net, 8);
+  const before = await rulesetSnapshot(host);
+  const k = key('c8');
+  const mappings = [
+    { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+    { hostPort: 8081, containerPort: 81, protocol: 'udp', hostIP: worldLink.hostAddr },
+  ];
+  const setup = [
+    { op: 'setupMasquerade', arg: [{ ...k, addresses: c.cidrs }] },
+    { op: 'setupPortForwards', arg: [{ ...k, containerAddresses: c.cidrs, mappings }] },
+  ];
+  const known = {
+    forwards: mappings.map(({ protocol, hostPort, hostIP }) => ({ protocol, hostPort, hostIP })),
+    families: [4, 6],
+  };
+  const program = { CTNET_NFT_DRIVER: 'program' };
+  const allOk = (r: { results: OpResult[] }) => r.results.forEach((x) => t.true(x.ok, x.message));
+
+  const byProgram = await firewallSession(host, 'nftables', setup, program);
+  t.is(byProgram.driver, 'program');
+  allOk(byProgram);
+  const madeByProgram = await rulesetSnapshot(host);
+  t.regex(madeByProgram, /dnat ip to 10\.22\.0\.8:80/);
+
+  // The library removes it by the keys DEL knows (its fast path), then builds it again.
+  const byLibrary = await firewallSession(host, 'nftables', [
+    { op: 'teardownMasquerade', arg: [k, c.cidrs] },
+    { op: 'teardownPortForwards', arg: [k, known] },
+  ]);
+  t.is(byLibrary.driver, 'libnftables');
+  allOk(byLibrary);
+  t.is(withoutBase(await rulesetSnapshot(host)), withoutBase(before));
+  allOk(await firewallSession(host, 'nftables', setup));
+  t.is(await rulesetSnapshot(host), madeByProgram);
+  await startServer(t, c.ns, 'tcp', '0.0.0.0', 80);
+  t.is(await connect(worldNs, 'tcp', worldLink.hostAddr, 8080), `from ${worldLink.worldAddr} hello`);
+
+  // The program removes it knowing only the key (it reads the chains first).
+  allOk(
+    await firewallSession(
+      host,
+      'nftables',
+      [
+        { op: 'teardownMasquerade', arg: [k] },
+        { op: 'teardownPortForwards', arg: [k] },
+      ],
+      program,
+    ),
+  );
+  t.deepEqual(nftAttachmentLeftovers(await rulesetSnapshot(host)), []);
+});
 
 test('an nftables backend requested where nft is missing fails with code 7', async (t) => {
   const { host } = await world(t);
