@@ -4,6 +4,7 @@
  * rule for this host port". Read-only: changing rules is iptables/'s job.
  */
 import { run } from '../core/index.js';
+import { findProgram } from '../iptables/index.js';
 
 export type IpFamily = 4 | 6;
 
@@ -90,8 +91,12 @@ export async function readXtables(family: IpFamily, netns?: string): Promise<Xta
 
 /** nft rules with their chain context; empty when nft is missing or the ruleset is empty. */
 export async function readNftRules(netns?: string): Promise<RuleLine[]> {
-  const args = netns ? [`--net=${netns}`, 'nft', 'list', 'ruleset'] : ['list', 'ruleset'];
-  const r = await run(netns ? 'nsenter' : 'nft', args, { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
+  // Found as the firewall finds it: under `npx`/`npm test`, PATH starts with node_modules/.bin, which holds an
+  // unrelated `nft` (a file tracer) that prints nothing and exits 0.
+  const nft = findProgram('nft');
+  if (!nft) return [];
+  const args = netns ? [`--net=${netns}`, nft, 'list', 'ruleset'] : ['list', 'ruleset'];
+  const r = await run(netns ? 'nsenter' : nft, args, { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
   if (r?.code !== 0) return [];
   const out: RuleLine[] = [];
   let family: RuleLine['family'] = 'inet';

@@ -7,6 +7,7 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CtnetError, ErrorCode, type NetConf, sha256Hex, validateNetworkName } from '../core/index.js';
+import { preferredBackend } from '../iptables/index.js';
 import {
   type Cidr,
   cidrString,
@@ -82,6 +83,7 @@ const optionAliases: Record<string, string> = {
   hairpin: 'hairpin',
   isolate: 'isolate',
   cniVersion: 'cniVersion',
+  firewall: 'firewall',
 };
 
 function invalid(message: string, hint?: string): CtnetError {
@@ -226,7 +228,11 @@ export class NetworkStore {
     if (!opts.ipv6 && cidrs.some((c) => c.family === 6)) {
       throw invalid(`failed to create network "${opts.name}": an IPv6 --subnet needs --ipv6`);
     }
-    const list = buildConflist(opts, options, cidrs, this.paths.leases);
+    if (options.firewall !== undefined && options.firewall !== 'iptables' && options.firewall !== 'nftables') {
+      throw invalid(`invalid -o firewall=${options.firewall}: expected iptables or nftables`);
+    }
+    const firewall = (options.firewall as 'iptables' | 'nftables' | undefined) ?? (await preferredBackend());
+    const list = buildConflist(opts, options, cidrs, this.paths.leases, firewall);
     const text = `${JSON.stringify(list, null, 2)}\n`;
     const file = join(this.paths.networks, `${opts.name}.conflist`);
     writeExclusive(file, text, opts.name);
@@ -376,7 +382,13 @@ function rangeFor(c: Cidr, opts: CreateNetworkOptions, name: string): Record<str
   return r;
 }
 
-function buildConflist(opts: CreateNetworkOptions, options: Record<string, string>, cidrs: Cidr[], leaseRoot: string) {
+function buildConflist(
+  opts: CreateNetworkOptions,
+  options: Record<string, string>,
+  cidrs: Cidr[],
+  leaseRoot: string,
+  firewall: 'iptables' | 'nftables' | undefined,
+) {
   const mtu = opts.mtu ?? (options.mtu ? Number(options.mtu) : undefined);
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)) {
     throw invalid(`failed to create network "${opts.name}": MTU ${mtu} is outside 576-65535`);
@@ -394,6 +406,7 @@ function buildConflist(opts: CreateNetworkOptions, options: Record<string, strin
     isGateway: !opts.internal,
     ipMasq: !opts.internal && ipMasq,
     hairpinMode: hairpin,
+    ...(firewall && { ipMasqBackend: firewall }),
     ...(mtu !== undefined && { mtu }),
     ipam: {
       type: 'host-local',
@@ -410,6 +423,7 @@ function buildConflist(opts: CreateNetworkOptions, options: Record<string, strin
       capabilities: { portMappings: true },
       snat: true,
       stateDir: join(dirname(leaseRoot), 'portmap'),
+      ...(firewall && { backend: firewall }),
     });
   const metadata: NetworkMetadata = { created: new Date().toISOString(), internal: opts.internal, isolate, options };
   return { cniVersion: options.cniVersion ?? '1.1.0', name: opts.name, plugins, [metadataKey]: metadata };

@@ -3,7 +3,8 @@ export { attachmentComment, attachmentHash, parseAttachmentComment } from './att
 export { canonicalAddress, type Family, type ParsedCidr, parseCidr } from './cidr.js';
 export { flushUdpConntrack } from './conntrack.js';
 export { parseHostIP, validateConditions, validatePort, validateProtocol } from './forwards.js';
-export { openFirewall } from './open.js';
+export { openFirewall, preferredBackend } from './open.js';
+export { findProgram } from './xtables-tools.js';
 export {
   type AttachmentKey,
   type Firewall,

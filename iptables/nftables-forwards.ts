@@ -258,15 +258,15 @@ export class NftForwards {
       const text = await this.exec.list(`list table ${T}`);
       if (!text) return;
       const stale = staleChains(text, network, keep, nftNames.dnatPrefix, nftDnatChainName);
-      if (!stale.size) return;
-      const lines: string[] = [];
+      // GC also rewrites the base: the ADD fast path leaves base chains as it finds them.
+      const lines: string[] = baseLines();
       for (const map of allHostportMaps()) {
         for (const [key, owner] of hostportElements(text, map)) {
           if (stale.has(owner)) lines.push(`delete element ${T} ${map} { ${key} }`);
         }
       }
       for (const chain of stale) lines.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
-      log.info({ network, chains: [...stale] }, 'removing stale port-forward chains');
+      if (stale.size) log.info({ network, chains: [...stale] }, 'removing stale port-forward chains');
       await nftApply(this.exec, lines);
     } catch (err) {
       throw wrapError(`garbage-collect port forwards of network "${network}"`, err);

@@ -327,13 +327,13 @@ export class NftablesFirewall implements Firewall {
       const text = await this.exec.list(`list table ${T}`);
       if (!text) return;
       const stale = staleChains(text, network, keep, nftNames.masqPrefix, nftMasqChainName);
-      if (!stale.size) return;
-      const lines: string[] = [];
+      // GC also rewrites the base: the ADD fast path leaves base chains as it finds them.
+      const lines: string[] = baseLines();
       for (const [address, owner] of elementsIn(text)) {
         if (stale.has(owner)) lines.push(`delete element ${T} ${nftNames.masqMap[address.includes(':') ? 6 : 4]} { ${address} }`);
       }
       for (const chain of stale) lines.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
-      log.info({ network, chains: [...stale] }, 'removing stale masquerade chains');
+      if (stale.size) log.info({ network, chains: [...stale] }, 'removing stale masquerade chains');
       await nftApply(this.exec, lines);
     } catch (err) {
       throw wrapError(`garbage-collect masquerade rules of network "${network}"`, err);

@@ -40,3 +40,17 @@ export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto
       throw new CtnetError(ErrorCode.invalidConfig, `unknown firewall backend ${JSON.stringify(backend)}`);
   }
 }
+
+/**
+ * The backend a new network of ctnet's own runner should name: nftables when libnftables can run it
+ * in-process (no process start per change, no kernel flush per delete: see nft-exec.ts), else what
+ * `auto` picks. Netavark (Podman 5) made the same move to nftables. Loads the library (~5 ms).
+ */
+export async function preferredBackend(): Promise<'iptables' | 'nftables' | undefined> {
+  if (findProgram('nft')) {
+    const { NftLibrary } = await import('./nft-exec.js');
+    if (NftLibrary.open()) return 'nftables';
+  }
+  if (detectXtables()) return 'iptables';
+  return findProgram('nft') ? 'nftables' : undefined;
+}

@@ -219,7 +219,14 @@ async function hostPrefixes(): Promise<{ used: string[]; onBridge?: string }> {
   return { used, onBridge };
 }
 
-export function defaultConflist(subnet: string, leaseDir: string, portmapDir: string): Record<string, unknown> {
+/** `backend`: the firewall backend both plugins name (absent: the plugins' own default, iptables first). */
+export function defaultConflist(
+  subnet: string,
+  leaseDir: string,
+  portmapDir: string,
+  backend?: 'iptables' | 'nftables',
+): Record<string, unknown> {
+  const firewall = (key: string) => (backend ? { [key]: backend } : {});
   return {
     cniVersion: '1.0.0',
     name: defaultNetworkName,
@@ -230,9 +237,10 @@ export function defaultConflist(subnet: string, leaseDir: string, portmapDir: st
         isGateway: true,
         ipMasq: true,
         hairpinMode: true,
+        ...firewall('ipMasqBackend'),
         ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: leaseDir },
       },
-      { type: 'portmap', capabilities: { portMappings: true }, stateDir: portmapDir },
+      { type: 'portmap', capabilities: { portMappings: true }, stateDir: portmapDir, ...firewall('backend') },
     ],
   };
 }
@@ -242,7 +250,9 @@ export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Pro
   const file = join(paths.networks, `${defaultNetworkName}.conflist`);
   if (name === defaultNetworkName && !existsSync(file)) {
     const { used, onBridge } = await hostPrefixes();
-    const conf = defaultConflist(onBridge ?? pickSubnet(used), paths.leases, join(paths.root, 'portmap'));
+    const { preferredBackend } = await import('../iptables/index.js');
+    const backend = await preferredBackend();
+    const conf = defaultConflist(onBridge ?? pickSubnet(used), paths.leases, join(paths.root, 'portmap'), backend);
     mkdirSync(paths.networks, { recursive: true });
     const tmp = `${file}.tmp-${process.pid}`;
     writeFileSync(tmp, `${JSON.stringify(conf, null, 2)}\n`);

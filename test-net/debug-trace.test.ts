@@ -1,6 +1,7 @@
 /** `ctnet debug trace` names the right hop when each hop of a published path is broken on purpose. */
 import test from 'ava';
 import { ctnet } from './debug-cli.js';
+import { nftBin } from './firewall-fixtures.js';
 import {
   cniBinDir,
   connect,
@@ -18,7 +19,7 @@ interface TraceJson {
   firstBroken?: number;
 }
 
-const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet') => {
+const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet', firewall: 'iptables' | 'nftables' = 'iptables') => {
   const cniPath = plugins === 'reference' ? referenceCniDir : cniBinDir;
   const version = plugins === 'reference' ? '1.0.0' : '1.1.0';
   const sb = await createSandbox(t, { world: true });
@@ -31,6 +32,8 @@ const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet') => {
     '10.72.0.0/24',
     '-o',
     `cniVersion=${version}`,
+    '-o',
+    `firewall=${firewall}`,
   ]);
   t.is(net.code, 0, net.stderr);
   const add = await ctnet(sb.host, sb.dir, [
@@ -77,13 +80,26 @@ const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet') => {
     t.regex(r.stderr, new RegExp(`^ctnet: broken at hop \\d+ \\(${hop}\\): `));
   };
 
-  // 1. The DNAT rule deleted.
-  const save = (await nsRun(sb.host, 'iptables-save', ['-t', 'nat'])).stdout;
-  const dnat = save.split('\n').find((l) => l.includes(`--to-destination ${ip}:80`)) as string;
-  // Through iptables-restore, which parses the quoted comment the way iptables-save printed it.
-  await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat.replace(/^-A /, '-D ')}\nCOMMIT\n` });
-  await expectBroken('dnat rule', /no nat rule DNATs tcp port 18080/);
-  await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat}\nCOMMIT\n` });
+  // 1. The DNAT rules deleted, then put back as they were.
+  if (firewall === 'iptables') {
+    const save = (await nsRun(sb.host, 'iptables-save', ['-t', 'nat'])).stdout;
+    const dnat = save.split('\n').find((l) => l.includes(`--to-destination ${ip}:80`)) as string;
+    // Through iptables-restore, which parses the quoted comment the way iptables-save printed it.
+    await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat.replace(/^-A /, '-D ')}\nCOMMIT\n` });
+    await expectBroken('dnat rule', /no nat rule DNATs tcp port 18080/);
+    await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat}\nCOMMIT\n` });
+  } else {
+    const table = (await nsRun(sb.host, nftBin, ['list', 'table', 'inet', 'ctnet'])).stdout;
+    const block = table.split('\n\tchain ').find((b) => b.includes(`dnat ip to ${ip}:80`)) as string;
+    const chain = block.split(' ')[0] as string;
+    const rules = block
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.includes(' dnat ip to '));
+    await nsRun(sb.host, nftBin, ['flush', 'chain', 'inet', 'ctnet', chain]);
+    await expectBroken('dnat rule', /no nat rule DNATs tcp port 18080/);
+    await nsRun(sb.host, nftBin, ['-f', '-'], { input: rules.map((r) => `add rule inet ctnet ${chain} ${r}\n`).join('') });
+  }
 
   // 2. Forwarding off.
   await nsRun(sb.host, 'sysctl', ['-qw', 'net.ipv4.ip_forward=0']);
@@ -129,7 +145,8 @@ const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet') => {
 });
 
 test('trace with the reference plugins: each hop broken on purpose is the one named', traceScenario, 'reference');
-test('trace with ctnet plugins: each hop broken on purpose is the one named', traceScenario, 'ctnet');
+test('trace with ctnet plugins on iptables: each hop broken on purpose is the one named', traceScenario, 'ctnet');
+test('trace with ctnet plugins on nftables: each hop broken on purpose is the one named', traceScenario, 'ctnet', 'nftables');
 
 test('trace: a port published on 127.0.0.1 only is unreachable from the world (named), and fine from the host', async (t) => {
   const sb = await createSandbox(t, { world: true });

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { nftBin } from './firewall-fixtures.js';
 import {
   busyboxRootfs,
   ctnet,
@@ -37,9 +38,10 @@ async function snapshot(renv: RunnerEnv): Promise<{ links: string[]; rules: stri
     .filter(Boolean)
     .map((l) => (l.split(': ')[1] ?? '').split('@')[0] as string)
     .sort();
-  const rules = (await nsRun(renv.host, 'iptables-save', [])).stdout
-    .split('\n')
-    .filter((l) => l.startsWith('-A') && /id=/.test(l));
+  // The default network names the nftables backend where libnftables is installed, iptables elsewhere.
+  const xtables = (await nsRun(renv.host, 'iptables-save', [])).stdout.split('\n').filter((l) => l.startsWith('-A'));
+  const nft = (await nsRun(renv.host, nftBin, ['list', 'ruleset'])).stdout.split('\n').map((l) => l.trim());
+  const rules = [...xtables, ...nft].filter((l) => /id=/.test(l));
   const leaseDir = join(renv.root, 'ipam', 'ctnet');
   const leases = existsSync(leaseDir) ? readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
   return { links, rules, leases };

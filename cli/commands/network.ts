@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .option('--mtu <n>', 'MTU of the bridge and the veths', (v) => Number(v))
     .option(
       '-o, --opt <key=value>',
-      'driver option: bridge, mtu, ipMasq, hairpin, isolate, cniVersion (docker names accepted)',
+      'driver option: bridge, mtu, ipMasq, hairpin, isolate, firewall (iptables|nftables), cniVersion (docker names accepted)',
       collect,
       [],
     )
