@@ -26,6 +26,7 @@ import {
   networkFromText,
   portMappingsArg,
   primaryAddress,
+  retireNetns,
 } from './network.js';
 import { cliCommand, type RunnerPaths, runnerPaths } from './paths.js';
 import { probePort } from './port-probe.js';
@@ -448,7 +449,9 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
     try {
       const executor = await ctx.executor();
       const net = networkFromText(st.attachment.conflist, `state of ${rec.config.id}`);
-      const netns = st.netnsPath && existsSync(st.netnsPath) ? st.netnsPath : '';
+      let netns = st.netnsPath && existsSync(st.netnsPath) ? st.netnsPath : '';
+      // Our own namespace, nothing of the container left running: let the kernel take the veth (retireNetns).
+      if (netns && st.ownNetns && !extras.errors.length && (await retireNetns(netns, net.list.plugins))) netns = '';
       await delNetwork(
         executor,
         cniPath(),

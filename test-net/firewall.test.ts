@@ -205,7 +205,9 @@ test('nftables: libnftables in-process and the nft program build the same rulese
     families: [4, 6],
   };
   const program = { CTNET_NFT_DRIVER: 'program' };
-  const allOk = (r: { results: OpResult[] }) => r.results.forEach((x) => t.true(x.ok, x.message));
+  const allOk = (r: { results: OpResult[] }) => {
+    for (const x of r.results) t.true(x.ok, x.message);
+  };
 
   const byProgram = await firewallSession(host, 'nftables', setup, program);
   t.is(byProgram.driver, 'program');

@@ -3,9 +3,10 @@
  * real in a sandbox host namespace wired to a world namespace.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { run } from '../core/index.js';
 import { nftBin } from './firewall-fixtures.js';
 import {
   busyboxRootfs,
@@ -47,6 +48,19 @@ async function snapshot(renv: RunnerEnv): Promise<{ links: string[]; rules: stri
   return { links, rules, leases };
 }
 
+/**
+ * The snapshot once the kernel has destroyed the namespaces of removed containers: the runner unpins a
+ * container's namespace and lets the kernel delete its veth asynchronously (runner/network.ts retireNetns).
+ */
+async function settledSnapshot(renv: RunnerEnv, ms = 5000): Promise<Awaited<ReturnType<typeof snapshot>>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = await snapshot(renv);
+    if (!s.links.some((l) => l.startsWith('veth')) || Date.now() > deadline) return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('bridge + -p: reachable from the world, the host (127.0.0.1 and its address) and another container; rm leaves nothing', async (t) => {
   const { renv, image, world } = await setup(t);
   await ctnet(renv, ['run', '-d', '--name', 'web', '-p', '18080:80', image, 'httpd', '-f', '-p', '80', '-h', '/www']);
@@ -81,7 +95,7 @@ test('bridge + -p: reachable from the world, the host (127.0.0.1 and its address
   t.deepEqual((await snapshot(renv)).leases.length, 1);
 
   await ctnet(renv, ['rm', '-f', 'web']);
-  const after = await snapshot(renv);
+  const after = await settledSnapshot(renv);
   t.deepEqual(after.links, ['ctnet0', 'lo', 'uplink0'], 'no veth left (the bridge stays, as docker0 does)');
   t.deepEqual(after.rules, [], 'no per-container rule left');
   t.deepEqual(after.leases, [], 'no lease left');
@@ -174,7 +188,7 @@ test('kill -9 of the CLI in the middle of a bridge run, then ps and rm -f: no ve
   t.is(mid.leases.length, running, 'a lease for each running container only');
   t.is(mid.links.filter((l) => l.startsWith('veth')).length, running, 'a veth for each running container only');
   if (ps.length) await ctnet(renv, ['rm', '-f', ...ps.map((c) => c.Id)]);
-  const after = await snapshot(renv);
+  const after = await settledSnapshot(renv);
   t.deepEqual(
     after.links.filter((l) => l.startsWith('veth')),
     [],
@@ -202,7 +216,7 @@ test('parallel runs: distinct addresses and ports, all reachable, all released',
   for (let i = 0; i < n; i++)
     t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18200 + i, request), /hello-from-ctr/, `p${i}`);
   await ctnet(renv, ['rm', '-f', ...ids]);
-  const after = await snapshot(renv);
+  const after = await settledSnapshot(renv);
   t.deepEqual(
     after.links.filter((l) => l.startsWith('veth')),
     [],
@@ -235,11 +249,43 @@ test('a network of its own from a conflist in the state root', async (t) => {
   writeFileSync(join(renv.root, 'networks', 'lab.conflist'), JSON.stringify(conf));
   const r = await ctnet(renv, ['run', '--rm', '--network', 'lab', image, 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
   t.regex(r.stdout, /inet 10\.123\.4\.\d+\/24/);
-  const after = await snapshot(renv);
+  const after = await settledSnapshot(renv);
   t.true(after.links.includes('ctt-lab0'));
   t.deepEqual(
     after.links.filter((l) => l.startsWith('veth')),
     [],
+  );
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('rm while someone else holds the namespace: its addresses and lease go at once, its veth when the holder leaves', async (t) => {
+  const { renv, image } = await setup(t);
+  await ctnet(renv, ['run', '-d', '--name', 'held', image, 'sleep', '300']);
+  const view = await inspect(renv, 'held');
+  const nsFile = join(renv.root, 'netns', view.Id);
+  const holder = spawn('nsenter', [`--net=${nsFile}`, 'sleep', '300'], { stdio: 'ignore' });
+  t.teardown(() => holder.kill('SIGKILL'));
+  const held = `/proc/${holder.pid}/ns/net`;
+  // nsenter starts in our namespace and switches before it execs sleep.
+  const own = readlinkSync('/proc/self/ns/net');
+  for (let i = 0; i < 100 && readlinkSync(held) === own; i++) await new Promise((r) => setTimeout(r, 20));
+  t.regex((await nsRun(renv.host, 'nsenter', [`--net=${held}`, 'ip', '-o', 'addr', 'show', 'scope', 'global'])).stdout, /eth0/);
+
+  await ctnet(renv, ['rm', '-f', 'held']);
+  const globalAddrs = (await run('nsenter', [`--net=${held}`, 'ip', '-o', 'addr', 'show', 'scope', 'global'])).stdout;
+  t.is(globalAddrs.trim(), '', 'no address left in a namespace that outlives its container');
+  const during = await snapshot(renv);
+  t.deepEqual(during.leases, [], 'the lease is free again');
+  t.deepEqual(during.rules, []);
+  t.is(during.links.filter((l) => l.startsWith('veth')).length, 1, 'the veth lives as long as the namespace');
+
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+  const after = await settledSnapshot(renv);
+  t.deepEqual(
+    after.links.filter((l) => l.startsWith('veth')),
+    [],
+    'the kernel removes the veth with the namespace',
   );
   t.deepEqual(leftovers(renv), nothingLeft);
 });
