@@ -4,7 +4,6 @@ export { canonicalAddress, type Family, type ParsedCidr, parseCidr } from './cid
 export { flushUdpConntrack } from './conntrack.js';
 export { parseHostIP, validateConditions, validatePort, validateProtocol } from './forwards.js';
 export { openFirewall, preferredBackend } from './open.js';
-export { findProgram } from './xtables-tools.js';
 export {
   type AttachmentKey,
   type Firewall,
@@ -16,3 +15,4 @@ export {
   type PortProtocol,
   portProtocols,
 } from './types.js';
+export { findProgram } from './xtables-tools.js';
