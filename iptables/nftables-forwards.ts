@@ -190,10 +190,9 @@ export class NftForwards {
     const chain = nftDnatChainName(key);
     const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
     try {
-      if (
-        known &&
-        (await tryFastPath(this.exec, [...removalLines(chain, knownElements(known)), ...tail], 'port-forward teardown'))
-      ) {
+      // Plain deletes: an element that is not there fails the fast path (add-then-delete would cost a validation).
+      const deletes = (elements: ElementRef[]) => elements.map((e) => `delete element ${T} ${e.map} { ${e.key} }`);
+      if (known && (await tryFastPath(this.exec, [...deletes(knownElements(known)), ...tail], 'port-forward teardown'))) {
         return;
       }
       const existing = await this.exec.list(`list chain ${T} ${chain}`);

@@ -269,7 +269,9 @@ export class NftablesFirewall implements Firewall {
     try {
       if (knownAddresses?.length) {
         const known = groupByFamily(knownAddresses);
-        if (await tryFastPath(this.exec, [...this.elementRemoval(chain, known), ...tail], 'masquerade teardown')) return;
+        // Plain deletes: an element that is not there fails the fast path (add-then-delete would cost a validation).
+        const deletes = known.map((a) => `delete element ${T} ${nftNames.masqMap[a.family]} { ${a.address} }`);
+        if (await tryFastPath(this.exec, [...deletes, ...tail], 'masquerade teardown')) return;
       }
       const existing = await this.exec.list(`list chain ${T} ${chain}`);
       if (!existing) return;
