@@ -132,14 +132,16 @@ export class NftLibrary implements NftExec {
 
 let library: NftLibrary | undefined | null = null;
 
+/** The process's one in-process driver, or undefined when libnftables cannot be loaded here. */
+export function nftLibrary(): NftLibrary | undefined {
+  if (library === null) library = NftLibrary.open();
+  return library;
+}
+
 /**
  * The in-process driver when libnftables loads, else the program at `nft`.
  * `CTNET_NFT_DRIVER=program` forces the program (for comparison, or a library that misbehaves).
  */
 export function openNftExec(nft: string, env: NodeJS.ProcessEnv = process.env): NftExec {
-  if (env.CTNET_NFT_DRIVER !== 'program') {
-    if (library === null) library = NftLibrary.open();
-    if (library) return library;
-  }
-  return new NftProgram(nft);
+  return (env.CTNET_NFT_DRIVER !== 'program' && nftLibrary()) || new NftProgram(nft);
 }

@@ -5,11 +5,10 @@
  * rules at teardown. The kernel refuses a second element with the same key, so a stale attachment's element is
  * taken over explicitly (the plugin's reservation store has already ruled out a live conflict).
  */
-import { isIP } from 'node:net';
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
 import type { Family } from './cidr.js';
-import { type NormalizedForwards, normalizeForwards } from './forwards.js';
+import { type NormalizedForwards, normalizeForwards, parseHostIP } from './forwards.js';
 import type { NftExec } from './nft-exec.js';
 import {
   baseLines,
@@ -91,18 +90,20 @@ function hostportElements(text: string, map: string): Map<string, string> {
   return out;
 }
 
-/** Element keys of what DEL knows the attachment published (its reservations). */
+/**
+ * Element keys of what DEL knows the attachment published (its reservations). A damaged record gives none: the fast
+ * teardown then fails on the chain its elements still use, and the full path runs.
+ */
 function knownElements(known: KnownForwards): ElementRef[] {
-  return known.forwards.map((f) => {
-    const family = f.hostIP ? isIP(f.hostIP) : 0;
-    const limited = family === 4 || family === 6 ? !unspecified.has(f.hostIP ?? '') : false;
-    return limited
-      ? elementOf(family as Family, f.hostIP, f.protocol, f.hostPort)
-      : elementOf(undefined, undefined, f.protocol, f.hostPort);
-  });
+  try {
+    return known.forwards.map((f) => {
+      const host = parseHostIP(f.hostIP);
+      return elementOf(host.family, host.address, f.protocol, f.hostPort);
+    });
+  } catch {
+    return [];
+  }
 }
-
-const unspecified = new Set(['', '0.0.0.0', '::']);
 
 /** Removes `elements` if they point at `chain` (add-then-delete: no error when one is absent). */
 function removalLines(chain: string, elements: ElementRef[]): string[] {

@@ -47,10 +47,8 @@ export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto
  * `auto` picks. Netavark (Podman 5) made the same move to nftables. Loads the library (~5 ms).
  */
 export async function preferredBackend(): Promise<'iptables' | 'nftables' | undefined> {
-  if (findProgram('nft')) {
-    const { NftLibrary } = await import('./nft-exec.js');
-    if (NftLibrary.open()) return 'nftables';
-  }
+  const nft = findProgram('nft');
+  if (nft && (await import('./nft-exec.js')).nftLibrary()) return 'nftables';
   if (detectXtables()) return 'iptables';
-  return findProgram('nft') ? 'nftables' : undefined;
+  return nft ? 'nftables' : undefined;
 }
