@@ -6,11 +6,18 @@ export function reportAndExit(err: unknown): never {
   if (err instanceof CommanderError) {
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
+  const { text, exitCode } = errorReport(err);
+  process.stderr.write(text);
+  process.exit(exitCode);
+}
+
+/** A failed command's lines for stderr and its exit code (a CtnetError's code, 1 otherwise). */
+export function errorReport(err: unknown, env: NodeJS.ProcessEnv = process.env): { text: string; exitCode: number } {
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ctnet: ${message}\n`);
-  if (err instanceof CtnetError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-  if (process.env.CTNET_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-  process.exit(err instanceof CtnetError && err.code > 0 && err.code < 126 ? Math.min(err.code, 125) : 1);
+  let text = `ctnet: ${message}\n`;
+  if (err instanceof CtnetError && err.hint) text += `hint: ${err.hint}\n`;
+  if (env.CTNET_DEBUG && err instanceof Error && err.stack) text += `${err.stack}\n`;
+  return { text, exitCode: err instanceof CtnetError && err.code > 0 && err.code < 126 ? Math.min(err.code, 125) : 1 };
 }
 
 /** Prints rows as an aligned table (the default for read commands; --json prints JSON instead). */

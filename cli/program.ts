@@ -23,6 +23,7 @@ const groups: CommandGroup[] = [
     summary: 'serve CNI plugin calls from one resident process',
     load: () => import('./commands/cni-daemon.js'),
   },
+  { names: ['daemon'], summary: 'serve `ctnet run` from one resident process', load: () => import('./commands/daemon.js') },
   { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
   { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
   {

@@ -17,7 +17,7 @@
  * Importing this module loads nothing heavy: koffi and netlink are required on first use.
  */
 
-export { peerCredentials } from './libc.js';
+export { borrowFd, peerCredentials } from './libc.js';
 export { randomVethName } from './names.js';
 export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
 export {
@@ -32,5 +32,6 @@ export {
   withNetlink,
 } from './netlink.js';
 export { NetlinkError } from './nl-socket.js';
+export { callerMismatch } from './peer.js';
 export { inNetns, socketIn } from './switch.js';
 export { readSysctl, sysctlPath, writeSysctl } from './sysctl.js';

@@ -2,6 +2,7 @@
  * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, getsockopt), through koffi.
  * Loaded on first use (~5 ms): most callers of netns/ never need it.
  */
+import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { loadKoffi } from '../core/index.js';
 
@@ -20,6 +21,8 @@ interface Libc {
   ioctl(fd: number, request: number): number;
   socket(domain: number, type: number, protocol: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, length: number[]): number;
+  /** syscall(2), variadic: koffi takes each further argument as a type name then a value. */
+  syscall(number: number, ...typedArgs: unknown[]): number | bigint;
   strerror(errnum: number): string;
   errno(): number;
 }
@@ -39,6 +42,7 @@ function load(): Libc {
     ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ uint32_t *length)'),
+    syscall: lib.func('long syscall(long number, ...)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     errno: () => koffi.errno(),
   };
@@ -109,6 +113,25 @@ export function createSocket(family: 4 | 6, kind: 'tcp' | 'udp'): number {
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
+
+// The same numbers on every architecture (syscalls after 424 were numbered once for all).
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+
+/**
+ * A copy of another process's file descriptor (pidfd_getfd(2), Linux 5.6): the same open file, so
+ * a pipe, terminal, socket or file offset is shared exactly as with an inherited descriptor. Needs
+ * ptrace access to that process (root has it). The copy is close-on-exec.
+ */
+export function borrowFd(pid: number, fd: number): number {
+  const c = load();
+  const pidfd = check('pidfd_open', Number(c.syscall(SYS_pidfd_open, 'int', pid, 'unsigned int', 0)));
+  try {
+    return check('pidfd_getfd', Number(c.syscall(SYS_pidfd_getfd, 'int', pidfd, 'int', fd, 'unsigned int', 0)));
+  } finally {
+    closeSync(pidfd);
+  }
+}
 
 /** Who is at the other end of a connected unix socket (SO_PEERCRED: pid, uid, gid at connect time). */
 export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {

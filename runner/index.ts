@@ -1,5 +1,7 @@
 /** The container runner: images, isolation (through the ctnet-init helper), cgroups, networks, lifecycle. */
 export * from './cgroups/index.js';
+export { socketName as daemonSocketName } from './daemon/protocol.js';
+export { environmentMismatch, type RunCall, type RunHandler, startRunnerDaemon } from './daemon/server.js';
 export * from './etc-files.js';
 export { execFailed, execNotFound } from './helper.js';
 export * from './images.js';
@@ -8,4 +10,5 @@ export * from './network.js';
 export * from './paths.js';
 export * from './ports.js';
 export * from './state.js';
+export { withTimings } from './timing.js';
 export * from './view.js';

@@ -59,6 +59,28 @@ export interface RunnerContext {
   executor(): Promise<Executor>;
   /** Starts loading built-in plugins of these types (overlaps module loading with the helper's start). */
   preload(types: readonly string[]): void;
+  /** The caller's environment (`-e NAME` without a value copies NAME from it). */
+  env: NodeJS.ProcessEnv;
+  /** Where a foreground container's stdout and stderr go: the caller's (inherited) or these descriptors. */
+  stdio?: { out: number; err: number };
+  /**
+   * Calls `forward` with each signal meant for a foreground container until the returned function
+   * is called. The CLI passes on what is sent to it alone (the terminal's SIGINT reaches the
+   * container's monitor directly, in the same process group).
+   */
+  signals(forward: (signal: NodeJS.Signals) => void): () => void;
+  /** Start every container in a session of its own (a daemon's process group is not the user's). */
+  ownSession?: boolean;
+}
+
+function processSignals(forward: (signal: NodeJS.Signals) => void): () => void {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map(
+    (s) => [s, () => (s === 'SIGINT' ? undefined : forward(s))] as const,
+  );
+  for (const [s, h] of handlers) process.on(s, h);
+  return () => {
+    for (const [s, h] of handlers) process.off(s, h);
+  };
 }
 
 export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerContext {
@@ -82,6 +104,8 @@ export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerCont
         for (const type of types) builtinPlugins[type]?.().catch(() => undefined);
       });
     },
+    env,
+    signals: processSignals,
   };
 }
 
@@ -130,13 +154,18 @@ export function parseVolume(spec: string): { source: string; target: string; rea
   return { source, target, readOnly: mode === 'ro' };
 }
 
-function expandEnv(entries: readonly string[]): string[] {
-  const out: string[] = [];
+/** `base` with `-e` entries added or replacing (a bare NAME copies NAME from the caller's environment). */
+function withEnv(base: readonly string[], entries: readonly string[], callerEnv: NodeJS.ProcessEnv): string[] {
+  const env = [...base];
   for (const e of entries) {
-    if (e.includes('=')) out.push(e);
-    else if (process.env[e] !== undefined) out.push(`${e}=${process.env[e]}`);
+    const entry = e.includes('=') ? e : callerEnv[e] !== undefined ? `${e}=${callerEnv[e]}` : undefined;
+    if (entry === undefined) continue;
+    const key = entry.slice(0, entry.indexOf('='));
+    const at = env.findIndex((x) => x.startsWith(`${key}=`));
+    if (at >= 0) env.splice(at, 1);
+    env.push(entry);
   }
-  return out;
+  return env;
 }
 
 /** Validates everything and writes the record; nothing else exists yet when this throws. */
@@ -163,14 +192,9 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
   const user = req.user ? resolveUser([image.rootLower], req.user) : undefined;
   const hostname = req.hostname ?? id.slice(0, 12);
   const command = [...(req.entrypoint ? [req.entrypoint] : []), ...req.command];
-  const env = [`PATH=${defaultPath}`, `HOSTNAME=${hostname}`, `HOME=${user && !user.startsWith('0:') ? '/' : '/root'}`];
-  if (req.tty) env.push('TERM=xterm');
-  for (const e of expandEnv(req.env)) {
-    const key = e.slice(0, e.indexOf('='));
-    const at = env.findIndex((x) => x.startsWith(`${key}=`));
-    if (at >= 0) env.splice(at, 1);
-    env.push(e);
-  }
+  const base = [`PATH=${defaultPath}`, `HOSTNAME=${hostname}`, `HOME=${user && !user.startsWith('0:') ? '/' : '/root'}`];
+  if (req.tty) base.push('TERM=xterm');
+  const env = withEnv(base, req.env, ctx.env);
   const config: ContainerConfig = {
     id,
     name: req.name ?? `ctnet-${id.slice(0, 8)}`,
@@ -334,8 +358,12 @@ export async function startContainer(
         opts.detach ? { ...plan, exitCommand: [...cliCommand(), 'container', 'cleanup', rec.config.id] } : plan,
         opts.detach
           ? { stdin: 'ignore', out: logFd ?? 'ignore', err: logFd ?? 'ignore' }
-          : { stdin: rec.config.interactive ? 'inherit' : 'ignore', out: 'inherit', err: 'inherit' },
-        opts.detach,
+          : {
+              stdin: rec.config.interactive ? 'inherit' : 'ignore',
+              out: ctx.stdio?.out ?? 'inherit',
+              err: ctx.stdio?.err ?? 'inherit',
+            },
+        opts.detach || !!ctx.ownSession,
         attach,
       );
     } finally {
@@ -607,15 +635,16 @@ export async function runContainer(
     flushTimings();
     return { rec };
   }
-  const forward = (sig: NodeJS.Signals) => () => {
-    /* the terminal's signals reach the monitor directly; a signal sent to us alone is passed on */
-    if (sig !== 'SIGINT' && rec.state.pid) process.kill(rec.state.pid, sig);
-  };
-  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
-  for (const [s, h] of handlers) process.on(s, h);
+  const stopForwarding = ctx.signals((sig) => {
+    try {
+      if (rec.state.pid) process.kill(rec.state.pid, sig);
+    } catch {
+      /* it has just exited */
+    }
+  });
   const exitCode = await started.exited;
   mark('workload');
-  for (const [s, h] of handlers) process.off(s, h);
+  stopForwarding();
   const after = await finalize(ctx, rec.config.id, exitCode);
   mark('teardown');
   flushTimings();
@@ -819,13 +848,7 @@ export async function execInContainer(
   await reconcile(ctx);
   const rec = requireRunning(ctx, ref);
   const image = resolveImage(ctx.paths, rec.config.image);
-  const env = [...rec.config.env];
-  for (const e of expandEnv(opts.env)) {
-    const key = e.slice(0, e.indexOf('='));
-    const at = env.findIndex((x) => x.startsWith(`${key}=`));
-    if (at >= 0) env.splice(at, 1);
-    env.push(e);
-  }
+  const env = withEnv(rec.config.env, opts.env, ctx.env);
   const { execArgs } = await import('./helper.js');
   const { spawn } = await import('node:child_process');
   const { helperPath } = await import('./paths.js');

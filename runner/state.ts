@@ -22,6 +22,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CtnetError, ErrorCode, hasErrno, randomHex } from '../core/index.js';
 import type { CgroupRecord, Limits } from './cgroups/index.js';
 import type { RunnerPaths } from './paths.js';
@@ -257,11 +258,10 @@ export function ownerMark(): { pid: number; start: string } {
 
 // ---- lock ------------------------------------------------------------------------------------
 
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Runs `fn` holding the container's lock (a file holding the owner's pid; a dead owner's lock is taken over). */
+/**
+ * Runs `fn` holding the container's lock (a file holding the owner's pid; a dead owner's lock is
+ * taken over). Not reentrant: `fn` must not take the same container's lock again.
+ */
 export async function withLock<T>(paths: RunnerPaths, id: string, fn: () => Promise<T>): Promise<T> {
   const file = join(containerDir(paths, id), 'lock');
   const deadline = Date.now() + 30_000;
@@ -287,7 +287,8 @@ export async function withLock<T>(paths: RunnerPaths, id: string, fn: () => Prom
       if (Date.now() > deadline) {
         throw new CtnetError(ErrorCode.tryAgainLater, `container ${id.slice(0, 12)} is locked by process ${holder[0]}`);
       }
-      sleepMs(20);
+      // Awaited, not slept: in the runner daemon the holder may be another request of this process.
+      await sleep(20);
     }
   }
   try {

@@ -83,8 +83,11 @@ await bundle('plugins/cni-main.ts', cniBundle, validators);
 // The CNI daemon's socket: a new name per build, so shims of one build never reach a daemon
 // running another build's code (plugins/daemon/ctnet-cni-shim.c).
 const cniSocket = `ctnet-cni-${randomBytes(6).toString('hex')}`;
+// The runner daemon's: likewise per build, and bin/ctnet adds the state root's hash (runner/daemon/ctnet-front.c).
+const runSocket = `ctnet-run-${randomBytes(6).toString('hex')}`;
 await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), `${prelude('ctnet-cli')}\n${validators}`, {
   __CTNET_CNI_SOCKET__: JSON.stringify(cniSocket),
+  __CTNET_RUN_SOCKET__: JSON.stringify(runSocket),
 });
 
 /**
@@ -144,7 +147,31 @@ mkdirSync(join(root, 'bin', 'cni'), { recursive: true });
 for (const name of pluginNames) {
   replaceFile(join(root, 'bin', 'cni'), name, (tmp) => writeFileSync(tmp, shim ?? pluginLoader()));
 }
-chmodSync(join(root, 'bin', 'ctnet'), 0o755);
+chmodSync(join(root, 'bin', 'ctnet-node'), 0o755);
+/**
+ * The `ctnet` command, bin/ctnet: the C front (runner/daemon/ctnet-front.c) that hands `run` to a
+ * runner daemon (`ctnet daemon`) when one serves the caller and otherwise execs the Node CLI,
+ * bin/ctnet-node. Without a C compiler, bin/ctnet is the Node CLI itself.
+ */
+{
+  const { execFileSync } = await import('node:child_process');
+  const out = join(dist, 'ctnet-front');
+  const flags = ['-O2', '-Wall', '-Wextra', `-DCTNET_RUN_SOCKET=${JSON.stringify(runSocket)}`, '-o', out];
+  const source = join(root, 'runner', 'daemon', 'ctnet-front.c');
+  let front;
+  try {
+    try {
+      execFileSync('gcc', ['-static', ...flags, source], { stdio: 'inherit' });
+    } catch {
+      execFileSync('gcc', [...flags, source], { stdio: 'inherit' }); // no static libc installed: a dynamic build works too
+    }
+    front = readFileSync(out);
+  } catch {
+    console.warn('no C compiler: bin/ctnet is the Node CLI itself (no runner daemon support)');
+    front = readFileSync(join(root, 'bin', 'ctnet-node'));
+  }
+  replaceFile(join(root, 'bin'), 'ctnet', (tmp) => writeFileSync(tmp, front));
+}
 {
   // The first cache holds what one light call compiles; real calls add to it (bin/load-cached.cjs).
   const { execFileSync } = await import('node:child_process');

@@ -7,7 +7,6 @@ import { existsSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { run } from '../core/index.js';
-import { nftBin } from './firewall-fixtures.js';
 import {
   busyboxRootfs,
   ctnet,
@@ -15,8 +14,9 @@ import {
   inspect,
   leftovers,
   nothingLeft,
-  type RunnerEnv,
   runnerEnv,
+  settledSnapshot,
+  snapshot,
 } from './runner-helpers.js';
 import { connect, createSandbox, nsRun, repoRoot, worldLink } from './sandbox.js';
 
@@ -31,34 +31,6 @@ async function setup(t: ExecutionContext) {
   mkdirSync(join(image, 'www'));
   writeFileSync(join(image, 'www', 'hello'), 'hello-from-ctr\n');
   return { sb, renv, image, world: sb.world as string };
-}
-
-async function snapshot(renv: RunnerEnv): Promise<{ links: string[]; rules: string[]; leases: string[] }> {
-  const links = (await nsRun(renv.host, 'ip', ['-o', 'link', 'show'])).stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => (l.split(': ')[1] ?? '').split('@')[0] as string)
-    .sort();
-  // The default network names the nftables backend where libnftables is installed, iptables elsewhere.
-  const xtables = (await nsRun(renv.host, 'iptables-save', [])).stdout.split('\n').filter((l) => l.startsWith('-A'));
-  const nft = (await nsRun(renv.host, nftBin, ['list', 'ruleset'])).stdout.split('\n').map((l) => l.trim());
-  const rules = [...xtables, ...nft].filter((l) => /id=/.test(l));
-  const leaseDir = join(renv.root, 'ipam', 'ctnet');
-  const leases = existsSync(leaseDir) ? readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
-  return { links, rules, leases };
-}
-
-/**
- * The snapshot once the kernel has destroyed the namespaces of removed containers: the runner unpins a
- * container's namespace and lets the kernel delete its veth asynchronously (runner/network.ts retireNetns).
- */
-async function settledSnapshot(renv: RunnerEnv, ms = 5000): Promise<Awaited<ReturnType<typeof snapshot>>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const s = await snapshot(renv);
-    if (!s.links.some((l) => l.startsWith('veth')) || Date.now() > deadline) return s;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 test('bridge + -p: reachable from the world, the host (127.0.0.1 and its address) and another container; rm leaves nothing', async (t) => {

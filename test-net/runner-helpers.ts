@@ -20,7 +20,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type RunResult, run } from '../core/index.js';
-import { netnsPath, randomSuffix, repoRoot } from './sandbox.js';
+import { nftBin } from './firewall-fixtures.js';
+import { netnsPath, nsRun, randomSuffix, repoRoot } from './sandbox.js';
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
@@ -145,14 +146,14 @@ function removeCgroupParent(parent: string): void {
 export async function ctnet(
   renv: RunnerEnv,
   args: string[],
-  opts: { allowFailure?: boolean; timeoutMs?: number } = {},
+  opts: { allowFailure?: boolean; timeoutMs?: number; bundle?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
   const cli =
-    process.env.CTNET_TEST_CLI === 'bundle'
+    opts.bundle || process.env.CTNET_TEST_CLI === 'bundle'
       ? [join(repoRoot, 'bin', 'ctnet')]
-      : ['--import', 'tsx', join(repoRoot, 'cli', 'main.ts')];
-  return run('nsenter', [`--net=${netnsPath(renv.host)}`, process.execPath, ...cli, ...args], {
-    env: renv.env,
+      : [process.execPath, '--import', 'tsx', join(repoRoot, 'cli', 'main.ts')];
+  return run('nsenter', [`--net=${netnsPath(renv.host)}`, ...cli, ...args], {
+    env: opts.env ?? renv.env,
     allowFailure: opts.allowFailure,
     timeoutMs: opts.timeoutMs ?? 60_000,
     cwd: repoRoot,
@@ -194,4 +195,33 @@ export interface InspectView {
 export async function inspect(renv: RunnerEnv, ref: string): Promise<InspectView> {
   const r = await ctnet(renv, ['inspect', ref]);
   return (JSON.parse(r.stdout) as InspectView[])[0] as InspectView;
+}
+
+/** The sandbox host's links, ctnet's per-container firewall rules and the default network's leases. */
+export async function snapshot(renv: RunnerEnv): Promise<{ links: string[]; rules: string[]; leases: string[] }> {
+  const links = (await nsRun(renv.host, 'ip', ['-o', 'link', 'show'])).stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (l.split(': ')[1] ?? '').split('@')[0] as string)
+    .sort();
+  // The default network names the nftables backend where libnftables is installed, iptables elsewhere.
+  const xtables = (await nsRun(renv.host, 'iptables-save', [])).stdout.split('\n').filter((l) => l.startsWith('-A'));
+  const nft = (await nsRun(renv.host, nftBin, ['list', 'ruleset'])).stdout.split('\n').map((l) => l.trim());
+  const rules = [...xtables, ...nft].filter((l) => /id=/.test(l));
+  const leaseDir = join(renv.root, 'ipam', 'ctnet');
+  const leases = existsSync(leaseDir) ? readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
+  return { links, rules, leases };
+}
+
+/**
+ * The snapshot once the kernel has destroyed the namespaces of removed containers: the runner unpins a
+ * container's namespace and lets the kernel delete its veth asynchronously (runner/network.ts retireNetns).
+ */
+export async function settledSnapshot(renv: RunnerEnv, ms = 5000): Promise<Awaited<ReturnType<typeof snapshot>>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = await snapshot(renv);
+    if (!s.links.some((l) => l.startsWith('veth')) || Date.now() > deadline) return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -2,9 +2,11 @@
  * Docker-like container commands: run, start, stop, kill, rm, ps, logs, exec, inspect, port and
  * `container cleanup` (what a detached container's monitor runs when it exits).
  */
+
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CtnetError, ErrorCode } from '../../core/index.js';
-import type { ContainerRecord, CreateRequest, PortRequest } from '../../runner/index.js';
+import type { ContainerRecord, CreateRequest, PortRequest, RunnerContext } from '../../runner/index.js';
 import { printJson, printTable } from '../output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -30,7 +32,7 @@ function statusText(rec: ContainerRecord): string {
   return `Exited (${s.exitCode ?? 0})${s.oomKilled ? ' OOMKilled' : ''} ${ago(s.finishedAt)} ago`;
 }
 
-interface RunFlags {
+export interface RunFlags {
   detach?: boolean;
   rm?: boolean;
   name?: string;
@@ -51,9 +53,20 @@ interface RunFlags {
   pidsLimit?: string;
 }
 
-export function register(program: Command): void {
-  program.enablePositionalOptions();
+/** Where `run` writes and what it runs with: the CLI's own process, or a runner daemon's caller. */
+export interface RunIo {
+  r: typeof import('../../runner/index.js');
+  ctx: RunnerContext;
+  /** The caller's working directory (a ./relative image directory is relative to it). */
+  cwd: string;
+  stdinIsTTY: boolean;
+  write(stream: 'out' | 'err', text: string): void;
+}
 
+export type RunAction = (image: string, command: string[], f: RunFlags) => Promise<void>;
+
+/** The `run` command's syntax (Docker's); the runner daemon parses its callers' arguments with it too. */
+export function defineRun(program: Command, action: RunAction): void {
   program
     .command('run')
     .description('create and start a container (Docker syntax)')
@@ -78,50 +91,68 @@ export function register(program: Command): void {
     .option('--cpus <n>', 'CPU limit, e.g. 0.5')
     .option('--pids-limit <n>', 'process limit')
     .passThroughOptions()
-    .action(async (image: string, command: string[], f: RunFlags) => {
-      const { r, ctx } = await runner();
-      const publish: PortRequest[] = f.publish.flatMap((p) => r.parsePublish(p));
-      if (f.publishAll) publish.push(...f.expose.flatMap((e) => r.parseExpose(e)));
-      const req: CreateRequest = {
-        image,
-        command,
-        entrypoint: f.entrypoint,
-        name: f.name,
-        env: f.env,
-        volumes: f.volume,
-        workdir: f.workdir,
-        user: f.user,
-        hostname: f.hostname,
-        network: f.network,
-        publish,
-        limits: {
-          memoryBytes: f.memory ? r.parseMemory(f.memory) : undefined,
-          cpus: f.cpus ? r.parseCpus(f.cpus) : undefined,
-          pidsLimit: f.pidsLimit ? r.parsePidsLimit(f.pidsLimit) : undefined,
-        },
-        autoRemove: !!f.rm,
-        interactive: !!f.interactive,
-        tty: !!f.tty && !!process.stdin.isTTY,
-      };
-      let outcome: Awaited<ReturnType<typeof r.runContainer>>;
-      try {
-        outcome = await r.runContainer(ctx, req, !!f.detach);
-      } catch (err) {
-        // Docker's convention: 127 when the command is not found, 126 when it cannot be run.
-        const details = (err as { details?: unknown }).details;
-        if (details === r.execNotFound || details === r.execFailed) {
-          process.stderr.write(`ctnet: ${(err as Error).message}\n`);
-          process.exit(details === r.execNotFound ? 127 : 126);
-        }
-        throw err;
-      }
-      const { rec, exitCode } = outcome;
-      if (f.detach) {
-        process.stdout.write(`${rec.config.id}\n`);
-        return;
-      }
-      process.exitCode = exitCode ?? 0;
+    .action(action);
+}
+
+/** The whole of `ctnet run` after parsing; returns the exit code (errors other than exec failures are thrown). */
+export async function runCommand(image: string, command: string[], f: RunFlags, io: RunIo): Promise<number> {
+  const { r, ctx } = io;
+  const publish: PortRequest[] = f.publish.flatMap((p) => r.parsePublish(p));
+  if (f.publishAll) publish.push(...f.expose.flatMap((e) => r.parseExpose(e)));
+  const req: CreateRequest = {
+    image: image.startsWith('./') || image.startsWith('../') ? resolve(io.cwd, image) : image,
+    command,
+    entrypoint: f.entrypoint,
+    name: f.name,
+    env: f.env,
+    volumes: f.volume,
+    workdir: f.workdir,
+    user: f.user,
+    hostname: f.hostname,
+    network: f.network,
+    publish,
+    limits: {
+      memoryBytes: f.memory ? r.parseMemory(f.memory) : undefined,
+      cpus: f.cpus ? r.parseCpus(f.cpus) : undefined,
+      pidsLimit: f.pidsLimit ? r.parsePidsLimit(f.pidsLimit) : undefined,
+    },
+    autoRemove: !!f.rm,
+    interactive: !!f.interactive,
+    tty: !!f.tty && io.stdinIsTTY,
+  };
+  let outcome: Awaited<ReturnType<typeof r.runContainer>>;
+  try {
+    outcome = await r.runContainer(ctx, req, !!f.detach);
+  } catch (err) {
+    // Docker's convention: 127 when the command is not found, 126 when it cannot be run.
+    const details = (err as { details?: unknown }).details;
+    if (details === r.execNotFound || details === r.execFailed) {
+      io.write('err', `ctnet: ${(err as Error).message}\n`);
+      return details === r.execNotFound ? 127 : 126;
+    }
+    throw err;
+  }
+  const { rec, exitCode } = outcome;
+  if (f.detach) {
+    io.write('out', `${rec.config.id}\n`);
+    return 0;
+  }
+  return exitCode ?? 0;
+}
+
+export function register(program: Command): void {
+  program.enablePositionalOptions();
+
+  defineRun(program, async (image, command, f) => {
+    const { r, ctx } = await runner();
+    process.exitCode = await runCommand(image, command, f, {
+      r,
+      ctx,
+      cwd: process.cwd(),
+      stdinIsTTY: !!process.stdin.isTTY,
+      write: (stream, text) => void (stream === 'out' ? process.stdout : process.stderr).write(text),
     });
+  });
 
   program
     .command('start')

@@ -9,11 +9,10 @@
  * CNI_NETNS. Calls run concurrently: the plugins enter namespaces only synchronously
  * (netns/switch.ts) and lock IPAM stores with non-blocking flock, as they do across processes.
  */
-import { readlinkSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { DefaultExecutor, ErrorCode, handle, log, type PluginRegistry } from '../../core/index.js';
-import { peerCredentials } from '../../netns/index.js';
+import { callerMismatch, peerCredentials } from '../../netns/index.js';
 import { declined, decodeRequest, encodeServed, maxRequestBytes, type ShimRequest } from './protocol.js';
 
 export interface DaemonOptions {
@@ -32,16 +31,8 @@ export interface RunningDaemon {
 
 /** Why a caller is not served here, or undefined when it is. */
 function declineReason(peer: { pid: number; uid: number }, req: ShimRequest): string | undefined {
-  if (peer.uid !== 0) return `caller uid ${peer.uid} is not root`;
-  try {
-    if (readlinkSync(`/proc/${peer.pid}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt'))
-      return 'caller is in another mount namespace';
-    const theirs = statSync(`/proc/${peer.pid}/root`);
-    const ours = statSync('/');
-    if (theirs.dev !== ours.dev || theirs.ino !== ours.ino) return 'caller has another root directory';
-  } catch (err) {
-    return `caller ${peer.pid} cannot be inspected: ${(err as Error).message}`;
-  }
+  const mismatch = callerMismatch(peer);
+  if (mismatch) return mismatch;
   const netns = req.env.CNI_NETNS;
   if (netns && !isAbsolute(netns)) return 'CNI_NETNS is a relative path';
   return undefined;

@@ -1,0 +1,194 @@
+/**
+ * The runner daemon (`ctnet daemon`) and the front that hands `run` to it (bin/ctnet): both built
+ * (npm run build), run for real in a sandbox host namespace with a state root of their own.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import {
+  busyboxRootfs,
+  ctnet,
+  ensureInitHelper,
+  inspect,
+  leftovers,
+  nothingLeft,
+  type RunnerEnv,
+  runnerEnv,
+  settledSnapshot,
+} from './runner-helpers.js';
+import { connect, createSandbox, netnsPath, repoRoot, worldLink } from './sandbox.js';
+
+const front = join(repoRoot, 'bin', 'ctnet');
+
+test.before(() => {
+  ensureInitHelper();
+  // The front is a build product: the socket name it shares with the daemon is chosen per build.
+  if (readFileSync(front).subarray(0, 4).toString('latin1') !== '\x7fELF') {
+    throw new Error(`${front} is not the built C front: run npm run build (with gcc installed)`);
+  }
+});
+
+const request = 'GET /hello HTTP/1.0\r\n\r\n';
+
+async function setup(t: ExecutionContext) {
+  const sb = await createSandbox(t, { world: true });
+  const renv = runnerEnv(t, sb.host);
+  const image = await busyboxRootfs(t);
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(join(image, 'www'));
+  writeFileSync(join(image, 'www', 'hello'), 'hello-from-ctr\n');
+  return { renv, image, world: sb.world as string };
+}
+
+/** Starts `ctnet daemon` in the sandbox host; teardown ends it by pid. */
+async function startDaemon(t: ExecutionContext, renv: RunnerEnv): Promise<ChildProcess & { pid: number }> {
+  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'daemon'], {
+    env: renv.env,
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (/serving @ctnet-run-/.test(stderr)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`ctnet daemon exited with ${code}: ${stderr}`)));
+  });
+  return child as ChildProcess & { pid: number };
+}
+
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** The process that started a running container: its init's monitor's parent. */
+async function starterOf(renv: RunnerEnv, ref: string): Promise<number> {
+  const view = await inspect(renv, ref);
+  return parentOf(parentOf(view.State.Pid));
+}
+
+/** Starts the front without waiting; resolves once the container named `name` runs (is no longer being created). */
+async function startFront(renv: RunnerEnv, args: string[], name: string) {
+  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, ...args], {
+    env: renv.env,
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : 0))));
+  for (let i = 0; i < 200; i++) {
+    const ps = await ctnet(renv, ['ps', '--json']);
+    const views = JSON.parse(ps.stdout) as { Name: string; State: { Status: string } }[];
+    if (views.some((c) => c.Name === name && c.State.Status === 'running')) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, exited, stderr: () => stderr };
+}
+
+test('with a daemon, run is served by it: a published port answers, output and exit codes reach the caller, rm leaves nothing', async (t) => {
+  const { renv, image, world } = await setup(t);
+  const daemon = await startDaemon(t, renv);
+  const id = (
+    await ctnet(renv, ['run', '-d', '--name', 'web', '-p', '18080:80', image, 'httpd', '-f', '-p', '80', '-h', '/www'], {
+      bundle: true,
+    })
+  ).stdout.trim();
+  t.regex(id, /^[0-9a-f]{64}$/);
+  t.is(await starterOf(renv, 'web'), daemon.pid, 'the daemon started the container');
+  t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18080, request), /hello-from-ctr/, 'world → host address');
+  t.regex(await connect(renv.host, 'tcp', '127.0.0.1', 18080, request), /hello-from-ctr/, 'host → 127.0.0.1');
+
+  const fg = await ctnet(renv, ['run', '--rm', image, 'sh', '-c', 'echo out; echo err >&2; exit 3'], {
+    bundle: true,
+    allowFailure: true,
+  });
+  t.deepEqual([fg.code, fg.stdout, fg.stderr], [3, 'out\n', 'err\n'], "the container's own streams and exit code");
+
+  // Failures read and exit exactly as from the CLI without a daemon.
+  const noDaemon = { ...renv.env, CTNET_DAEMON: '0' };
+  for (const args of [
+    ['run', '--rm', image, 'nosuchcmd'],
+    ['run', '--rm', 'nosuchimage', 'true'],
+    ['run', '-d', '--name', 'clash', '-p', '18080:80', image, 'true'],
+    ['run', '--rm', '--bogus', image, 'true'],
+  ]) {
+    const served = await ctnet(renv, args, { bundle: true, allowFailure: true });
+    const cli = await ctnet(renv, args, { bundle: true, allowFailure: true, env: noDaemon });
+    t.not(served.code, 0, args.join(' '));
+    t.deepEqual([served.code, served.stdout, served.stderr], [cli.code, cli.stdout, cli.stderr], args.join(' '));
+  }
+
+  await ctnet(renv, ['rm', '-f', 'web'], { bundle: true });
+  const after = await settledSnapshot(renv);
+  t.deepEqual(after.links, ['ctnet0', 'lo', 'uplink0'], 'no veth left');
+  t.deepEqual(after.rules, [], 'no per-container rule left');
+  t.deepEqual(after.leases, [], 'no lease left');
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('signals sent to the caller reach the container; a run the daemon declines (-i, another environment) runs in the CLI', async (t) => {
+  const { renv, image } = await setup(t);
+  const daemon = await startDaemon(t, renv);
+  const sleeper = await startFront(renv, ['run', '--rm', '--name', 'sleeper', image, 'sleep', '30'], 'sleeper');
+  t.is(await starterOf(renv, 'sleeper'), daemon.pid);
+  sleeper.child.kill('SIGTERM');
+  t.is(await sleeper.exited, 143, 'sleep ended by the SIGTERM its caller received');
+
+  // stdin reaches the container only when the CLI runs it: -i is declined by the daemon.
+  const { run } = await import('../core/index.js');
+  const typed = await run('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'run', '--rm', '-i', image, 'cat'], {
+    env: renv.env,
+    input: 'typed\n',
+  });
+  t.is(typed.stdout, 'typed\n');
+
+  // A caller whose ctnet environment differs is not served: the CLI starts its container and exits.
+  await ctnet(renv, ['run', '-d', '--name', 'other', image, 'sleep', '30'], {
+    bundle: true,
+    env: { ...renv.env, CTNET_DEBUG: '1' },
+  });
+  t.not(await starterOf(renv, 'other'), daemon.pid);
+  await ctnet(renv, ['rm', '-f', 'other'], { bundle: true });
+  await settledSnapshot(renv);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
+test('the daemon killed during a foreground run: the caller exits 125, and the next command releases the finished container', async (t) => {
+  const { renv, image } = await setup(t);
+  const daemon = await startDaemon(t, renv);
+  const run = await startFront(renv, ['run', '--rm', '--name', 'orphan', '-p', '18090:80', image, 'sleep', '2'], 'orphan');
+  daemon.kill('SIGKILL');
+  t.is(await run.exited, 125);
+  t.regex(run.stderr(), /the ctnet daemon closed the connection/);
+  const view = await inspect(renv, 'orphan');
+  t.true(view.State.Running, 'the container outlives the daemon');
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(view.State.Pid, 0);
+    } catch {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is((await ctnet(renv, ['ps', '-a', '-q'], { bundle: true })).stdout, '', '--rm honoured by the next command');
+  const after = await settledSnapshot(renv);
+  t.deepEqual(
+    after.links.filter((l) => l.startsWith('veth')),
+    [],
+  );
+  t.deepEqual(after.rules, []);
+  t.deepEqual(after.leases, []);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
