@@ -1,13 +1,14 @@
 /**
- * Benchmark: `ctnet run --rm IMAGE true` with --network none, bridge and bridge + one -p, against
- * `runc run` of the same busybox root filesystem (its default config: new namespaces, no network
- * but lo), all in one run, inside a sandbox host namespace. Prints wall times, ratios to runc and
- * the ctnet phase breakdown (from CTNET_TIMING).
+ * Benchmark: `ctnet run --rm IMAGE true` with --network none, bridge and bridge + one -p, each
+ * once run by the CLI itself (CTNET_DAEMON=0) and once handed to a runner daemon (`ctnet daemon`),
+ * against `runc run` of the same busybox root filesystem (its default config: new namespaces, no
+ * network but lo), all in one run, inside a sandbox host namespace. Prints wall times, ratios to
+ * runc and the ctnet phase breakdown (from CTNET_TIMING).
  *
  *   node --import tsx bench/run.ts [iterations=15]
  * Needs root, a built tree (npm run build) and runc.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ interface Variant {
   name: string;
   argv: string[];
   timings?: string;
+  /** Extra environment (CTNET_DAEMON=0: the CLI runs the container itself, the daemon is not asked). */
+  env?: Record<string, string>;
 }
 
 function median(xs: number[]): number {
@@ -60,13 +63,37 @@ async function main(): Promise<void> {
 
   const ns = ['nsenter', `--net=${netnsPath(host)}`];
   const ctnet = [...ns, join(repoRoot, 'bin', 'ctnet'), 'run', '--rm'];
+  const env = { ...process.env, CTNET_ROOT: join(root, 'state'), CTNET_CGROUP_PARENT: cgroupParent };
+  const cli = { CTNET_DAEMON: '0' };
   const variants: Variant[] = [
     { name: 'runc run (no network)', argv: [...ns, 'runc', '--root', runcRoot, 'run', '--bundle', bundle, 'bench'] },
-    { name: 'ctnet --network none', argv: [...ctnet, '--network', 'none', image, 'true'], timings: join(root, 'none.jsonl') },
-    { name: 'ctnet bridge', argv: [...ctnet, image, 'true'], timings: join(root, 'bridge.jsonl') },
-    { name: 'ctnet bridge + -p', argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: join(root, 'publish.jsonl') },
-  ];
-  const env = { ...process.env, CTNET_ROOT: join(root, 'state'), CTNET_CGROUP_PARENT: cgroupParent };
+    { name: 'ctnet --network none', argv: [...ctnet, '--network', 'none', image, 'true'], timings: 'none', env: cli },
+    { name: 'ctnet bridge', argv: [...ctnet, image, 'true'], timings: 'bridge', env: cli },
+    { name: 'ctnet bridge + -p', argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: 'publish', env: cli },
+    { name: 'daemon --network none', argv: [...ctnet, '--network', 'none', image, 'true'], timings: 'd-none' },
+    { name: 'daemon bridge', argv: [...ctnet, image, 'true'], timings: 'd-bridge' },
+    { name: 'daemon bridge + -p', argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: 'd-publish' },
+  ].map((v) => ({ ...v, timings: v.timings && join(root, `${v.timings}.jsonl`) }));
+  // The runner daemon (`ctnet daemon`) in the sandbox host, with the environment of the runs it serves.
+  const daemon = spawn(ns[0] as string, [...ns.slice(1), join(repoRoot, 'bin', 'ctnet'), 'daemon'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  cleanups.push(async () => {
+    if (daemon.exitCode !== null || daemon.signalCode !== null) return;
+    daemon.kill('SIGTERM');
+    await new Promise((r) => daemon.once('exit', r));
+  });
+  await new Promise<void>((resolve, reject) => {
+    let text = '';
+    daemon.stderr?.on('data', (b: Buffer) => {
+      text += b.toString();
+      if (text.includes('serving @')) resolve();
+      // What the daemon logs after it started (warnings, a failed call) goes with the bench's output.
+      if (text.includes('serving @')) process.stderr.write(b);
+    });
+    daemon.once('exit', (code) => reject(new Error(`ctnet daemon exited (${code}): ${text}`)));
+  });
   const results = new Map<string, number[]>();
   for (const v of variants) results.set(v.name, []);
   // Interleaved, after one warm-up round, so load changes on the machine hit every variant alike.
@@ -74,7 +101,7 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const start = process.hrtime.bigint();
       const r = spawnSync(v.argv[0] as string, v.argv.slice(1), {
-        env: { ...env, ...(v.timings && i >= 0 ? { CTNET_TIMING: v.timings } : {}) },
+        env: { ...env, ...v.env, ...(v.timings && i >= 0 ? { CTNET_TIMING: v.timings } : {}) },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
@@ -90,7 +117,9 @@ async function main(): Promise<void> {
       `${v.name.padEnd(24)} ${median(xs).toFixed(1).padStart(7)} / ${mean(xs).toFixed(1).padStart(7)}   ×${(median(xs) / runcMedian).toFixed(2)}\n`,
     );
   }
-  process.stdout.write('\nctnet phase breakdown (median ms): startup = node + CLI load; start = helper spawn → workload exec\n');
+  process.stdout.write(
+    '\nctnet phase breakdown (median ms): startup = node + CLI load (daemon: the C front and the hand-over); start = helper spawn → workload exec\n',
+  );
   for (const v of variants) {
     if (!v.timings) continue;
     const rows = readFileSync(v.timings, 'utf8')

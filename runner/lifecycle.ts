@@ -7,6 +7,7 @@
  * Every step records what it made in the container state before going on, so release() can undo
  * exactly that, from any point, in any later process.
  */
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CniDns, CtnetError, ErrorCode, type Executor, log, wrapError } from '../core/index.js';
@@ -850,7 +851,6 @@ export async function execInContainer(
   const image = resolveImage(ctx.paths, rec.config.image);
   const env = withEnv(rec.config.env, opts.env, ctx.env);
   const { execArgs } = await import('./helper.js');
-  const { spawn } = await import('node:child_process');
   const { helperPath } = await import('./paths.js');
   const args = execArgs({
     pid: rec.state.pid as number,

@@ -4,7 +4,7 @@
  * startup and CLI loading, or in the runner daemon the front's start and the hand-over). Costs
  * nothing when unset.
  */
-import type { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
@@ -33,8 +33,8 @@ export function mark(phase: string): void {
  */
 export async function withTimings<T>(file: string | undefined, origin: number, fn: () => Promise<T>): Promise<T> {
   if (!file) return fn();
-  // Loaded only here: an AsyncLocalStorage in use costs every promise of the process a little.
-  requestTimers ??= new (await import('node:async_hooks')).AsyncLocalStorage<Timer>();
+  // Made only here: an AsyncLocalStorage in use costs every promise of the process a little.
+  requestTimers ??= new AsyncLocalStorage<Timer>();
   return requestTimers.run({ file, origin, marks: [] }, fn);
 }
 

@@ -43,6 +43,10 @@ async function bundle(entry, outfile, banner, define = {}) {
     logLevel: 'warning',
     legalComments: 'none',
   });
+  // The bundles run through vm.Script (bin/load-cached.cjs), which has no dynamic import: a
+  // lazily imported Node built-in stays import() in the bundle and fails only when reached.
+  const left = result.outputFiles[0].text.match(/\bimport\((["'])[^"']+\1\)/g);
+  if (left) throw new Error(`${entry}: dynamic import of ${[...new Set(left)].join(', ')} (import Node built-ins statically)`);
   const tmp = `${outfile}.tmp-${process.pid}`;
   writeFileSync(tmp, result.outputFiles[0].contents);
   renameSync(tmp, outfile);
