@@ -168,12 +168,14 @@ test('signals sent to the caller reach the container; a run the daemon declines 
 test('the daemon killed during a foreground run: the caller exits 125, and the next command releases the finished container', async (t) => {
   const { renv, image } = await setup(t);
   const daemon = await startDaemon(t, renv);
-  const run = await startFront(renv, ['run', '--rm', '--name', 'orphan', '-p', '18090:80', image, 'sleep', '2'], 'orphan');
+  const run = await startFront(renv, ['run', '--rm', '--name', 'orphan', '-p', '18090:80', image, 'sleep', '600'], 'orphan');
   daemon.kill('SIGKILL');
   t.is(await run.exited, 125);
   t.regex(run.stderr(), /the ctnet daemon closed the connection/);
   const view = await inspect(renv, 'orphan');
   t.true(view.State.Running, 'the container outlives the daemon');
+  // Its end, which no daemon is waiting for any more.
+  await ctnet(renv, ['kill', 'orphan'], { bundle: true });
   for (let i = 0; i < 100; i++) {
     try {
       process.kill(view.State.Pid, 0);
