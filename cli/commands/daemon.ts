@@ -85,7 +85,7 @@ export function register(program: Command): void {
       }
       const r = await import('../../runner/index.js');
       const base = r.defaultContext();
-      const socketName = r.daemonSocketName(runSocketBase(), process.env.CTNET_ROOT);
+      const socketName = r.daemonSocketName(runSocketBase(), base.paths.root);
       let daemon: Awaited<ReturnType<typeof r.startRunnerDaemon>>;
       try {
         daemon = await r.startRunnerDaemon({

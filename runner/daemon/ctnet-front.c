@@ -6,7 +6,8 @@
  * Everything else, and any `run` the daemon declines, execs the Node CLI (bin/ctnet-node beside
  * this file) with the same arguments: a command never depends on the daemon being there.
  *
- * The daemon listens on an abstract unix socket, CTNET_RUN_SOCKET "-" FNV-1a-64(CTNET_ROOT) in hex.
+ * The daemon listens on an abstract unix socket, CTNET_RUN_SOCKET "-" FNV-1a-64(state root) in hex,
+ * the state root being CTNET_ROOT or, when that is unset or empty, CTNET_DEFAULT_ROOT.
  * Abstract names belong to a network namespace, so a daemon found is one whose "host" namespace is
  * the caller's. This program talks only to a daemon running as root (SO_PEERCRED); the daemon in
  * turn serves only root callers in its own mount, pid and root directory with the environment it
@@ -38,6 +39,10 @@
 
 #ifndef CTNET_RUN_SOCKET
 #error "build with -DCTNET_RUN_SOCKET=\"ctnet-run-<build id>\""
+#endif
+
+#ifndef CTNET_DEFAULT_ROOT
+#define CTNET_DEFAULT_ROOT "/var/lib/ctnet"
 #endif
 
 #define MAX_REQUEST (8u << 20)
@@ -72,8 +77,9 @@ static uint64_t fnv1a64(const char *s) {
 
 static int connect_daemon(void) {
   const char *root = getenv("CTNET_ROOT");
+  if (!root || !*root) root = CTNET_DEFAULT_ROOT; /* as inspect/paths.ts ctnetRoot() */
   char name[108];
-  int len = snprintf(name, sizeof name, "%s-%016llx", CTNET_RUN_SOCKET, (unsigned long long)fnv1a64(root ? root : ""));
+  int len = snprintf(name, sizeof name, "%s-%016llx", CTNET_RUN_SOCKET, (unsigned long long)fnv1a64(root));
   struct sockaddr_un addr;
   if (len < 0 || (size_t)len + 1 > sizeof addr.sun_path) return -1;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

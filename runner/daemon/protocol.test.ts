@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
+import { defaultRoot } from '../../inspect/index.js';
 import {
   decodeRequest,
   encodeRequest,
@@ -50,7 +53,7 @@ test('socket names hash the state root with FNV-1a 64 as the front does', (t) =>
   t.is(fnv1a64(''), 'cbf29ce484222325');
   t.is(fnv1a64('a'), 'af63dc4c8601ec8c');
   t.is(fnv1a64('foobar'), '85944171f73967e8');
-  t.is(socketName('ctnet-run-x', undefined), 'ctnet-run-x-cbf29ce484222325');
+  t.is(socketName('ctnet-run-x', ''), 'ctnet-run-x-cbf29ce484222325');
   t.not(socketName('ctnet-run-x', '/a'), socketName('ctnet-run-x', '/b'));
 });
 
@@ -59,7 +62,14 @@ test('a caller is served only with the same ctnet environment', (t) => {
   t.is(environmentMismatch({ PATH: '/usr/bin', CTNET_ROOT: '/r', HOME: '/elsewhere' }, '/', own), undefined);
   t.is(environmentMismatch({ PATH: '/usr/bin', CTNET_ROOT: '/r', CTNET_DAEMON: '1' }, '/', own), undefined);
   t.regex(environmentMismatch({ PATH: '/usr/bin', CTNET_ROOT: '/r', CTNET_DEBUG: '1' }, '/', own) ?? '', /CTNET_DEBUG/);
-  t.regex(environmentMismatch({ PATH: '/bin', CTNET_ROOT: '/r' }, '/', own) ?? '', /PATH/);
+  t.is(environmentMismatch({ PATH: '/bin', CTNET_ROOT: '/r' }, '/', own), undefined, "the daemon's own PATH finds its programs");
+  t.regex(environmentMismatch({ CNI_PATH: '/opt/cni/bin', CTNET_ROOT: '/r' }, '/', own) ?? '', /CNI_PATH/);
   t.regex(environmentMismatch({ PATH: '/usr/bin' }, '/', own) ?? '', /CTNET_ROOT/);
+  t.is(environmentMismatch({ CTNET_ROOT: '/var/lib/ctnet' }, '/', {}), undefined, 'the default root, named or not');
   t.regex(environmentMismatch({ CTNET_ROOT: 'rel' }, '/nowhere', { CTNET_ROOT: 'rel' }) ?? '', /relative/);
+});
+
+test("the front's default state root is ctnet's", (t) => {
+  const source = readFileSync(join(import.meta.dirname, 'ctnet-front.c'), 'utf8');
+  t.regex(source, new RegExp(`#define CTNET_DEFAULT_ROOT "${defaultRoot}"`));
 });

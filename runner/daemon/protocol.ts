@@ -102,9 +102,9 @@ export function encodeSignal(signal: number): Buffer {
   return Buffer.concat([u32(signalFrame), u32(signal)]);
 }
 
-/** The socket name a daemon of this build uses for a state root: the front computes the same. */
-export function socketName(base: string, root: string | undefined): string {
-  return `${base}-${fnv1a64(root ?? '')}`;
+/** The socket name a daemon of this build uses for a state root (ctnetRoot()): the front computes the same. */
+export function socketName(base: string, root: string): string {
+  return `${base}-${fnv1a64(root)}`;
 }
 
 /** FNV-1a, 64 bits, as 16 hex digits. */

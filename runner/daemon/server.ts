@@ -6,7 +6,7 @@
  * It listens on an abstract unix socket named after this build and its state root, which exists
  * only in the network namespace it was started in. A caller is served only when what the command
  * means depends on nothing that differs between the two processes: root, the same mount and pid
- * namespaces and root directory, the same ctnet environment (CTNET_*, CNI_PATH, PATH). Anything
+ * namespaces and root directory, the same ctnet environment (CTNET_*, CNI_PATH). Anything
  * else is declined before anything is done, and the front runs the Node CLI instead.
  *
  * The caller's stdout and stderr are taken with pidfd_getfd(2) and handed to the container as its
@@ -18,6 +18,7 @@ import { closeSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { log } from '../../core/index.js';
+import { ctnetRoot } from '../../inspect/index.js';
 import { borrowFd, callerMismatch, peerCredentials } from '../../netns/index.js';
 import { declined, decodeRequest, encodeExit, ProtocolError, type RunRequest, requestLength, takeSignals } from './protocol.js';
 
@@ -48,17 +49,23 @@ export interface RunningRunnerDaemon {
   close(): Promise<void>;
 }
 
-/** Environment names whose values change what a command does: a caller must agree with the daemon on them. */
+/**
+ * Environment names that choose ctnet's state and configuration: a caller must agree with the
+ * daemon on them. PATH is not one: like dockerd, the daemon finds its programs (ip, nft) with its
+ * own, which a service manager sets differently from a login shell.
+ */
 function meaningfulEnv(name: string): boolean {
   if (name === 'CTNET_TIMING' || name === 'CTNET_DAEMON') return false;
-  return name.startsWith('CTNET_') || name === 'CNI_PATH' || name === 'PATH';
+  return name.startsWith('CTNET_') || name === 'CNI_PATH';
 }
 
 /** Why a caller's environment is not the daemon's, or undefined when they agree. */
 export function environmentMismatch(caller: Record<string, string>, cwd: string, own: NodeJS.ProcessEnv): string | undefined {
   const names = new Set([...Object.keys(caller), ...Object.keys(own)].filter(meaningfulEnv));
   for (const name of [...names].sort()) {
-    if ((caller[name] ?? '') !== (own[name] ?? '')) return `${name} differs from the daemon's`;
+    // The state root as ctnet resolves it: unset and the default path are one root.
+    const same = name === 'CTNET_ROOT' ? ctnetRoot(caller) === ctnetRoot(own) : (caller[name] ?? '') === (own[name] ?? '');
+    if (!same) return `${name} differs from the daemon's`;
   }
   const root = own.CTNET_ROOT;
   if (root && !isAbsolute(root) && cwd !== process.cwd()) return 'CTNET_ROOT is relative and the working directories differ';
@@ -99,7 +106,8 @@ export function startRunnerDaemon(opts: RunnerDaemonOptions): Promise<RunningRun
         (request.args[0] === 'run' ? undefined : `"${request.args[0] ?? ''}" is not served here`))
       : 'no peer credentials';
     if (reason || !peer) {
-      log.info({ reason, pid: peer?.pid }, 'runner call declined');
+      // Visible by default: a daemon that declines everything (another CTNET_ROOT…) only looks slow.
+      log.warn({ reason, pid: peer?.pid }, 'runner call declined: the caller runs it itself');
       socket.end(declined);
       return;
     }
