@@ -113,7 +113,12 @@ export function startCniDaemon(host: string): number {
   const info = JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { cniDaemonSocket?: string };
   const socket = info.cniDaemonSocket;
   if (!socket) throw new Error('this build has no CNI daemon shim (no C compiler at build time?)');
-  const child = spawn('nsenter', [`--net=/run/netns/${host}`, join(repo, 'bin', 'ctnet'), 'cni-daemon'], {
+  // CTNET_BENCH_CPU_PROF=<dir>: the daemon writes a V8 CPU profile there when it stops (SIGTERM).
+  const profile = process.env.CTNET_BENCH_CPU_PROF;
+  const program = profile
+    ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profile}`, join(repo, 'bin', 'ctnet-node')]
+    : [join(repo, 'bin', 'ctnet')];
+  const child = spawn('nsenter', [`--net=/run/netns/${host}`, ...program, 'cni-daemon'], {
     stdio: 'ignore',
     detached: true,
   });

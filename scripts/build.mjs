@@ -124,6 +124,9 @@ mkdirSync(nodePluginDir, { recursive: true });
 writeFileSync(join(nodePluginDir, 'package.json'), '{ "type": "commonjs" }\n');
 for (const name of pluginNames) replaceFile(nodePluginDir, name, (tmp) => writeFileSync(tmp, pluginLoader()));
 
+/** The daemons' two C clients share core/c/ctnet-wire.h. */
+const wireInclude = ['-I', join(root, 'core', 'c')];
+
 /**
  * The executables orchestrators run, bin/cni/<type>: the C shim (plugins/daemon/ctnet-cni-shim.c)
  * that hands the call to `ctnet cni-daemon` when one serves the caller's network namespace and
@@ -134,7 +137,7 @@ const shim = await (async () => {
   const { execFileSync } = await import('node:child_process');
   const out = join(dist, 'ctnet-cni-shim');
   const defines = [`-DCTNET_NODE_DIR=${JSON.stringify(nodePluginDir)}`, `-DCTNET_SOCKET=${JSON.stringify(cniSocket)}`];
-  const flags = ['-O2', '-Wall', '-Wextra', ...defines, '-o', out, join(root, 'plugins', 'daemon', 'ctnet-cni-shim.c')];
+  const flags = ['-O2', '-Wall', '-Wextra', ...defines, ...wireInclude, '-o', out, join(root, 'plugins', 'daemon', 'ctnet-cni-shim.c')];
   try {
     try {
       execFileSync('gcc', ['-static', ...flags], { stdio: 'inherit' });
@@ -160,7 +163,7 @@ chmodSync(join(root, 'bin', 'ctnet-node'), 0o755);
 {
   const { execFileSync } = await import('node:child_process');
   const out = join(dist, 'ctnet-front');
-  const flags = ['-O2', '-Wall', '-Wextra', `-DCTNET_RUN_SOCKET=${JSON.stringify(runSocket)}`, '-o', out];
+  const flags = ['-O2', '-Wall', '-Wextra', `-DCTNET_RUN_SOCKET=${JSON.stringify(runSocket)}`, ...wireInclude, '-o', out];
   const source = join(root, 'runner', 'daemon', 'ctnet-front.c');
   let front;
   try {

@@ -34,6 +34,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctnet-wire.h"
+
 #ifndef CTNET_NODE_DIR
 #error "build with -DCTNET_NODE_DIR=\"/path/to/bin/cni-node\""
 #endif
@@ -65,56 +67,7 @@ static int fall_back(const char *type, char **argv) {
 }
 
 static int connect_daemon(void) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  size_t n = strlen(CTNET_SOCKET);
-  if (n + 1 > sizeof addr.sun_path) { close(fd); return -1; }
-  memcpy(addr.sun_path + 1, CTNET_SOCKET, n); /* sun_path[0] = 0: abstract namespace */
-  /* An abstract name is its exact bytes up to the address length. Node 20 (libuv) binds the whole
-     zero-padded sun_path; later versions may bind only the name: try both. */
-  if (connect(fd, (struct sockaddr *)&addr, (socklen_t)sizeof addr) < 0 &&
-      connect(fd, (struct sockaddr *)&addr, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
-    close(fd);
-    return -1;
-  }
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-struct buf {
-  char *data;
-  size_t len, cap;
-};
-
-static int put(struct buf *b, const void *p, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-static int put_u32(struct buf *b, uint32_t v) {
-  unsigned char le[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff};
-  return put(b, le, 4);
-}
-
-static int put_field(struct buf *b, const void *p, size_t n) {
-  return put_u32(b, (uint32_t)n) || put(b, p, n);
+  return connect_daemon_socket(CTNET_SOCKET);
 }
 
 static int read_stdin(struct buf *b) {
@@ -128,19 +81,6 @@ static int read_stdin(struct buf *b) {
     }
     if (b->len + (size_t)n > MAX_STDIN || put(b, chunk, (size_t)n)) return -1;
   }
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
 }
 
 static int read_all(int fd, struct buf *b) {
@@ -158,8 +98,7 @@ static int read_all(int fd, struct buf *b) {
 
 static int get_u32(const struct buf *b, size_t *at, uint32_t *v) {
   if (b->len - *at < 4) return -1;
-  const unsigned char *p = (const unsigned char *)b->data + *at;
-  *v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+  *v = from_le32((const unsigned char *)b->data + *at);
   *at += 4;
   return 0;
 }

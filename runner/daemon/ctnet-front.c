@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctnet-wire.h"
+
 #ifndef CTNET_RUN_SOCKET
 #error "build with -DCTNET_RUN_SOCKET=\"ctnet-run-<build id>\""
 #endif
@@ -80,75 +82,8 @@ static int connect_daemon(void) {
   if (!root || !*root) root = CTNET_DEFAULT_ROOT; /* as inspect/paths.ts ctnetRoot() */
   char name[108];
   int len = snprintf(name, sizeof name, "%s-%016llx", CTNET_RUN_SOCKET, (unsigned long long)fnv1a64(root));
-  struct sockaddr_un addr;
-  if (len < 0 || (size_t)len + 1 > sizeof addr.sun_path) return -1;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  memcpy(addr.sun_path + 1, name, (size_t)len); /* sun_path[0] = 0: abstract namespace */
-  /* Node 20 (libuv) binds the whole zero-padded sun_path; later versions may bind only the name. */
-  if (connect(fd, (struct sockaddr *)&addr, (socklen_t)sizeof addr) < 0 &&
-      connect(fd, (struct sockaddr *)&addr, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) < 0) {
-    close(fd);
-    return -1;
-  }
-  struct ucred cred;
-  socklen_t clen = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-struct buf {
-  char *data;
-  size_t len, cap;
-};
-
-static int put(struct buf *b, const void *p, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-static void le32(unsigned char *out, uint32_t v) {
-  out[0] = v & 0xff;
-  out[1] = (v >> 8) & 0xff;
-  out[2] = (v >> 16) & 0xff;
-  out[3] = (v >> 24) & 0xff;
-}
-
-static int put_u32(struct buf *b, uint32_t v) {
-  unsigned char le[4];
-  le32(le, v);
-  return put(b, le, 4);
-}
-
-static int put_field(struct buf *b, const void *p, size_t n) {
-  return put_u32(b, (uint32_t)n) || put(b, p, n);
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
+  if (len < 0 || (size_t)len >= sizeof name) return -1;
+  return connect_daemon_socket(name);
 }
 
 /* Reads exactly n bytes; 0 on success, -1 on error or end of stream. */
@@ -164,10 +99,6 @@ static int read_exact(int fd, unsigned char *p, size_t n) {
     n -= (size_t)r;
   }
   return 0;
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static volatile int daemon_fd = -1;
@@ -233,7 +164,7 @@ int main(int argc, char **argv) {
   }
   unsigned char answer[8];
   if (read_exact(fd, answer, 4) == 0) {
-    uint32_t kind = get_u32(answer);
+    uint32_t kind = from_le32(answer);
     if (kind == 1) {
       daemon_fd = -1;
       close(fd);
@@ -244,7 +175,7 @@ int main(int argc, char **argv) {
       if (last_signal) raise(last_signal); /* what arrived meanwhile was meant for this command */
       return fall_back(argv);
     }
-    if (kind == 2 && read_exact(fd, answer + 4, 4) == 0) return (int)(get_u32(answer + 4) & 0xff);
+    if (kind == 2 && read_exact(fd, answer + 4, 4) == 0) return (int)(from_le32(answer + 4) & 0xff);
   }
   fprintf(stderr, "ctnet: the ctnet daemon closed the connection before the container's end: %s\n",
           errno ? strerror(errno) : "no answer");
