@@ -137,7 +137,8 @@ const shim = await (async () => {
   const { execFileSync } = await import('node:child_process');
   const out = join(dist, 'ctnet-cni-shim');
   const defines = [`-DCTNET_NODE_DIR=${JSON.stringify(nodePluginDir)}`, `-DCTNET_SOCKET=${JSON.stringify(cniSocket)}`];
-  const flags = ['-O2', '-Wall', '-Wextra', ...defines, ...wireInclude, '-o', out, join(root, 'plugins', 'daemon', 'ctnet-cni-shim.c')];
+  const source = join(root, 'plugins', 'daemon', 'ctnet-cni-shim.c');
+  const flags = ['-O2', '-Wall', '-Wextra', ...defines, ...wireInclude, '-o', out, source];
   try {
     try {
       execFileSync('gcc', ['-static', ...flags], { stdio: 'inherit' });
