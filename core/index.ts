@@ -5,3 +5,4 @@ export * from './ip.js';
 export * from './log.js';
 export * from './native.js';
 export * from './random.js';
+export * from './resident.js';

@@ -11,7 +11,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { DefaultExecutor, ErrorCode, handle, log, type PluginRegistry } from '../../core/index.js';
+import { DefaultExecutor, ErrorCode, handle, log, type PluginRegistry, residentLife } from '../../core/index.js';
 import { callerMismatch, peerCredentials } from '../../netns/index.js';
 import { declined, decodeRequest, encodeServed, maxRequestBytes, type ShimRequest } from './protocol.js';
 
@@ -44,20 +44,6 @@ function errorJson(msg: string, details: string): string {
 
 export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const executor = new DefaultExecutor(opts.registry);
-  const inFlight = new Set<Promise<unknown>>();
-  let idleTimer: NodeJS.Timeout | undefined;
-
-  const armIdle = () => {
-    if (!opts.idleExitMs) return;
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      if (inFlight.size === 0) {
-        log.info({ idleExitMs: opts.idleExitMs }, 'ctnet CNI daemon idle: exiting');
-        void daemon.close();
-      }
-    }, opts.idleExitMs);
-  };
-
   const serve = async (socket: Socket, data: Buffer): Promise<void> => {
     const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     const req = decodeRequest(data);
@@ -96,7 +82,7 @@ export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   };
 
   const server = createServer({ allowHalfOpen: true }, (socket) => {
-    clearTimeout(idleTimer);
+    life.busy();
     const chunks: Buffer[] = [];
     let size = 0;
     socket.on('error', (err) => log.warn({ err: String(err) }, 'CNI daemon connection failed'));
@@ -112,34 +98,16 @@ export function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     // The shim shuts its side down after the request: only a whole request is acted on.
     socket.on('end', () => {
       if (socket.destroyed) return;
-      const work = serve(socket, Buffer.concat(chunks))
-        .catch((err) => {
+      life.track(
+        serve(socket, Buffer.concat(chunks)).catch((err) => {
           log.warn({ err: String(err) }, 'CNI daemon request refused');
           socket.destroy();
-        })
-        .finally(() => {
-          inFlight.delete(work);
-          if (inFlight.size === 0) armIdle();
-        });
-      inFlight.add(work);
+        }),
+      );
     });
   });
+  const life = residentLife(server, 'ctnet CNI daemon', opts.idleExitMs);
 
-  const daemon: RunningDaemon = {
-    server,
-    async close() {
-      clearTimeout(idleTimer);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.allSettled([...inFlight]);
-    },
-  };
-
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(`\0${opts.socketName}`, () => {
-      server.off('error', reject);
-      armIdle();
-      resolve(daemon);
-    });
-  });
+  const daemon: RunningDaemon = { server, close: life.close };
+  return life.listen(opts.socketName).then(() => daemon);
 }

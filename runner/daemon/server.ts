@@ -17,7 +17,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { log } from '../../core/index.js';
+import { log, residentLife } from '../../core/index.js';
 import { ctnetRoot } from '../../inspect/index.js';
 import { borrowFd, callerMismatch, peerCredentials } from '../../netns/index.js';
 import { declined, decodeRequest, encodeExit, ProtocolError, type RunRequest, requestLength, takeSignals } from './protocol.js';
@@ -73,20 +73,6 @@ export function environmentMismatch(caller: Record<string, string>, cwd: string,
 }
 
 export function startRunnerDaemon(opts: RunnerDaemonOptions): Promise<RunningRunnerDaemon> {
-  const inFlight = new Set<Promise<unknown>>();
-  let idleTimer: NodeJS.Timeout | undefined;
-
-  const armIdle = () => {
-    if (!opts.idleExitMs) return;
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      if (inFlight.size === 0) {
-        log.info({ idleExitMs: opts.idleExitMs }, 'ctnet runner daemon idle: exiting');
-        void daemon.close();
-      }
-    }, opts.idleExitMs);
-  };
-
   const serve = async (
     socket: Socket,
     request: RunRequest,
@@ -153,7 +139,7 @@ export function startRunnerDaemon(opts: RunnerDaemonOptions): Promise<RunningRun
   };
 
   const server = createServer({ allowHalfOpen: true }, (socket) => {
-    clearTimeout(idleTimer);
+    life.busy();
     let pending: Buffer = Buffer.alloc(0);
     let started = false;
     const signals = new Set<(signal: number) => void>();
@@ -168,17 +154,13 @@ export function startRunnerDaemon(opts: RunnerDaemonOptions): Promise<RunningRun
           const request = decodeRequest(pending.subarray(0, length));
           pending = pending.subarray(length);
           started = true;
-          const work = serve(socket, request, signals, early)
-            .catch((err) => {
+          life.track(
+            serve(socket, request, signals, early).catch((err) => {
               // A bug of ours after the request was taken: the caller learns it and exits 125.
               log.error({ err: String(err) }, 'runner daemon call failed');
               socket.destroy();
-            })
-            .finally(() => {
-              inFlight.delete(work);
-              if (inFlight.size === 0) armIdle();
-            });
-          inFlight.add(work);
+            }),
+          );
         }
         const { signals: received, rest } = takeSignals(pending);
         pending = rest;
@@ -193,21 +175,7 @@ export function startRunnerDaemon(opts: RunnerDaemonOptions): Promise<RunningRun
     });
   });
 
-  const daemon: RunningRunnerDaemon = {
-    server,
-    async close() {
-      clearTimeout(idleTimer);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.allSettled([...inFlight]);
-    },
-  };
-
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(`\0${opts.socketName}`, () => {
-      server.off('error', reject);
-      armIdle();
-      resolve(daemon);
-    });
-  });
+  const life = residentLife(server, 'ctnet runner daemon', opts.idleExitMs);
+  const daemon: RunningRunnerDaemon = { server, close: life.close };
+  return life.listen(opts.socketName).then(() => daemon);
 }
