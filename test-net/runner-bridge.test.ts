@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { run } from '../core/index.js';
 import {
+  assertAllReleased,
   busyboxRootfs,
   ctnet,
   ensureInitHelper,
@@ -160,16 +161,7 @@ test('kill -9 of the CLI in the middle of a bridge run, then ps and rm -f: no ve
   t.is(mid.leases.length, running, 'a lease for each running container only');
   t.is(mid.links.filter((l) => l.startsWith('veth')).length, running, 'a veth for each running container only');
   if (ps.length) await ctnet(renv, ['rm', '-f', ...ps.map((c) => c.Id)]);
-  const after = await settledSnapshot(renv);
-  t.deepEqual(
-    after.links.filter((l) => l.startsWith('veth')),
-    [],
-  );
-  t.deepEqual(after.leases, []);
-  t.deepEqual(after.rules, []);
-  const ports = join(renv.root, 'portmap', 'ports');
-  t.deepEqual(existsSync(ports) ? readdirSync(ports) : [], []);
-  t.deepEqual(leftovers(renv), nothingLeft);
+  await assertAllReleased(t, renv);
 });
 
 test('parallel runs: distinct addresses and ports, all reachable, all released', async (t) => {
@@ -188,14 +180,7 @@ test('parallel runs: distinct addresses and ports, all reachable, all released',
   for (let i = 0; i < n; i++)
     t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18200 + i, request), /hello-from-ctr/, `p${i}`);
   await ctnet(renv, ['rm', '-f', ...ids]);
-  const after = await settledSnapshot(renv);
-  t.deepEqual(
-    after.links.filter((l) => l.startsWith('veth')),
-    [],
-  );
-  t.deepEqual(after.leases, []);
-  t.deepEqual(after.rules, []);
-  t.deepEqual(leftovers(renv), nothingLeft);
+  await assertAllReleased(t, renv);
 });
 
 test('a network of its own from a conflist in the state root', async (t) => {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import {
+  assertAllReleased,
   busyboxRootfs,
   ctnet,
   ensureInitHelper,
@@ -185,12 +186,5 @@ test('the daemon killed during a foreground run: the caller exits 125, and the n
     await new Promise((r) => setTimeout(r, 50));
   }
   t.is((await ctnet(renv, ['ps', '-a', '-q'], { bundle: true })).stdout, '', '--rm honoured by the next command');
-  const after = await settledSnapshot(renv);
-  t.deepEqual(
-    after.links.filter((l) => l.startsWith('veth')),
-    [],
-  );
-  t.deepEqual(after.rules, []);
-  t.deepEqual(after.leases, []);
-  t.deepEqual(leftovers(renv), nothingLeft);
+  await assertAllReleased(t, renv);
 });

@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { type RunResult, run } from '../core/index.js';
 import { nftBin } from './firewall-fixtures.js';
 import { netnsPath, nsRun, randomSuffix, repoRoot } from './sandbox.js';
@@ -224,4 +225,22 @@ export async function settledSnapshot(renv: RunnerEnv, ms = 5000): Promise<Await
     if (!s.links.some((l) => l.startsWith('veth')) || Date.now() > deadline) return s;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Asserts that every container is gone with all it held: veths (once the kernel has destroyed their
+ * namespaces), per-container rules, leases, port reservations, and the runner's own state.
+ */
+export async function assertAllReleased(t: ExecutionContext, renv: RunnerEnv): Promise<void> {
+  const after = await settledSnapshot(renv);
+  t.deepEqual(
+    after.links.filter((l) => l.startsWith('veth')),
+    [],
+    'no veth left',
+  );
+  t.deepEqual(after.leases, [], 'no lease left');
+  t.deepEqual(after.rules, [], 'no per-container rule left');
+  const ports = join(renv.root, 'portmap', 'ports');
+  t.deepEqual(existsSync(ports) ? readdirSync(ports) : [], [], 'no port reservation left');
+  t.deepEqual(leftovers(renv), nothingLeft);
 }

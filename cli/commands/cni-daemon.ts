@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CtnetError, ErrorCode, log } from '../../core/index.js';
+import { idleExitMs, listenFailure } from './resident.js';
 
 /** Set by the build (scripts/build.mjs) to the socket name compiled into bin/cni/<type>. */
 declare const __CTNET_CNI_SOCKET__: string | undefined;
@@ -25,10 +26,7 @@ export function register(program: Command): void {
     )
     .option('--idle-exit <seconds>', 'exit after this many seconds without a call (0: never)', '0')
     .action(async (opts: { idleExit: string }) => {
-      const idle = Number(opts.idleExit);
-      if (!Number.isFinite(idle) || idle < 0) {
-        throw new CtnetError(ErrorCode.invalidConfig, `invalid --idle-exit "${opts.idleExit}": expected seconds ≥ 0`);
-      }
+      const idle = idleExitMs(opts.idleExit);
       const [{ startDaemon }, { builtinPlugins }] = await Promise.all([
         import('../../plugins/daemon/server.js'),
         import('../../plugins/registry.js'),
@@ -36,15 +34,9 @@ export function register(program: Command): void {
       const socketName = cniSocketName();
       let daemon: Awaited<ReturnType<typeof startDaemon>>;
       try {
-        daemon = await startDaemon({ socketName, registry: builtinPlugins, idleExitMs: idle * 1000 });
+        daemon = await startDaemon({ socketName, registry: builtinPlugins, idleExitMs: idle });
       } catch (err) {
-        const inUse = (err as { code?: string }).code === 'EADDRINUSE';
-        throw new CtnetError(
-          inUse ? ErrorCode.exists : ErrorCode.io,
-          inUse
-            ? 'failed to start the CNI daemon: one already serves this network namespace'
-            : `failed to start the CNI daemon: ${(err as Error).message}`,
-        );
+        throw listenFailure(err, 'the CNI daemon', 'this network namespace');
       }
       log.info({ socket: `@${socketName}`, pid: process.pid }, 'ctnet CNI daemon listening');
       process.stderr.write(`ctnet CNI daemon: serving @${socketName} (pid ${process.pid})\n`);

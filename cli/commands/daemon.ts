@@ -10,6 +10,7 @@ import { CtnetError, ErrorCode, log } from '../../core/index.js';
 import type { RunCall, RunnerContext } from '../../runner/index.js';
 import { errorReport } from '../output.js';
 import { defineRun, type RunFlags, runCommand } from './container.js';
+import { idleExitMs, listenFailure } from './resident.js';
 
 /** Set by the build (scripts/build.mjs) to the socket name compiled into bin/ctnet. */
 declare const __CTNET_RUN_SOCKET__: string | undefined;
@@ -79,10 +80,7 @@ export function register(program: Command): void {
     )
     .option('--idle-exit <seconds>', 'exit after this many seconds without a call (0: never)', '0')
     .action(async (opts: { idleExit: string }) => {
-      const idle = Number(opts.idleExit);
-      if (!Number.isFinite(idle) || idle < 0) {
-        throw new CtnetError(ErrorCode.invalidConfig, `invalid --idle-exit "${opts.idleExit}": expected seconds ≥ 0`);
-      }
+      const idle = idleExitMs(opts.idleExit);
       const r = await import('../../runner/index.js');
       const base = r.defaultContext();
       const socketName = r.daemonSocketName(runSocketBase(), base.paths.root);
@@ -90,17 +88,11 @@ export function register(program: Command): void {
       try {
         daemon = await r.startRunnerDaemon({
           socketName,
-          idleExitMs: idle * 1000,
+          idleExitMs: idle,
           handler: (call) => serveRun(r, base, call),
         });
       } catch (err) {
-        const inUse = (err as { code?: string }).code === 'EADDRINUSE';
-        throw new CtnetError(
-          inUse ? ErrorCode.exists : ErrorCode.io,
-          inUse
-            ? 'failed to start the ctnet daemon: one already serves this network namespace and state root'
-            : `failed to start the ctnet daemon: ${(err as Error).message}`,
-        );
+        throw listenFailure(err, 'the ctnet daemon', 'this network namespace and state root');
       }
       // The plugins a default network runs, loaded now rather than by the first container.
       base.preload(['bridge', 'host-local', 'portmap', 'loopback']);
