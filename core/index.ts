@@ -4,5 +4,6 @@ export * from './exec.js';
 export * from './ip.js';
 export * from './log.js';
 export * from './native.js';
+export * from './netlink-socket.js';
 export * from './random.js';
 export * from './resident.js';

@@ -1,13 +1,18 @@
 /**
- * The nftables backend: everything lives in one table of our own (`inet ctnet`); every change is one `nft -f`
- * transaction. Base chains hold only static dispatch rules (rewritten idempotently in each transaction);
- * per-attachment state is a regular chain plus verdict-map elements that point at it, so removing an attachment
- * never needs rule handles of shared chains.
+ * The nftables backend: everything lives in one table of our own (`inet ctnet`). Base chains hold only static
+ * rules that look packets up in sets and maps (made and repaired by nft scripts); an attachment's state is
+ * elements of those sets, each carrying the attachment's comment, added and removed in one nf_tables transaction
+ * over netlink (nft-netlink.ts): no rule changes per container, and a cost that does not grow with their number.
+ * Chains per attachment remain only for port forwards with extra match conditions, and for removing what earlier
+ * versions made (a masquerade or DNAT chain per attachment, reached through verdict maps).
  */
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
 import type { NftExec } from './nft-exec.js';
+import { NftElements } from './nft-netlink.js';
+import { OwnedElements } from './nft-owned.js';
+import { markerElement, nftSets, outboundElements, setDeclarations } from './nft-sets.js';
 import { NftForwards } from './nftables-forwards.js';
 import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
 
@@ -45,7 +50,6 @@ export const nftMasqMark = '0x00002000';
 export const T = `${nftNames.family} ${nftNames.table}`;
 export const ipKeyword: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
-const ipKw: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 
 export function nftMasqChainName(key: AttachmentKey): string {
   return `${nftNames.masqPrefix}${attachmentHash(key).slice(0, 20)}`;
@@ -98,38 +102,46 @@ export async function tryFastPath(exec: NftExec, lines: string[], what: string):
  */
 export function baseLines(): string[] {
   const N = nftNames;
+  const S = nftSets;
   const base = (name: string, spec: string) => [`add chain ${T} ${name} { ${spec}; policy accept; }`, `flush chain ${T} ${name}`];
   return [
     `add table ${T}`,
+    // Verdict maps of attachments with a chain of their own (conditions; earlier versions).
     `add map ${T} ${N.masqMap[4]} { type ipv4_addr : verdict; }`,
     `add map ${T} ${N.masqMap[6]} { type ipv6_addr : verdict; }`,
     `add map ${T} ${N.hostportMap} { type inet_proto . inet_service : verdict; }`,
     `add map ${T} ${N.hostportAddrMap[4]} { type ipv4_addr . inet_proto . inet_service : verdict; }`,
     `add map ${T} ${N.hostportAddrMap[6]} { type ipv6_addr . inet_proto . inet_service : verdict; }`,
+    ...setDeclarations(T),
     `add chain ${T} ${N.hostports}`,
     `flush chain ${T} ${N.hostports}`,
     `add rule ${T} ${N.hostports} ip daddr . meta l4proto . th dport vmap @${N.hostportAddrMap[4]}`,
     `add rule ${T} ${N.hostports} ip6 daddr . meta l4proto . th dport vmap @${N.hostportAddrMap[6]}`,
     `add rule ${T} ${N.hostports} meta l4proto . th dport vmap @${N.hostportMap}`,
+    // A mapping limited to one host address first: it is the more specific.
+    `add rule ${T} ${N.hostports} dnat ip to ip daddr . meta l4proto . th dport map @${S.fwdAddr[4]}`,
+    `add rule ${T} ${N.hostports} dnat ip6 to ip6 daddr . meta l4proto . th dport map @${S.fwdAddr[6]}`,
+    `add rule ${T} ${N.hostports} dnat ip to meta l4proto . th dport map @${S.fwd[4]}`,
+    `add rule ${T} ${N.hostports} dnat ip6 to meta l4proto . th dport map @${S.fwd[6]}`,
     ...base(N.prerouting, 'type nat hook prerouting priority dstnat'),
     `add rule ${T} ${N.prerouting} fib daddr type local jump ${N.hostports}`,
     ...base(N.output, 'type nat hook output priority -100'),
     `add rule ${T} ${N.output} fib daddr type local jump ${N.hostports}`,
     ...base(N.postrouting, 'type nat hook postrouting priority srcnat'),
     `add rule ${T} ${N.postrouting} meta mark & ${nftMasqMark} == ${nftMasqMark} masquerade`,
+    `add rule ${T} ${N.postrouting} ct status dnat ip daddr . ip saddr @${S.hairpin[4]} masquerade`,
+    `add rule ${T} ${N.postrouting} ct status dnat ip6 daddr . ip6 saddr @${S.hairpin[6]} masquerade`,
+    `add rule ${T} ${N.postrouting} ct status dnat ip saddr 127.0.0.0/8 ip daddr @${S.localhost4} masquerade`,
     `add rule ${T} ${N.postrouting} ip saddr vmap @${N.masqMap[4]}`,
     `add rule ${T} ${N.postrouting} ip6 saddr vmap @${N.masqMap[6]}`,
+    `add rule ${T} ${N.postrouting} ip daddr != ${multicast[4]} ip saddr . ip daddr @${S.outbound[4]} masquerade`,
+    `add rule ${T} ${N.postrouting} ip6 daddr != ${multicast[6]} ip6 saddr . ip6 daddr @${S.outbound[6]} masquerade`,
     `add chain ${T} ${N.admin}`,
     ...base(N.forward, 'type filter hook forward priority filter'),
     `add rule ${T} ${N.forward} jump ${N.admin}`,
     ...base(N.input, 'type filter hook input priority filter'),
     `add rule ${T} ${N.input} ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct state != { established, related } ct status ! dnat drop ${commentArg('ctnet drop non-loopback to loopback net for route_localnet')}`,
   ];
-}
-
-function masqRule(chain: string, comment: string, a: ParsedCidr): string {
-  const ip = ipKw[a.family];
-  return `add rule ${T} ${chain} ${ip} saddr ${a.address} ${ip} daddr != ${a.subnet} ${ip} daddr != ${multicast[a.family]} masquerade ${commentArg(comment)}`;
 }
 
 /** Source addresses of the masquerade rules listed in `text` (a `nft list chain` of a per-attachment chain). */
@@ -176,12 +188,22 @@ function groupByFamily(addresses: string[]): ParsedCidr[] {
   return addresses.map(parseCidr).filter((p) => !seen.has(p.host) && seen.add(p.host));
 }
 
+const outboundSets = [nftSets.outbound[4], nftSets.outbound[6], nftSets.attachments];
+
+/** The elements of an attachment's masquerade (none without addresses). */
+function masqueradeElements(key: AttachmentKey, addresses: string[], comment: string) {
+  const out = groupByFamily(addresses).flatMap((a) => outboundElements(a, comment));
+  return out.length ? [markerElement('masq', key, comment), ...out] : [];
+}
+
 export class NftablesFirewall implements Firewall {
   private readonly forwards: NftForwards;
+  private readonly owned: OwnedElements;
   readonly backend = 'nftables' as const;
 
   constructor(readonly exec: NftExec) {
-    this.forwards = new NftForwards(exec);
+    this.owned = new OwnedElements(new NftElements(nftNames.table), () => nftApply(exec, baseLines()));
+    this.forwards = new NftForwards(exec, this.owned);
   }
 
   setupPortForwards(spec: PortForwardSpec): Promise<void> {
@@ -197,6 +219,35 @@ export class NftablesFirewall implements Firewall {
     return this.forwards.gc(network, valid);
   }
 
+  async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
+    validateKey(spec);
+    const comment = attachmentComment('masq', spec);
+    const want = masqueradeElements(spec, spec.addresses, comment);
+    try {
+      if (!want.length) await this.owned.removeListed(comment, outboundSets);
+      else await this.owned.install(want, comment, outboundSets);
+    } catch (err) {
+      throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
+    }
+  }
+
+  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void> {
+    validateKey(key);
+    const comment = attachmentComment('masq', key);
+    try {
+      if (knownAddresses?.length) {
+        const candidates = masqueradeElements(key, knownAddresses, comment);
+        const outcome = await this.owned.removeKnown(comment, candidates);
+        if (outcome === 'removed') return;
+        if (outcome === 'none' && (await this.teardownMasqueradeChain(key, knownAddresses))) return;
+      }
+      if (await this.owned.removeListed(comment, outboundSets)) return;
+      await this.teardownMasqueradeChain(key);
+    } catch (err) {
+      throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
+    }
+  }
+
   /** Lines removing map elements for `sources` that point at `chain` (add-then-delete: no error when absent). */
   private elementRemoval(chain: string, sources: { family: Family; address: string }[]): string[] {
     return sources.flatMap(({ family, address }) => [
@@ -205,131 +256,64 @@ export class NftablesFirewall implements Firewall {
     ]);
   }
 
-  /** Current owners of `addresses` in the masquerade maps (address → chain). */
-  private async owners(sources: { family: Family; address: string }[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    for (const { family, address } of sources) {
-      const text = await this.exec.list(`get element ${T} ${nftNames.masqMap[family]} { ${address} }`);
-      const owner = text ? elementsIn(text).get(address) : undefined;
-      if (owner) out.set(address, owner);
-    }
-    return out;
-  }
-
-  async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
-    validateKey(spec);
-    const addrs = groupByFamily(spec.addresses);
-    const chain = nftMasqChainName(spec);
-    const comment = attachmentComment('masq', spec);
-    try {
-      const fast = [
-        `create chain ${T} ${chain}`,
-        ...addrs.map((a) => masqRule(chain, comment, a)),
-        ...addrs.map((a) => `add element ${T} ${nftNames.masqMap[a.family]} { ${a.address} : jump ${chain} }`),
-      ];
-      if (addrs.length && (await tryFastPath(this.exec, fast, 'masquerade setup'))) return;
-      const existing = await this.exec.list(`list chain ${T} ${chain}`);
-      const old = existing ? sourcesIn(existing) : [];
-      const build = (takeOver: Map<string, string>) => {
-        const lines = baseLines();
-        // Elements of an earlier ADD of this attachment go first (they may name other addresses).
-        lines.push(...this.elementRemoval(chain, old));
-        for (const [address, owner] of takeOver) {
-          const fam = addrs.find((a) => a.address === address)?.family ?? 4;
-          log.warn({ address, owner, chain }, 'taking over a masquerade address still claimed by a stale attachment');
-          lines.push(`delete element ${T} ${nftNames.masqMap[fam]} { ${address} }`);
-        }
-        lines.push(`add chain ${T} ${chain}`, `flush chain ${T} ${chain}`);
-        if (!addrs.length) {
-          lines.push(`delete chain ${T} ${chain}`);
-          return lines;
-        }
-        for (const a of addrs) lines.push(masqRule(chain, comment, a));
-        for (const a of addrs) lines.push(`add element ${T} ${nftNames.masqMap[a.family]} { ${a.address} : jump ${chain} }`);
-        return lines;
-      };
-      try {
-        await nftApply(this.exec, build(new Map()));
-      } catch (err) {
-        // The usual cause: an address still points at a stale attachment's chain (its DEL never came).
-        const owners = await this.owners(addrs);
-        const stale = new Map([...owners].filter(([, owner]) => owner !== chain));
-        if (!stale.size) throw err;
-        await nftApply(this.exec, build(stale));
-      }
-    } catch (err) {
-      throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
-    }
-  }
-
-  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void> {
-    validateKey(key);
+  /** Removes a masquerade chain of an earlier version and the map elements that jump to it; true when it existed. */
+  private async teardownMasqueradeChain(key: AttachmentKey, knownAddresses?: string[]): Promise<boolean> {
     const chain = nftMasqChainName(key);
     const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
-    try {
-      if (knownAddresses?.length) {
-        const known = groupByFamily(knownAddresses);
-        // Plain deletes: an element that is not there fails the fast path (add-then-delete would cost a validation).
-        const deletes = known.map((a) => `delete element ${T} ${nftNames.masqMap[a.family]} { ${a.address} }`);
-        if (await tryFastPath(this.exec, [...deletes, ...tail], 'masquerade teardown')) return;
-      }
-      const existing = await this.exec.list(`list chain ${T} ${chain}`);
-      if (!existing) return;
-      const sources = sourcesIn(existing);
-      try {
-        await nftApply(this.exec, [...this.elementRemoval(chain, sources), ...tail]);
-      } catch (err) {
-        // An address was taken over by a newer attachment, or our rules were removed behind our back so the
-        // chain no longer tells which elements point at it: list the maps and remove exactly the elements that do.
-        log.info({ err, chain }, 'masquerade elements differ from the chain; removing by listing the maps');
-        const lines: string[] = [];
-        for (const family of [4, 6] as const) {
-          const map = nftNames.masqMap[family];
-          const text = (await this.exec.list(`list map ${T} ${map}`)) ?? '';
-          for (const [address, owner] of elementsIn(text)) {
-            if (owner === chain) lines.push(`delete element ${T} ${map} { ${address} }`);
-          }
-        }
-        await nftApply(this.exec, [...lines, ...tail]);
-      }
-    } catch (err) {
-      throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
+    if (knownAddresses?.length) {
+      const known = groupByFamily(knownAddresses);
+      // Plain deletes: an element that is not there fails the fast path (add-then-delete would cost a validation).
+      const deletes = known.map((a) => `delete element ${T} ${nftNames.masqMap[a.family]} { ${a.address} }`);
+      if (await tryFastPath(this.exec, [...deletes, ...tail], 'masquerade teardown')) return true;
     }
+    const existing = await this.exec.list(`list chain ${T} ${chain}`);
+    if (!existing) return false;
+    try {
+      await nftApply(this.exec, [...this.elementRemoval(chain, sourcesIn(existing)), ...tail]);
+    } catch (err) {
+      // An address was taken over by a newer attachment, or our rules were removed behind our back so the chain no
+      // longer tells which elements point at it: list the maps and remove exactly the elements that do.
+      log.info({ err, chain }, 'masquerade elements differ from the chain; removing by listing the maps');
+      const lines: string[] = [];
+      for (const family of [4, 6] as const) {
+        const map = nftNames.masqMap[family];
+        const text = (await this.exec.list(`list map ${T} ${map}`)) ?? '';
+        for (const [address, owner] of elementsIn(text)) {
+          if (owner === chain) lines.push(`delete element ${T} ${map} { ${address} }`);
+        }
+      }
+      await nftApply(this.exec, [...lines, ...tail]);
+    }
+    return true;
   }
 
   async checkMasquerade(spec: MasqueradeSpec): Promise<void> {
     validateKey(spec);
     const addrs = groupByFamily(spec.addresses);
-    const chain = nftMasqChainName(spec);
+    const comment = attachmentComment('masq', spec);
     const fail = (what: string) =>
       new CtnetError(ErrorCode.internal, `failed to check masquerade for ${attachmentLabel(spec)}: ${what}`);
-    const [existing, base] = await Promise.all([
-      this.exec.list(`list chain ${T} ${chain}`),
-      this.exec.list(`list chain ${T} ${nftNames.postrouting}`),
-    ]);
-    if (!existing) throw fail(`chain ${nftNames.table}/${chain} is missing`);
+    const base = await this.exec.list(`list chain ${T} ${nftNames.postrouting}`);
     for (const f of [4, 6] as const) {
-      if (addrs.some((a) => a.family === f) && !base?.includes(`${ipKw[f]} saddr vmap @${nftNames.masqMap[f]}`)) {
-        throw fail(`the ${nftNames.postrouting} chain does not dispatch IPv${f} to @${nftNames.masqMap[f]}`);
+      if (addrs.some((a) => a.family === f) && !base?.includes(`@${nftSets.outbound[f]} masquerade`)) {
+        throw fail(`the ${nftNames.postrouting} chain does not masquerade sources in @${nftSets.outbound[f]}`);
       }
     }
-    const owners = await this.owners(addrs);
-    for (const a of addrs) {
-      const ip = ipKw[a.family];
-      const rule = `${ip} saddr ${a.address} ${ip} daddr != ${a.subnet}`;
-      if (!existing.includes(rule)) throw fail(`rule "${rule} … masquerade" is missing`);
-      if (owners.get(a.address) !== chain) throw fail(`map element for ${a.address} does not point at ${chain}`);
-    }
+    const want = masqueradeElements(spec, spec.addresses, comment);
+    const missing = await this.owned.firstMissing(want, comment);
+    if (missing) throw fail(`an element of @${missing.set} for ${addrs.map((a) => a.address).join(', ')} is missing`);
   }
 
   async gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
     validateKey({ network, containerId: 'x', ifname: 'x' });
+    const keepComments = new Set(valid.map((k) => attachmentComment('masq', { ...k, network })));
     const keep = new Set(valid.map((k) => nftMasqChainName({ ...k, network })));
     try {
+      await this.owned.collect(network, 'masq', outboundSets, (k) => keepComments.has(attachmentComment('masq', k)));
       const text = await this.exec.list(`list table ${T}`);
       if (!text) return;
       const stale = staleChains(text, network, keep, nftNames.masqPrefix, nftMasqChainName);
-      // GC also rewrites the base: the ADD fast path leaves base chains as it finds them.
+      // GC also rewrites the base: an ADD leaves base chains as it finds them.
       const lines: string[] = baseLines();
       for (const [address, owner] of elementsIn(text)) {
         if (stale.has(owner)) lines.push(`delete element ${T} ${nftNames.masqMap[address.includes(':') ? 6 : 4]} { ${address} }`);

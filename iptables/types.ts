@@ -78,4 +78,11 @@ export interface KnownForwards {
   /** hostIP: '' or absent, '0.0.0.0', '::' = every address; else the one address the mapping was limited to. */
   forwards: { protocol: string; hostPort: number; hostIP?: string }[];
   families: (4 | 6)[];
+  /**
+   * The container's addresses (CIDR) and ADD's snat and masqAll: with them a backend that keeps elements per
+   * attachment can look its elements up by key instead of listing.
+   */
+  addresses?: string[];
+  snat?: boolean;
+  masqAll?: boolean;
 }

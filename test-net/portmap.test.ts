@@ -246,8 +246,8 @@ for (const backend of backends) {
       const chain = rules.match(/-A (CTNET-DN-[0-9A-F]+) .*id=c1 /)?.[1] as string;
       await nsRun(w.host, 'iptables', ['-t', 'nat', '-F', chain]);
     } else {
-      const chain = rules.match(/chain (dnat-[0-9a-f]+) \{\n[^\n]*id=c1 /)?.[1] as string;
-      await nsRun(w.host, nftBin, ['flush', 'chain', 'inet', 'ctnet', chain]);
+      t.regex(rules, /tcp \. 8080 comment "ctnet dnat net=\S+ id=c1 if=eth0" : /);
+      await nsRun(w.host, nftBin, ['delete', 'element', 'inet', 'ctnet', 'fwd4', '{ tcp . 8080 }']);
     }
     const check = await portmap(w, 'CHECK', 'c1', c1, mappings);
     t.not(check.exitCode, 0);

@@ -133,7 +133,13 @@ async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
   const addresses = ctx.prevResult ? containerAddresses(ctx.prevResult, ctx.env.ifname) : [];
   const known: KnownForwards | undefined =
     held?.length && addresses.length
-      ? { forwards: held, families: [...new Set(addresses.map((a) => parseCidr(a).family))] }
+      ? {
+          forwards: held,
+          families: [...new Set(addresses.map((a) => parseCidr(a).family))],
+          addresses,
+          snat: s.snat,
+          masqAll: s.masqAll,
+        }
       : undefined;
   try {
     await firewall.teardownPortForwards(key, known);

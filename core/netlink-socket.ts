@@ -1,0 +1,257 @@
+/**
+ * A request/response netlink socket over the native binding that the `netlink` package ships.
+ *
+ * Why not the package's JavaScript layer: loading it costs ~12 ms (node-gyp-build's prebuild
+ * search and the generated struct code), against ~0.6 ms for the binary alone, and every CNI
+ * call pays that. Its request() also resolves on the first reply message, leaving the ACK that
+ * follows a GET as a stray. Here a request completes on its ACK, ERROR or DONE message.
+ *
+ * Any netlink protocol: rtnetlink (netns/) and nfnetlink (iptables/, whose nf_tables batches go
+ * out as several messages in one datagram through batch()).
+ *
+ * The socket is bound to the network namespace of the thread that creates it (netns/switch.ts).
+ * It holds the event loop only while a request is outstanding.
+ */
+import { dirname } from 'node:path';
+import { getSystemErrorName } from 'node:util';
+import { lazyRequire, lazyResolve } from './native.js';
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+const HEADER_LENGTH = 16;
+
+/** A request the kernel rejected; `code` is the errno name so core's hasErrno() finds it. */
+export class NetlinkError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  constructor(errno: number) {
+    const name = errnoName(errno);
+    super(`${errnoText[name] ?? 'rejected by the kernel'} (${name})`);
+    this.name = 'NetlinkError';
+    this.code = name;
+    this.errno = Math.abs(errno);
+  }
+}
+
+const errnoText: Record<string, string> = {
+  EEXIST: 'already exists',
+  ENODEV: 'no such device',
+  ENOENT: 'not found',
+  ESRCH: 'no such entry',
+  EINVAL: 'invalid argument',
+  EPERM: 'operation not permitted',
+  EACCES: 'permission denied',
+  EOPNOTSUPP: 'operation not supported',
+  ENOTSUP: 'operation not supported',
+  EBUSY: 'device or resource busy',
+  EADDRNOTAVAIL: 'address not available',
+  ENETUNREACH: 'network is unreachable',
+  EHOSTUNREACH: 'no route to host',
+  ERANGE: 'value out of range',
+  EAFNOSUPPORT: 'address family not supported',
+  ENOBUFS: 'no buffer space available',
+  ENOSPC: 'no space left',
+  EBADF: 'bad file descriptor',
+};
+
+/** What withNetlink's Netlink needs from a socket: one request → the payloads of the replies. */
+export interface RequestSocket {
+  request(type: number, flags: number, body: Buffer): Promise<Buffer[]>;
+  close(): void;
+}
+
+interface NativeNetlink {
+  bind(port: number, groups: number): void;
+  send(port: number, groups: number, data: Buffer[], callback: (err?: Error) => void): void;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+type NativeNetlinkConstructor = new (
+  protocol: number,
+  msgBuffer: number,
+  onMessage: (msg: Buffer) => void,
+  onError: (err: Error) => void,
+) => NativeNetlink;
+
+let nativeConstructor: NativeNetlinkConstructor | undefined;
+
+function loadNative(): NativeNetlinkConstructor {
+  if (nativeConstructor) return nativeConstructor;
+  type Binding = { NativeNetlink: NativeNetlinkConstructor };
+  let binding: Binding;
+  try {
+    binding = lazyRequire(`netlink/prebuilds/${process.platform}-${process.arch}/node.napi.node`) as Binding;
+  } catch {
+    // No prebuild for this platform: the package built one from source; let its own loader find it.
+    const nodeGypBuild = lazyRequire('node-gyp-build') as (dir: string) => Binding;
+    binding = nodeGypBuild(dirname(lazyResolve('netlink/package.json')));
+  }
+  nativeConstructor = binding.NativeNetlink;
+  return nativeConstructor;
+}
+
+/** One message of a batch. */
+export interface NetlinkPart {
+  type: number;
+  flags?: number;
+  body: Buffer;
+  /** Ask for an answer (NLM_F_ACK). A part without one (nfnetlink's batch begin and end) counts only if it fails. */
+  ack: boolean;
+}
+
+interface Pending {
+  replies: Buffer[];
+  /** Called once, on the part's ACK, ERROR or DONE (err undefined on success). */
+  done(err: Error | undefined, replies: Buffer[]): void;
+}
+
+function message(type: number, flags: number, seq: number, body: Buffer): Buffer[] {
+  const header = Buffer.alloc(HEADER_LENGTH);
+  header.writeUInt32LE(HEADER_LENGTH + body.length, 0);
+  header.writeUInt16LE(type, 4);
+  header.writeUInt16LE(flags | NLM_F_REQUEST, 6);
+  header.writeUInt32LE(seq, 8);
+  const pad = (4 - (body.length % 4)) % 4;
+  return pad ? [header, body, Buffer.alloc(pad)] : [header, body];
+}
+
+export class RtnlSocket implements RequestSocket {
+  private readonly native: NativeNetlink;
+  private readonly pending = new Map<number, Pending>();
+  private seq = 1;
+  private closed = false;
+
+  /** Creates and binds the socket now, in the calling thread's network namespace. */
+  constructor(
+    protocol = 0 /* NETLINK_ROUTE */,
+    private readonly timeoutMs = 10_000,
+  ) {
+    const Native = loadNative();
+    this.native = new Native(
+      protocol,
+      0,
+      (msg) => this.receive(msg),
+      (err) => this.failAll(err),
+    );
+    try {
+      this.native.bind(0, 0); // port 0: the kernel picks a unique one
+    } catch (err) {
+      this.native.close();
+      throw err;
+    }
+    this.native.unref();
+  }
+
+  private nextSeq(): number {
+    const seq = this.seq;
+    this.seq = (this.seq % 0xffffffff) + 1;
+    return seq;
+  }
+
+  request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
+    return this.batch([{ type, flags, body, ack: true }]).then(([outcome]) => {
+      if (outcome?.error) throw outcome.error;
+      return outcome?.replies ?? [];
+    });
+  }
+
+  /**
+   * Sends `parts` as one datagram (an nfnetlink batch is processed, and committed or aborted, as a whole). Resolves
+   * once every part that asked for an answer has one, with those answers in order; the kernel's refusal of a part
+   * is its `error`. Rejects when the socket fails, the kernel does not answer in time, or a part that asked for no
+   * answer is refused (the whole batch was then not understood).
+   */
+  batch(parts: NetlinkPart[]): Promise<{ error: NetlinkError | undefined; replies: Buffer[] }[]> {
+    if (this.closed) return Promise.reject(new Error('netlink socket is closed'));
+    const seqs = parts.map(() => this.nextSeq());
+    return new Promise((resolve, reject) => {
+      const outcomes: { error: NetlinkError | undefined; replies: Buffer[] }[] = [];
+      let waiting = parts.filter((p) => p.ack).length;
+      let finished = false;
+      const finish = (err?: Error) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        for (const seq of seqs) this.pending.delete(seq);
+        if (this.pending.size === 0 && !this.closed) this.native.unref();
+        if (err) reject(err);
+        else resolve(outcomes);
+      };
+      const timer = setTimeout(() => finish(new Error(`no answer from the kernel within ${this.timeoutMs} ms`)), this.timeoutMs);
+      if (this.pending.size === 0) this.native.ref();
+      const data: Buffer[] = [];
+      parts.forEach((part, i) => {
+        const seq = seqs[i] as number;
+        data.push(...message(part.type, (part.flags ?? 0) | (part.ack ? NLM_F_ACK : 0), seq, part.body));
+        if (!part.ack) {
+          this.pending.set(seq, { replies: [], done: (err) => err && finish(err) });
+          return;
+        }
+        const slot = outcomes.push({ error: undefined, replies: [] }) - 1;
+        this.pending.set(seq, {
+          replies: [],
+          done: (err, replies) => {
+            if (err && !(err instanceof NetlinkError)) return finish(err);
+            outcomes[slot] = { error: err, replies };
+            this.pending.delete(seq);
+            if (--waiting === 0) finish();
+          },
+        });
+      });
+      if (waiting === 0) {
+        // Nothing will answer: done once the datagram is out.
+        this.native.send(0, 0, data, (err) => finish(err));
+        return;
+      }
+      this.native.send(0, 0, data, (err) => {
+        if (err) finish(err);
+      });
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+    this.failAll(new Error('netlink socket closed before the kernel answered'));
+  }
+
+  private receive(datagram: Buffer): void {
+    let offset = 0;
+    while (offset + HEADER_LENGTH <= datagram.length) {
+      const len = datagram.readUInt32LE(offset);
+      if (len < HEADER_LENGTH || offset + len > datagram.length) break;
+      const type = datagram.readUInt16LE(offset + 4);
+      const seq = datagram.readUInt32LE(offset + 8);
+      const data = datagram.subarray(offset + HEADER_LENGTH, offset + len);
+      offset += (len + 3) & ~3;
+      const p = this.pending.get(seq);
+      if (!p) continue; // notifications or answers to requests we gave up on
+      if (type === NLMSG_ERROR || type === NLMSG_DONE) {
+        const errno = data.length >= 4 ? data.readInt32LE(0) : 0;
+        this.pending.delete(seq);
+        p.done(errno < 0 ? new NetlinkError(errno) : undefined, p.replies);
+      } else {
+        p.replies.push(data);
+      }
+    }
+  }
+
+  private failAll(err: Error): void {
+    for (const [seq, p] of [...this.pending]) {
+      this.pending.delete(seq);
+      p.done(err, p.replies);
+    }
+  }
+}
