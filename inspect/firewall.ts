@@ -89,7 +89,43 @@ export async function readXtables(family: IpFamily, netns?: string): Promise<Xta
   return parseIptablesSave(r?.code === 0 ? r.stdout : '', family);
 }
 
-/** nft rules with their chain context; empty when nft is missing or the ruleset is empty. */
+/**
+ * An element of one of ctnet's sets as a rule line (chain `@<set>`): the DNAT maps read as the rule they stand
+ * for (`tcp dport 8080 dnat ip to 10.22.0.5:80 comment "…"`), so searches for DNAT rules and comments find them.
+ */
+export function elementRule(set: string, element: string): string {
+  const m = /^(.*?)(?: (comment "[^"]*"))?(?: : (.*))?$/.exec(element.trim());
+  const key = (m?.[1] ?? '').split(' . ');
+  const comment = m?.[2] ? ` ${m[2]}` : '';
+  const data = m?.[3]?.split(' . ');
+  const fwd = /^fwd([46])(-addr)?$/.exec(set);
+  if (!fwd || !data || data.length !== 2) return `${element.trim()}`;
+  const ip = fwd[1] === '6' ? 'ip6' : 'ip';
+  const [addr, proto, port] = fwd[2] ? key : [undefined, ...key];
+  const to = ip === 'ip6' ? `[${data[0]}]:${data[1]}` : `${data[0]}:${data[1]}`;
+  return `${addr ? `${ip} daddr ${addr} ` : ''}${proto} dport ${port} dnat ${ip} to ${to}${comment}`;
+}
+
+/** The elements of an `elements = { … }` text, split at commas outside quotes. */
+export function splitElements(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    if (ch === ',' && !quoted) {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (cur.trim()) out.push(cur);
+  return out.map((e) => e.replace(/\s+/g, ' ').trim()).filter(Boolean);
+}
+
+/**
+ * nft rules with their chain context, and the elements of ctnet's own sets as rules (an attachment's state lives
+ * there: iptables/nft-sets.ts); empty when nft is missing or the ruleset is empty.
+ */
 export async function readNftRules(netns?: string): Promise<RuleLine[]> {
   // Found as the firewall finds it: under `npx`/`npm test`, PATH starts with node_modules/.bin, which holds an
   // unrelated `nft` (a file tracer) that prints nothing and exits 0.
@@ -102,9 +138,29 @@ export async function readNftRules(netns?: string): Promise<RuleLine[]> {
   let family: RuleLine['family'] = 'inet';
   let table = '';
   let chain = '';
+  let set = '';
+  let elements: string | undefined;
   let position = 0;
+  const push = (chainName: string, rule: string, counter?: RegExpExecArray | null) =>
+    out.push({
+      backend: 'nftables',
+      family,
+      table,
+      chain: chainName,
+      rule,
+      packets: Number(counter?.[1] ?? 0),
+      bytes: Number(counter?.[2] ?? 0),
+      position: ++position,
+    });
   for (const raw of r.stdout.split('\n')) {
     const line = raw.trim();
+    if (elements !== undefined) {
+      elements += ` ${line}`;
+      if (!line.endsWith('}')) continue;
+      for (const e of splitElements(elements.replace(/^.*?\{/, '').replace(/\}$/, ''))) push(`@${set}`, elementRule(set, e));
+      elements = undefined;
+      continue;
+    }
     const t = /^table (\S+) (\S+) \{/.exec(line);
     if (t) {
       family = t[1] === 'ip' ? 4 : t[1] === 'ip6' ? 6 : 'inet';
@@ -114,22 +170,29 @@ export async function readNftRules(netns?: string): Promise<RuleLine[]> {
     const c = /^chain (\S+) \{/.exec(line);
     if (c) {
       chain = c[1] as string;
+      set = '';
       position = 0;
       continue;
     }
+    const s = /^(?:set|map) (\S+) \{/.exec(line);
+    if (s) {
+      set = s[1] as string;
+      chain = '';
+      position = 0;
+      continue;
+    }
+    if (set) {
+      if (table === 'ctnet' && line.startsWith('elements = {')) {
+        elements = line;
+        if (line.endsWith('}')) {
+          for (const e of splitElements(line.replace(/^.*?\{/, '').replace(/\}$/, ''))) push(`@${set}`, elementRule(set, e));
+          elements = undefined;
+        }
+      }
+      continue;
+    }
     if (!chain || !line || line === '}' || line.startsWith('type ') || line.startsWith('policy ')) continue;
-    position++;
-    const counter = /counter packets (\d+) bytes (\d+)/.exec(line);
-    out.push({
-      backend: 'nftables',
-      family,
-      table,
-      chain,
-      rule: line,
-      packets: Number(counter?.[1] ?? 0),
-      bytes: Number(counter?.[2] ?? 0),
-      position,
-    });
+    push(chain, line, /counter packets (\d+) bytes (\d+)/.exec(line));
   }
   return out;
 }
