@@ -11,12 +11,9 @@ import { type ElementOp, type NftElements, NftTransactionError, type SetElement 
 import { describeElement, sameElement } from './nft-sets.js';
 import type { AttachmentKey } from './types.js';
 
-/** The address field that starts the key of an interval element: two elements with the same one clash. */
+/** Two elements that cannot both exist: same set and key. */
 function clashes(a: SetElement, b: SetElement): boolean {
-  if (a.set !== b.set) return false;
-  if (!a.keyEnd || !b.keyEnd) return a.key.equals(b.key);
-  const addrLength = a.key.length / 2;
-  return a.key.subarray(0, addrLength).equals(b.key.subarray(0, addrLength));
+  return a.set === b.set && a.key.equals(b.key);
 }
 
 export class OwnedElements {

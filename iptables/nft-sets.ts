@@ -5,7 +5,6 @@
  */
 import { type Family, parseIp } from '../core/index.js';
 import { attachmentHash } from './attachment.js';
-import type { ParsedCidr } from './cidr.js';
 import type { SetElement } from './nft-netlink.js';
 import type { AttachmentKey, PortProtocol } from './types.js';
 
@@ -14,12 +13,22 @@ export const nftSets = {
   fwd: { 4: 'fwd4', 6: 'fwd6' } as Record<Family, string>,
   /** host address . proto . port → container address . port: DNAT of a port published on one host address. */
   fwdAddr: { 4: 'fwd4-addr', 6: 'fwd6-addr' } as Record<Family, string>,
-  /** container address . source range: masquerade DNATed connections to the container from that range (hairpin). */
-  hairpin: { 4: 'hairpin4', 6: 'hairpin6' } as Record<Family, string>,
+  /**
+   * host interface . proto . port: a connection to a published port that arrives from the container's own host
+   * interface (the bridge: another container of the network, or the container itself) is marked for masquerade,
+   * so the answer comes back through the host (hairpin).
+   */
+  hairpin: 'hairpin',
+  /** host interface . host address . proto . port: the same for a port published on one host address. */
+  hairpinAddr: { 4: 'hairpin4-addr', 6: 'hairpin6-addr' } as Record<Family, string>,
   /** container address: masquerade DNATed connections to it from 127.0.0.0/8 (route_localnet). */
   localhost4: 'localhost4',
-  /** container address . destination range: masquerade the container's traffic to that range (bridge ipMasq). */
-  outbound: { 4: 'outbound4', 6: 'outbound6' } as Record<Family, string>,
+  /** container address: masquerade every DNATed connection to it (masqAll). */
+  masqAll: { 4: 'masqall4', 6: 'masqall6' } as Record<Family, string>,
+  /** container address: its traffic is masqueraded (bridge ipMasq) … */
+  masqSource: { 4: 'masq-src4', 6: 'masq-src6' } as Record<Family, string>,
+  /** container address . host interface: … unless it leaves through its own host interface (its subnet). */
+  masqLocal: { 4: 'masq-local4', 6: 'masq-local6' } as Record<Family, string>,
   /**
    * One element per attachment and kind (`d`/`m` + 14 hex digits of the attachment hash, as an interface-name
    * string): created first by every ADD, so a repeated ADD is refused and takes the path that replaces what the
@@ -32,30 +41,42 @@ const addrType: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
 
 /** `add set`/`add map` lines for every set above (idempotent: an existing set is left as it is). */
 export function setDeclarations(T: string): string[] {
+  const S = nftSets;
   const lines: string[] = [];
   for (const f of [4, 6] as const) {
     const a = addrType[f];
     lines.push(
-      `add map ${T} ${nftSets.fwd[f]} { type inet_proto . inet_service : ${a} . inet_service; }`,
-      `add map ${T} ${nftSets.fwdAddr[f]} { type ${a} . inet_proto . inet_service : ${a} . inet_service; }`,
-      `add set ${T} ${nftSets.hairpin[f]} { type ${a} . ${a}; flags interval; }`,
-      `add set ${T} ${nftSets.outbound[f]} { type ${a} . ${a}; flags interval; }`,
+      `add map ${T} ${S.fwd[f]} { type inet_proto . inet_service : ${a} . inet_service; }`,
+      `add map ${T} ${S.fwdAddr[f]} { type ${a} . inet_proto . inet_service : ${a} . inet_service; }`,
+      `add set ${T} ${S.hairpinAddr[f]} { type ifname . ${a} . inet_proto . inet_service; }`,
+      `add set ${T} ${S.masqAll[f]} { type ${a}; }`,
+      `add set ${T} ${S.masqSource[f]} { type ${a}; }`,
+      `add set ${T} ${S.masqLocal[f]} { type ${a} . ifname; }`,
     );
   }
-  lines.push(`add set ${T} ${nftSets.localhost4} { type ipv4_addr; }`, `add set ${T} ${nftSets.attachments} { type ifname; }`);
+  lines.push(
+    `add set ${T} ${S.hairpin} { type ifname . inet_proto . inet_service; }`,
+    `add set ${T} ${S.localhost4} { type ipv4_addr; }`,
+    `add set ${T} ${S.attachments} { type ifname; }`,
+  );
   return lines;
 }
 
-/** Every set above, for listing and GC. */
-export function allSets(): string[] {
-  return [4, 6]
-    .flatMap((f) => [
-      nftSets.fwd[f as Family],
-      nftSets.fwdAddr[f as Family],
-      nftSets.hairpin[f as Family],
-      nftSets.outbound[f as Family],
-    ])
-    .concat(nftSets.localhost4, nftSets.attachments);
+/** The sets port forwards use. */
+export function forwardSets(): string[] {
+  const S = nftSets;
+  return [
+    ...[4, 6].flatMap((f) => [S.fwd[f as Family], S.fwdAddr[f as Family], S.hairpinAddr[f as Family], S.masqAll[f as Family]]),
+    S.hairpin,
+    S.localhost4,
+    S.attachments,
+  ];
+}
+
+/** The sets the bridge's masquerade uses. */
+export function masqueradeSets(): string[] {
+  const S = nftSets;
+  return [S.masqSource[4], S.masqSource[6], S.masqLocal[4], S.masqLocal[6], S.attachments];
 }
 
 const protocolNumber: Record<PortProtocol, number> = { tcp: 6, udp: 17, sctp: 132 };
@@ -106,44 +127,45 @@ export function markerElement(kind: 'dnat' | 'masq', key: AttachmentKey, comment
   return { set: nftSets.attachments, key: name, comment };
 }
 
-/** Inclusive bounds of a CIDR block. */
-function bounds(family: Family, subnet: string): [bigint, bigint] {
-  const [net, len] = subnet.split('/');
-  const bits = family === 4 ? 32n : 128n;
-  const base = (parseIp(net ?? '') as { value: bigint }).value;
-  const size = 1n << (bits - BigInt(len ?? bits));
-  return [base, base + size - 1n];
+/** An interface name as the kernel compares it: IFNAMSIZ bytes, NUL-padded. */
+function ifnameBytes(name: string): Buffer {
+  const b = Buffer.alloc(16);
+  if (Buffer.byteLength(name) > 15 || /[/:\s\0]/.test(name) || !name) throw new Error(`not an interface name: ${name}`);
+  b.write(name, 'utf8');
+  return b;
 }
 
-/** An element `address . [lo, hi]` of a concatenated interval set. */
-function rangeElement(set: string, a: { family: Family; address: string }, lo: bigint, hi: bigint, comment: string) {
-  const key = addrBytes(a.address);
+/** Hairpin: connections to the published port that arrive from `hostInterface` are masqueraded. */
+export function hairpinElement(
+  hostInterface: string,
+  host: { family: Family; address: string } | undefined,
+  protocol: PortProtocol,
+  port: number,
+  comment: string,
+): SetElement {
+  const tail = Buffer.concat([protoBytes(protocol), portBytes(port)]);
+  if (!host) return { set: nftSets.hairpin, key: Buffer.concat([ifnameBytes(hostInterface), tail]), comment };
   return {
-    set,
-    key: Buffer.concat([key, valueBytes(a.family, lo)]),
-    keyEnd: Buffer.concat([key, valueBytes(a.family, hi)]),
+    set: nftSets.hairpinAddr[host.family],
+    key: Buffer.concat([ifnameBytes(hostInterface), addrBytes(host.address), tail]),
     comment,
   };
-}
-
-/** Hairpin masquerade for DNATed connections to `a` from `source` (its subnet, or 0.0.0.0/0 with masqAll). */
-export function hairpinElement(a: ParsedCidr, source: string, comment: string): SetElement {
-  const [lo, hi] = bounds(a.family, source);
-  return rangeElement(nftSets.hairpin[a.family], a, lo, hi, comment);
 }
 
 export function localhostElement(address: string, comment: string): SetElement {
   return { set: nftSets.localhost4, key: addrBytes(address), comment };
 }
 
-/** Masquerade of `a`'s traffic to everything outside its subnet: one element per range left (none for /0). */
-export function outboundElements(a: ParsedCidr, comment: string): SetElement[] {
-  const [lo, hi] = bounds(a.family, a.subnet);
-  const max = a.family === 4 ? (1n << 32n) - 1n : (1n << 128n) - 1n;
-  const out: SetElement[] = [];
-  if (lo > 0n) out.push(rangeElement(nftSets.outbound[a.family], a, 0n, lo - 1n, comment));
-  if (hi < max) out.push(rangeElement(nftSets.outbound[a.family], a, hi + 1n, max, comment));
-  return out;
+export function masqAllElement(family: Family, address: string, comment: string): SetElement {
+  return { set: nftSets.masqAll[family], key: addrBytes(address), comment };
+}
+
+/** The bridge's masquerade of `a`: everything it sends, except through `hostInterface` (its own subnet). */
+export function masqueradeElements(a: { family: Family; address: string }, hostInterface: string, comment: string) {
+  return [
+    { set: nftSets.masqSource[a.family], key: addrBytes(a.address), comment },
+    { set: nftSets.masqLocal[a.family], key: Buffer.concat([addrBytes(a.address), ifnameBytes(hostInterface)]), comment },
+  ];
 }
 
 /** Whether two elements are the same element of the same set (key, range end and mapped value). */

@@ -12,7 +12,7 @@ import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
 import type { NftExec } from './nft-exec.js';
 import { NftElements } from './nft-netlink.js';
 import { OwnedElements } from './nft-owned.js';
-import { markerElement, nftSets, outboundElements, setDeclarations } from './nft-sets.js';
+import { markerElement, masqueradeElements, masqueradeSets, nftSets, setDeclarations } from './nft-sets.js';
 import { NftForwards } from './nftables-forwards.js';
 import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
 
@@ -48,6 +48,7 @@ export const nftNames = {
 export const nftMasqMark = '0x00002000';
 
 export const T = `${nftNames.family} ${nftNames.table}`;
+const markForMasquerade = `meta mark set meta mark | ${nftMasqMark}`;
 export const ipKeyword: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 
@@ -118,6 +119,10 @@ export function baseLines(): string[] {
     `add rule ${T} ${N.hostports} ip daddr . meta l4proto . th dport vmap @${N.hostportAddrMap[4]}`,
     `add rule ${T} ${N.hostports} ip6 daddr . meta l4proto . th dport vmap @${N.hostportAddrMap[6]}`,
     `add rule ${T} ${N.hostports} meta l4proto . th dport vmap @${N.hostportMap}`,
+    // Hairpin: marked before DNAT, while the published address and port are still the packet's.
+    `add rule ${T} ${N.hostports} iifname . meta l4proto . th dport @${S.hairpin} ${markForMasquerade}`,
+    `add rule ${T} ${N.hostports} iifname . ip daddr . meta l4proto . th dport @${S.hairpinAddr[4]} ${markForMasquerade}`,
+    `add rule ${T} ${N.hostports} iifname . ip6 daddr . meta l4proto . th dport @${S.hairpinAddr[6]} ${markForMasquerade}`,
     // A mapping limited to one host address first: it is the more specific.
     `add rule ${T} ${N.hostports} dnat ip to ip daddr . meta l4proto . th dport map @${S.fwdAddr[4]}`,
     `add rule ${T} ${N.hostports} dnat ip6 to ip6 daddr . meta l4proto . th dport map @${S.fwdAddr[6]}`,
@@ -129,13 +134,13 @@ export function baseLines(): string[] {
     `add rule ${T} ${N.output} fib daddr type local jump ${N.hostports}`,
     ...base(N.postrouting, 'type nat hook postrouting priority srcnat'),
     `add rule ${T} ${N.postrouting} meta mark & ${nftMasqMark} == ${nftMasqMark} masquerade`,
-    `add rule ${T} ${N.postrouting} ct status dnat ip daddr . ip saddr @${S.hairpin[4]} masquerade`,
-    `add rule ${T} ${N.postrouting} ct status dnat ip6 daddr . ip6 saddr @${S.hairpin[6]} masquerade`,
     `add rule ${T} ${N.postrouting} ct status dnat ip saddr 127.0.0.0/8 ip daddr @${S.localhost4} masquerade`,
+    `add rule ${T} ${N.postrouting} ct status dnat ip daddr @${S.masqAll[4]} masquerade`,
+    `add rule ${T} ${N.postrouting} ct status dnat ip6 daddr @${S.masqAll[6]} masquerade`,
     `add rule ${T} ${N.postrouting} ip saddr vmap @${N.masqMap[4]}`,
     `add rule ${T} ${N.postrouting} ip6 saddr vmap @${N.masqMap[6]}`,
-    `add rule ${T} ${N.postrouting} ip daddr != ${multicast[4]} ip saddr . ip daddr @${S.outbound[4]} masquerade`,
-    `add rule ${T} ${N.postrouting} ip6 daddr != ${multicast[6]} ip6 saddr . ip6 daddr @${S.outbound[6]} masquerade`,
+    `add rule ${T} ${N.postrouting} ip daddr != ${multicast[4]} ip saddr @${S.masqSource[4]} ip saddr . oifname != @${S.masqLocal[4]} masquerade`,
+    `add rule ${T} ${N.postrouting} ip6 daddr != ${multicast[6]} ip6 saddr @${S.masqSource[6]} ip6 saddr . oifname != @${S.masqLocal[6]} masquerade`,
     `add chain ${T} ${N.admin}`,
     ...base(N.forward, 'type filter hook forward priority filter'),
     `add rule ${T} ${N.forward} jump ${N.admin}`,
@@ -188,12 +193,17 @@ function groupByFamily(addresses: string[]): ParsedCidr[] {
   return addresses.map(parseCidr).filter((p) => !seen.has(p.host) && seen.add(p.host));
 }
 
-const outboundSets = [nftSets.outbound[4], nftSets.outbound[6], nftSets.attachments];
-
 /** The elements of an attachment's masquerade (none without addresses). */
-function masqueradeElements(key: AttachmentKey, addresses: string[], comment: string) {
-  const out = groupByFamily(addresses).flatMap((a) => outboundElements(a, comment));
-  return out.length ? [markerElement('masq', key, comment), ...out] : [];
+function masqueradeState(key: AttachmentKey, addresses: string[], hostInterface: string | undefined, comment: string) {
+  const addrs = groupByFamily(addresses);
+  if (!addrs.length) return [];
+  if (!hostInterface) {
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      `failed to set up masquerade for ${attachmentLabel(key)}: the nftables backend needs the host interface of the container's subnet`,
+    );
+  }
+  return [markerElement('masq', key, comment), ...addrs.flatMap((a) => masqueradeElements(a, hostInterface, comment))];
 }
 
 export class NftablesFirewall implements Firewall {
@@ -222,26 +232,26 @@ export class NftablesFirewall implements Firewall {
   async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
     validateKey(spec);
     const comment = attachmentComment('masq', spec);
-    const want = masqueradeElements(spec, spec.addresses, comment);
+    const want = masqueradeState(spec, spec.addresses, spec.hostInterface, comment);
     try {
-      if (!want.length) await this.owned.removeListed(comment, outboundSets);
-      else await this.owned.install(want, comment, outboundSets);
+      if (!want.length) await this.owned.removeListed(comment, masqueradeSets());
+      else await this.owned.install(want, comment, masqueradeSets());
     } catch (err) {
       throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
     }
   }
 
-  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void> {
+  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[], hostInterface?: string): Promise<void> {
     validateKey(key);
     const comment = attachmentComment('masq', key);
     try {
-      if (knownAddresses?.length) {
-        const candidates = masqueradeElements(key, knownAddresses, comment);
+      if (knownAddresses?.length && hostInterface) {
+        const candidates = masqueradeState(key, knownAddresses, hostInterface, comment);
         const outcome = await this.owned.removeKnown(comment, candidates);
         if (outcome === 'removed') return;
         if (outcome === 'none' && (await this.teardownMasqueradeChain(key, knownAddresses))) return;
       }
-      if (await this.owned.removeListed(comment, outboundSets)) return;
+      if (await this.owned.removeListed(comment, masqueradeSets())) return;
       await this.teardownMasqueradeChain(key);
     } catch (err) {
       throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
@@ -295,11 +305,11 @@ export class NftablesFirewall implements Firewall {
       new CtnetError(ErrorCode.internal, `failed to check masquerade for ${attachmentLabel(spec)}: ${what}`);
     const base = await this.exec.list(`list chain ${T} ${nftNames.postrouting}`);
     for (const f of [4, 6] as const) {
-      if (addrs.some((a) => a.family === f) && !base?.includes(`@${nftSets.outbound[f]} masquerade`)) {
-        throw fail(`the ${nftNames.postrouting} chain does not masquerade sources in @${nftSets.outbound[f]}`);
+      if (addrs.some((a) => a.family === f) && !base?.includes(`oifname != @${nftSets.masqLocal[f]} masquerade`)) {
+        throw fail(`the ${nftNames.postrouting} chain does not masquerade sources in @${nftSets.masqSource[f]}`);
       }
     }
-    const want = masqueradeElements(spec, spec.addresses, comment);
+    const want = masqueradeState(spec, spec.addresses, spec.hostInterface, comment);
     const missing = await this.owned.firstMissing(want, comment);
     if (missing) throw fail(`an element of @${missing.set} for ${addrs.map((a) => a.address).join(', ')} is missing`);
   }
@@ -309,7 +319,7 @@ export class NftablesFirewall implements Firewall {
     const keepComments = new Set(valid.map((k) => attachmentComment('masq', { ...k, network })));
     const keep = new Set(valid.map((k) => nftMasqChainName({ ...k, network })));
     try {
-      await this.owned.collect(network, 'masq', outboundSets, (k) => keepComments.has(attachmentComment('masq', k)));
+      await this.owned.collect(network, 'masq', masqueradeSets(), (k) => keepComments.has(attachmentComment('masq', k)));
       const text = await this.exec.list(`list table ${T}`);
       if (!text) return;
       const stale = staleChains(text, network, keep, nftNames.masqPrefix, nftMasqChainName);

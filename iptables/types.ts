@@ -15,6 +15,11 @@ export interface MasqueradeSpec extends AttachmentKey {
    * outside its subnet and not multicast is masqueraded.
    */
   addresses: string[];
+  /**
+   * The host interface the container's subnet is on (the bridge): traffic leaving through it stays in the subnet
+   * and is not masqueraded. Required by the nftables backend, which tells the subnet by it.
+   */
+  hostInterface?: string;
 }
 
 export const portProtocols = ['tcp', 'udp', 'sctp'] as const;
@@ -42,6 +47,11 @@ export interface PortForwardSpec extends AttachmentKey {
   externalSetMarkChain?: string;
   /** Extra match tokens for the DNAT rules, per family, in the backend's syntax. */
   conditions?: { 4?: string[]; 6?: string[] };
+  /**
+   * The host interface the container's subnet is on (its bridge, or the host end of a point-to-point link): a
+   * connection that arrives there is hairpin. Lets the nftables backend keep the attachment as elements only.
+   */
+  hostInterface?: string;
 }
 
 export interface Firewall {
@@ -50,10 +60,10 @@ export interface Firewall {
   setupMasquerade(spec: MasqueradeSpec): Promise<void>;
   /**
    * Removes the attachment's masquerade state; needs no addresses or stored state; idempotent. `knownAddresses`
-   * (the addresses setup was given, e.g. from prevResult) only lets a backend skip reading its rules first; a family
-   * absent from them is taken to have no rules.
+   * (the addresses setup was given, e.g. from prevResult) and `hostInterface` (setup's) only let a backend skip
+   * reading its rules first; a family absent from them is taken to have no rules.
    */
-  teardownMasquerade(key: AttachmentKey, knownAddresses?: string[]): Promise<void>;
+  teardownMasquerade(key: AttachmentKey, knownAddresses?: string[], hostInterface?: string): Promise<void>;
   /** Throws a CtnetError when any of the spec's masquerade rules is missing. */
   checkMasquerade(spec: MasqueradeSpec): Promise<void>;
   /** Removes masquerade state of attachments of `network` that are not in `valid`. */
@@ -85,4 +95,5 @@ export interface KnownForwards {
   addresses?: string[];
   snat?: boolean;
   masqAll?: boolean;
+  hostInterface?: string;
 }

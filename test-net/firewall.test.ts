@@ -30,7 +30,13 @@ async function world(t: ExecutionContext) {
   return { host, worldNs, net };
 }
 
-const key = (containerId: string, network = 'net1', ifname = 'eth0') => ({ network, containerId, ifname });
+// Attachment keys carry the bridge of makeBridge (ctbr22): the host interface the containers' subnet is on.
+const key = (containerId: string, network = 'net1', ifname = 'eth0') => ({
+  network,
+  containerId,
+  ifname,
+  hostInterface: 'ctbr22',
+});
 
 for (const backend of backends) {
   test(`${backend}: masquerade sends container traffic to the world from the host's address, not inside the subnet`, async (t) => {
@@ -105,9 +111,9 @@ for (const backend of backends) {
       const chain = rules.match(/:(CTNET-M-[0-9A-F]+)/)?.[1] as string;
       await nsRun(host, 'iptables', ['-t', 'nat', '-F', chain]);
     } else {
-      // c7 is the only attachment: its IPv4 masquerade elements are all the set holds.
-      t.regex(rules, /set outbound4 \{[^}]*elements = \{ 10\.22\.0\.7 \. /);
-      await nsRun(host, nftBin, ['flush', 'set', 'inet', 'ctnet', 'outbound4']);
+      // c7 is the only attachment: its IPv4 masquerade source is all the set holds.
+      t.regex(rules, /set masq-src4 \{[^}]*elements = \{ 10\.22\.0\.7 comment /);
+      await nsRun(host, nftBin, ['flush', 'set', 'inet', 'ctnet', 'masq-src4']);
     }
     const [check] = await firewallOps(host, backend, [{ op: 'checkMasquerade', arg: [spec] }]);
     t.false(check?.ok);
@@ -207,6 +213,7 @@ test('nftables: the base made by libnftables in-process or by the nft program is
     addresses: c.cidrs,
     snat: true,
     masqAll: false,
+    hostInterface: net.bridge,
   };
   const program = { CTNET_NFT_DRIVER: 'program' };
   const allOk = (r: { results: OpResult[] }) => {
@@ -221,7 +228,7 @@ test('nftables: the base made by libnftables in-process or by the nft program is
 
   // The library removes it by the keys DEL knows (its fast path), then builds it again.
   const byLibrary = await firewallSession(host, 'nftables', [
-    { op: 'teardownMasquerade', arg: [k, c.cidrs] },
+    { op: 'teardownMasquerade', arg: [k, c.cidrs, net.bridge] },
     { op: 'teardownPortForwards', arg: [k, known] },
   ]);
   t.is(byLibrary.driver, 'libnftables');

@@ -219,8 +219,8 @@ export async function addBridge(ctx: PluginContext<BridgeNetConf>): Promise<CniR
       const addresses = ips.map((ip) => ip.address);
       masquerade = openFirewall(s.ipMasqBackend).then((firewall) => {
         // Teardown is idempotent, so it is registered before setup can have made anything.
-        undo.push('remove masquerade rules', () => firewall.teardownMasquerade(key, addresses));
-        return firewall.setupMasquerade({ ...key, addresses });
+        undo.push('remove masquerade rules', () => firewall.teardownMasquerade(key, addresses, s.bridge));
+        return firewall.setupMasquerade({ ...key, addresses, hostInterface: s.bridge });
       });
     }
     let host: Awaited<ReturnType<typeof setupHostSide>>;

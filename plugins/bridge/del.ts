@@ -29,7 +29,8 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
     steps.push(
       attempt('remove masquerade rules', async () => {
         const firewall = await openFirewall(s.ipMasqBackend);
-        await firewall.teardownMasquerade({ network: s.network, containerId: env.containerId, ifname: env.ifname }, known);
+        const key = { network: s.network, containerId: env.containerId, ifname: env.ifname };
+        await firewall.teardownMasquerade(key, known, s.bridge);
       }),
     );
   }

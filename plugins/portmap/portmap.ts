@@ -50,9 +50,19 @@ function containerAddresses(result: CniResult, ifname: string): string[] {
   return (own.length ? own : ips).map((ip) => ip.address);
 }
 
-function forwardSpec(key: AttachmentKey, s: PortmapSettings, addresses: string[]): PortForwardSpec {
+/**
+ * The host side of the attachment in the previous result: its first interface outside any sandbox (the bridge of
+ * the bridge plugin, the host end of ptp's veth). Connections that arrive there are hairpin.
+ */
+function hostSide(prev: CniResult | undefined): { hostInterface?: string } {
+  const name = prev?.interfaces?.find((i) => !i.sandbox)?.name;
+  return name ? { hostInterface: name } : {};
+}
+
+function forwardSpec(key: AttachmentKey, s: PortmapSettings, addresses: string[], prev: CniResult): PortForwardSpec {
   return {
     ...key,
+    ...hostSide(prev),
     containerAddresses: addresses,
     mappings: s.mappings,
     snat: s.snat,
@@ -93,7 +103,7 @@ async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
       `failed to publish ports: prevResult has no address for interface "${ctx.env.ifname}"`,
     );
   }
-  const spec = forwardSpec(key, s, addresses);
+  const spec = forwardSpec(key, s, addresses, prev);
   const firewall = await openFirewall(s.backend);
   const store = new ReservationStore(s.stateDir);
   await store.claim(key, claimsOf(s.mappings));
@@ -139,6 +149,7 @@ async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
           addresses,
           snat: s.snat,
           masqAll: s.masqAll,
+          ...hostSide(ctx.prevResult),
         }
       : undefined;
   try {
@@ -161,7 +172,7 @@ async function check(ctx: PluginContext<PortmapNetConf>): Promise<void> {
   if (!s.mappings.length) return;
   const key = attachment(ctx, s);
   const firewall = await openFirewall(s.backend);
-  await firewall.checkPortForwards(forwardSpec(key, s, containerAddresses(prev, ctx.env.ifname)));
+  await firewall.checkPortForwards(forwardSpec(key, s, containerAddresses(prev, ctx.env.ifname), prev));
   if (!new ReservationStore(s.stateDir).held(key)) {
     throw new CtnetError(
       ErrorCode.internal,
