@@ -5,8 +5,9 @@
  * - Switching: inNetns(path, fn) runs synchronous code with the main thread inside a namespace
  *   (setns through koffi), always switching back. Sockets and /proc/sys/net files opened there
  *   stay bound to that namespace.
- * - Sysctls: readSysctl / writeSysctl per namespace (several in one switch:
- *   inNetns(ns, () => { writeSysctl(undefined, a, '1'); writeSysctl(undefined, b, '0'); })).
+ * - Sysctls: readSysctl / writeSysctl / ensureSysctl per namespace; writeSysctls(ns, [...]) writes
+ *   several in one switch. Files are opened below directories kept open (see sysctl.ts: the path
+ *   lookup under /proc/sys/net grows with the number of namespaces on the machine).
  * - Debugging: routeGet (as `ip route get`), linkStats, listNeighbors, listNetns; socketIn(path, …)
  *   gives a TCP/UDP socket fd made inside a namespace, for probes without spawning a process.
  * - rtnetlink: withNetlink(path, async (nl) => …) gives a Netlink bound to one namespace, closed
@@ -23,7 +24,9 @@ export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetn
 export {
   type AddressInfo,
   type BridgeVlanInfo,
+  type LinkChange,
   type LinkInfo,
+  type LinkRef,
   type LinkStats,
   type NeighborInfo,
   Netlink,
@@ -34,4 +37,4 @@ export {
 export { NetlinkError } from './nl-socket.js';
 export { callerMismatch } from './peer.js';
 export { inNetns, socketIn } from './switch.js';
-export { readSysctl, sysctlPath, writeSysctl } from './sysctl.js';
+export { ensureSysctl, readSysctl, type SysctlSetting, sysctlPath, writeSysctl, writeSysctls } from './sysctl.js';

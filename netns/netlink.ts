@@ -38,6 +38,26 @@ export interface LinkInfo {
   bridgePort?: { hairpin: boolean; isolated: boolean };
 }
 
+/** A link by name, or by index when the caller already knows it (which spares a lookup request). */
+export type LinkRef = string | number;
+
+/**
+ * Changes to an existing link, sent as one request. The kernel applies them in this order: bridge port flags,
+ * MAC, MTU, up/down, then ipv4Conf and ipv6AddrGenMode; a setting that must be in place before the link goes
+ * up (arp_notify, for the announcement sent at up) needs a call of its own first.
+ */
+export interface LinkChange {
+  up?: boolean;
+  mac?: string;
+  mtu?: number;
+  /** Bridge port flags; the link must already be a port. */
+  bridgePort?: { hairpin?: boolean; isolated?: boolean };
+  /** IPv4 settings of the link, as net.ipv4.conf.<link>.<name> holds them (only those netlink sets exactly so). */
+  ipv4Conf?: Partial<Record<keyof typeof c.IPV4_DEVCONF, number>>;
+  /** How the kernel makes the link's IPv6 link-local address: 'none' gives it none (`ip link set … addrgenmode none`). */
+  ipv6AddrGenMode?: 'eui64' | 'none';
+}
+
 export interface AddressInfo {
   ifindex: number;
   family: 4 | 6;
@@ -70,7 +90,8 @@ export interface RouteInfo {
 export interface RouteSpec {
   dst: string;
   gw?: string;
-  dev?: string;
+  /** The outgoing link, by name or by index. */
+  dev?: LinkRef;
   mtu?: number;
   advmss?: number;
   priority?: number;
@@ -189,8 +210,18 @@ export class Netlink {
   /** A link that must exist: its index, or a CtnetError naming it. */
   private async requireLink(name: string, what: string): Promise<LinkInfo> {
     const link = await this.getLink(name);
-    if (!link) throw new CtnetError(ErrorCode.internal, `failed to ${what}: no link named "${name}"${this.where}`);
+    if (!link) throw this.noSuchLink(name, what);
     return link;
+  }
+
+  /** The index of a link given by name (one lookup) or by index (none: the request that uses it finds out). */
+  private async indexOf(link: LinkRef, what: string): Promise<number> {
+    return typeof link === 'number' ? link : (await this.requireLink(link, what)).index;
+  }
+
+  private noSuchLink(link: LinkRef, what: string, cause?: unknown): CtnetError {
+    const which = typeof link === 'number' ? `with index ${link}` : `named "${link}"`;
+    return new CtnetError(ErrorCode.internal, `failed to ${what}: no link ${which}${this.where}`, cause ? { cause } : {});
   }
 
   /** Returns the bridge `name`, creating it if needed. Concurrent callers all get the one bridge. */
@@ -237,13 +268,16 @@ export class Netlink {
   /**
    * Creates a veth pair: `name` here, `peerName` here or, with peerNetnsPath, directly in that
    * namespace (so the peer never appears here and cannot clash with names here). `mac` is for
-   * `name`, `peerMac` for the peer; `mtu` for both ends.
+   * `name`, `peerMac` for the peer; `mtu` for both ends; `master` makes `name` a port of that bridge
+   * in the same request. Returns `name` as the kernel echoes it when created (index, MAC, and as
+   * peerIndex the peer's index in its namespace; without master or up state, which come after the
+   * echo), or undefined from kernels that do not echo (before 6.3).
    */
   async createVeth(
     name: string,
     peerName: string,
-    opts: { mtu?: number; mac?: string; peerMac?: string; peerNetnsPath?: string } = {},
-  ): Promise<void> {
+    opts: { mtu?: number; mac?: string; peerMac?: string; peerNetnsPath?: string; master?: LinkRef } = {},
+  ): Promise<LinkInfo | undefined> {
     const what = `create veth pair ${name}/${peerName}${this.where}`;
     checkName(name, what);
     checkName(peerName, what);
@@ -258,11 +292,13 @@ export class Netlink {
       const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name);
       if (opts.mtu) body.u32(c.IFLA_MTU, opts.mtu);
       if (mac) body.bytes(c.IFLA_ADDRESS, mac);
+      if (opts.master !== undefined) body.u32(c.IFLA_MASTER, await this.indexOf(opts.master, what));
       body.nest(c.IFLA_LINKINFO, (li) => {
         li.kind(c.IFLA_INFO_KIND, 'veth');
         li.nest(c.IFLA_INFO_DATA, (d) => d.bytes(c.VETH_INFO_PEER, peer.toBuffer()));
       });
-      await this.request(c.RTM_NEWLINK, c.NLM_F_CREATE | c.NLM_F_EXCL, body.toBuffer());
+      const replies = await this.request(c.RTM_NEWLINK, c.NLM_F_CREATE | c.NLM_F_EXCL | c.NLM_F_ECHO, body.toBuffer());
+      return replies.map(parseLink).find((l) => l.name === name);
     } catch (err) {
       if (hasCode(err, 'EEXIST')) {
         const here = await this.getLink(name).catch(() => undefined);
@@ -296,9 +332,46 @@ export class Netlink {
     try {
       await this.request(c.RTM_SETLINK, 0, body.toBuffer());
     } catch (err) {
-      if (hasCode(err, 'ENODEV')) {
-        throw new CtnetError(ErrorCode.internal, `failed to ${what}: no link named "${name}"${this.where}`, { cause: err });
-      }
+      if (hasCode(err, 'ENODEV')) throw this.noSuchLink(name, what, err);
+      throw wrapError(what, err);
+    }
+  }
+
+  /** Applies `change` to an existing link in one request (see LinkChange for the order the kernel follows). */
+  async updateLink(link: LinkRef, change: LinkChange): Promise<void> {
+    const what = `change link ${linkText(link)}${this.where}`;
+    const msg: c.IfInfoMsg = typeof link === 'number' ? { index: link } : {};
+    if (change.up !== undefined) Object.assign(msg, { flags: change.up ? c.IFF_UP : 0, change: c.IFF_UP });
+    const body = new AttrWriter().raw(c.ifinfomsg(msg));
+    if (typeof link === 'string') {
+      checkName(link, what);
+      body.string(c.IFLA_IFNAME, link);
+    }
+    if (change.mac !== undefined) body.bytes(c.IFLA_ADDRESS, macOrThrow(change.mac, what));
+    if (change.mtu !== undefined) body.u32(c.IFLA_MTU, change.mtu);
+    const port = change.bridgePort;
+    if (port && (port.hairpin !== undefined || port.isolated !== undefined)) bridgePortAttrs(body, port);
+    const ipv4 = Object.entries(change.ipv4Conf ?? {}) as [keyof typeof c.IPV4_DEVCONF, number][];
+    const genMode = change.ipv6AddrGenMode;
+    if (ipv4.length || genMode) {
+      body.nest(c.IFLA_AF_SPEC, (spec) => {
+        if (ipv4.length) {
+          spec.nest(c.AF_INET, (inet) =>
+            inet.nest(c.IFLA_INET_CONF, (conf) => {
+              for (const [name, value] of ipv4) conf.u32(c.IPV4_DEVCONF[name], value);
+            }),
+          );
+        }
+        if (genMode) {
+          const mode = genMode === 'none' ? c.IN6_ADDR_GEN_MODE_NONE : 0;
+          spec.nest(c.AF_INET6, (inet6) => inet6.u8(c.IFLA_INET6_ADDR_GEN_MODE, mode));
+        }
+      });
+    }
+    try {
+      await this.request(c.RTM_NEWLINK, 0, body.toBuffer());
+    } catch (err) {
+      if (hasCode(err, 'ENODEV')) throw this.noSuchLink(link, what, err);
       throw wrapError(what, err);
     }
   }
@@ -320,10 +393,10 @@ export class Netlink {
     return this.setLink(name, `set link ${name} down${this.where}`, () => {}, { flags: 0, change: c.IFF_UP });
   }
 
-  async setMaster(name: string, master: string | null): Promise<void> {
+  async setMaster(name: string, master: LinkRef | null): Promise<void> {
     const what =
       master === null ? `release link ${name} from its master${this.where}` : `attach link ${name} to ${master}${this.where}`;
-    const index = master === null ? 0 : (await this.requireLink(master, what)).index;
+    const index = master === null ? 0 : await this.indexOf(master, what);
     return this.setLink(name, what, (w) => w.u32(c.IFLA_MASTER, index));
   }
 
@@ -347,18 +420,9 @@ export class Netlink {
     const what = `set bridge port flags on ${name}${this.where}`;
     checkName(name, what);
     if (opts.hairpin === undefined && opts.isolated === undefined) return;
-    const body = new AttrWriter()
-      .raw(c.ifinfomsg())
-      .string(c.IFLA_IFNAME, name)
-      .nest(c.IFLA_LINKINFO, (li) => {
-        li.kind(c.IFLA_INFO_SLAVE_KIND, 'bridge');
-        li.nest(c.IFLA_INFO_SLAVE_DATA, (d) => {
-          if (opts.hairpin !== undefined) d.u8(c.IFLA_BRPORT_MODE, opts.hairpin ? 1 : 0);
-          if (opts.isolated !== undefined) d.u8(c.IFLA_BRPORT_ISOLATED, opts.isolated ? 1 : 0);
-        });
-      })
-      .toBuffer();
-    return this.change(body, what);
+    const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name);
+    bridgePortAttrs(body, opts);
+    return this.change(body.toBuffer(), what);
   }
 
   /** Renames a link (it must be down). */
@@ -418,28 +482,34 @@ export class Netlink {
 
   // ---- addresses ----
 
+  /**
+   * Adds an address to a link. True if it added it; false if it was already there (IPv4: same address and
+   * prefix; IPv6: same address) and `ignoreExists` is set.
+   */
   async addAddress(
-    ifname: string,
+    ifname: LinkRef,
     cidr: string,
     opts: { ignoreExists?: boolean; noPrefixRoute?: boolean; noDad?: boolean } = {},
-  ): Promise<void> {
-    const what = `add address ${cidr} to ${ifname}${this.where}`;
+  ): Promise<boolean> {
+    const what = `add address ${cidr} to ${linkText(ifname)}${this.where}`;
     const addr = parseCidr(cidr, what);
-    const link = await this.requireLink(ifname, what);
+    const index = await this.indexOf(ifname, what);
     const flags = (opts.noPrefixRoute ? c.IFA_F_NOPREFIXROUTE : 0) | (opts.noDad ? c.IFA_F_NODAD : 0);
-    const body = addressBody(addr, link.index, flags);
+    const body = addressBody(addr, index, flags);
     if (addr.family === 4 && addr.prefixLen < 31) body.bytes(c.IFA_BROADCAST, broadcastBytes(addr.bytes, addr.prefixLen));
     try {
       await this.request(c.RTM_NEWADDR, c.NLM_F_CREATE | c.NLM_F_EXCL, body.toBuffer());
+      return true;
     } catch (err) {
+      if (hasCode(err, 'ENODEV')) throw this.noSuchLink(ifname, what, err);
       if (hasCode(err, 'EEXIST')) {
-        if (opts.ignoreExists) return;
+        if (opts.ignoreExists) return false;
         throw new CtnetError(ErrorCode.exists, `failed to ${what}: it is already there`, { cause: err });
       }
       if (addr.family === 6 && hasCode(err, 'EACCES')) {
-        throw new CtnetError(ErrorCode.internal, `failed to ${what}: IPv6 is disabled on ${ifname}`, {
+        throw new CtnetError(ErrorCode.internal, `failed to ${what}: IPv6 is disabled on ${linkText(ifname)}`, {
           cause: err,
-          hint: `set net.ipv6.conf.${ifname}.disable_ipv6=0 (and net.ipv6.conf.all.disable_ipv6=0) in that namespace first`,
+          hint: `set net.ipv6.conf.${typeof ifname === 'number' ? '<link>' : ifname}.disable_ipv6=0 (and net.ipv6.conf.all.disable_ipv6=0) in that namespace first`,
         });
       }
       throw wrapError(what, err);
@@ -505,7 +575,7 @@ export class Netlink {
     try {
       body = await this.routeBody(route, what, true);
     } catch (err) {
-      if (err instanceof CtnetError && /no link named/.test(err.message)) return;
+      if (err instanceof CtnetError && /no link (named|with index)/.test(err.message)) return;
       throw err;
     }
     try {
@@ -522,7 +592,7 @@ export class Netlink {
     if (gw && gw.family !== dst.family) {
       throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: gateway ${route.gw} is not IPv${dst.family}`);
     }
-    const oif = route.dev === undefined ? undefined : (await this.requireLink(route.dev, what)).index;
+    const oif = route.dev === undefined ? undefined : await this.indexOf(route.dev, what);
     const table = route.table ?? c.RT_TABLE_MAIN;
     const family = dst.family === 4 ? c.AF_INET : c.AF_INET6;
     const scope = forDelete
@@ -689,6 +759,21 @@ function vlanError(what: string, err: unknown): CtnetError {
     cause: err,
     hint: 'the kernel needs CONFIG_BRIDGE_VLAN_FILTERING; use a network without "vlan" here',
   });
+}
+
+/** IFLA_LINKINFO with a bridge port's flags (the link must already be a port of a bridge). */
+function bridgePortAttrs(body: AttrWriter, port: { hairpin?: boolean; isolated?: boolean }): void {
+  body.nest(c.IFLA_LINKINFO, (li) => {
+    li.kind(c.IFLA_INFO_SLAVE_KIND, 'bridge');
+    li.nest(c.IFLA_INFO_SLAVE_DATA, (d) => {
+      if (port.hairpin !== undefined) d.u8(c.IFLA_BRPORT_MODE, port.hairpin ? 1 : 0);
+      if (port.isolated !== undefined) d.u8(c.IFLA_BRPORT_ISOLATED, port.isolated ? 1 : 0);
+    });
+  });
+}
+
+function linkText(link: LinkRef): string {
+  return typeof link === 'number' ? `link #${link}` : link;
 }
 
 function checkName(name: string, what: string): void {

@@ -23,6 +23,7 @@ export const RTM_GETROUTE = 26;
 export const RTM_GETNEIGH = 30;
 
 // Request flags (linux/netlink.h); REQUEST and ACK are added by the socket layer.
+export const NLM_F_ECHO = 0x8;
 export const NLM_F_ROOT = 0x100;
 export const NLM_F_MATCH = 0x200;
 export const NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
@@ -66,6 +67,21 @@ export const IFLA_BRIDGE_VLAN_INFO = 2;
 export const BRIDGE_FLAGS_SELF = 2;
 export const BRIDGE_VLAN_INFO_PVID = 0x2;
 export const BRIDGE_VLAN_INFO_UNTAGGED = 0x4;
+// IFLA_AF_SPEC per family (linux/if_link.h): IPv4 devconf, IPv6 link-local address generation.
+export const IFLA_INET_CONF = 1;
+export const IFLA_INET6_ADDR_GEN_MODE = 8;
+export const IN6_ADDR_GEN_MODE_NONE = 1;
+/**
+ * IPv4 devconf entries by sysctl name (linux/ip.h IPV4_DEVCONF_*): attribute types inside IFLA_INET_CONF. Only
+ * entries whose sysctl write does nothing but store the value: for forwarding, rp_filter, proxy_arp, accept_local
+ * and route_localnet the sysctl handler does more (LRO off, route cache flush, a netconf event), which this skips.
+ */
+export const IPV4_DEVCONF = {
+  arp_announce: 18,
+  arp_ignore: 19,
+  arp_accept: 21,
+  arp_notify: 22,
+} as const;
 export const RTEXT_FILTER_BRVLAN = 0x2;
 export const RTEXT_FILTER_SKIP_STATS = 0x8;
 

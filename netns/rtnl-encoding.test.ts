@@ -74,7 +74,7 @@ test('createVeth sends what `ip link add vA mtu 1400 address … type veth peer 
   t.is(sent.length, 1);
   const [req] = sent;
   t.is(req?.type, 16); // RTM_NEWLINK
-  t.is(req?.flags, 0x600); // CREATE | EXCL (the socket adds REQUEST | ACK)
+  t.is(req?.flags, 0x608); // CREATE | EXCL | ECHO (the kernel answers with the new link; the socket adds REQUEST | ACK)
   const ours = vethShape(req?.body as Buffer);
   const theirs = vethShape(iproute2);
   // The namespace fd number differs between processes; its presence and size must not.
@@ -84,6 +84,35 @@ test('createVeth sends what `ip link add vA mtu 1400 address … type veth peer 
   peerAttrs(ours)[28] = 'fd';
   peerAttrs(theirs)[28] = 'fd';
   t.deepEqual(ours, theirs);
+});
+
+test('createVeth attaches to a master in the same request: by index as given, by name after one lookup', async (t) => {
+  const { nl, sent } = recorder({ br0: { index: 7, kind: 'bridge' } });
+  await nl.createVeth('vA', 'vB', { master: 9 });
+  await nl.createVeth('vC', 'vD', { master: 'br0' });
+  const masters = sent.filter((r) => r.type === 16).map((r) => parseAttrs(r.body, 16).get(10)?.readUInt32LE(0));
+  t.deepEqual(masters, [9, 7]);
+  t.deepEqual(
+    sent.map((r) => r.type),
+    [16, 18, 16],
+  );
+});
+
+test('updateLink sends what `ip link set dev vA addrgenmode none` and `ip link set dev vA up` send', async (t) => {
+  const { nl, sent } = recorder();
+  await nl.updateLink(0xcd, { ipv6AddrGenMode: 'none' });
+  await nl.updateLink(0xcd, { up: true });
+  await nl.updateLink(0xcd, { ipv4Conf: { arp_notify: 1 } });
+  t.deepEqual(
+    sent.map((r) => [r.type, r.flags, r.body.toString('hex')]),
+    [
+      // iproute2: RTM_NEWLINK, ifinfomsg for index 0xcd, IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE = 1 } }
+      [16, 0, '00000000cd0000000000000000000000' + '10001a000c000a000500080001000000'],
+      [16, 0, '00000000cd0000000100000001000000'],
+      // IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { IPV4_DEVCONF_ARP_NOTIFY (22) = 1 } } }
+      [16, 0, '00000000cd0000000000000000000000' + '14001a0010000200' + '0c000100' + '0800160001000000'],
+    ],
+  );
 });
 
 test('bridge VLAN requests match `bridge vlan add/del` byte for byte', async (t) => {

@@ -14,6 +14,14 @@ import { CLONE_NEWNET, createSocket, setns } from './libc.js';
 /** The calling thread's own namespace (not the process's: a switched main thread differs from it). */
 const currentThreadNetns = '/proc/thread-self/ns/net';
 
+/** How many inNetns() calls are running on this thread (nested ones count each). */
+let switchDepth = 0;
+
+/** True while inNetns() has this thread in another namespace than the process's own. */
+export function isSwitched(): boolean {
+  return switchDepth > 0;
+}
+
 export function inNetns<T>(path: string | undefined, fn: () => T): T {
   if (path === undefined) return fn();
   const target = openNetns(path);
@@ -30,6 +38,7 @@ export function inNetns<T>(path: string | undefined, fn: () => T): T {
     } catch (err) {
       throw wrapError(`enter network namespace ${path}`, err, ErrorCode.invalidNetns);
     }
+    switchDepth++;
     try {
       const result = fn();
       if (isThenable(result)) {
@@ -37,6 +46,7 @@ export function inNetns<T>(path: string | undefined, fn: () => T): T {
       }
       return result;
     } finally {
+      switchDepth--;
       // Switching back can only fail if the kernel lost our original namespace: nothing sane is left to do.
       setns(original, CLONE_NEWNET);
     }

@@ -11,6 +11,7 @@ import { CtnetError, ErrorCode, hasErrno } from '../core/index.js';
 import {
   createNetns,
   deleteNetns,
+  ensureSysctl,
   inNetns,
   isNetns,
   listNetns,
@@ -21,6 +22,7 @@ import {
   socketIn,
   withNetlink,
   writeSysctl,
+  writeSysctls,
 } from '../netns/index.js';
 import { createNetns as createSandboxNetns, netnsPath, nsRun, randomSuffix, repoRoot, startServer, tempDir } from './sandbox.js';
 
@@ -89,6 +91,41 @@ test('withNetlink binds the socket to the sandbox; the process keeps its own nam
     }),
   );
   t.is(inode('/proc/thread-self/ns/net'), before);
+});
+
+test('writeSysctls: several keys in one switch, best-effort ones skipped; ensureSysctl writes only a different value', async (t) => {
+  const ns = netnsPath(await createSandboxNetns(t, 'sy'));
+  writeSysctls(ns, [
+    { key: 'net/ipv4/ip_forward', value: '1' },
+    { key: 'net/ipv6/conf/nosuch0/accept_ra', value: '0', bestEffort: true },
+    { key: 'net/ipv4/conf/lo/arp_notify', value: '1' },
+    { key: 'net/ipv6/conf/lo/accept_dad', value: '0' },
+  ]);
+  t.is(readSysctl(ns, 'net/ipv4/ip_forward'), '1');
+  t.is(readSysctl(ns, 'net/ipv4/conf/lo/arp_notify'), '1');
+  t.is(readSysctl(ns, 'net/ipv6/conf/lo/accept_dad'), '0');
+  const err = t.throws(() => writeSysctls(ns, [{ key: 'net/ipv6/conf/nosuch0/accept_ra', value: '0' }]), {
+    instanceOf: CtnetError,
+  });
+  t.regex(err?.message ?? '', /write sysctl net\/ipv6\/conf\/nosuch0\/accept_ra=0 in \/run\/netns\//);
+  t.false(ensureSysctl(ns, 'net/ipv4/ip_forward', '1'));
+  t.true(ensureSysctl(ns, 'net/ipv4/ip_forward', '0'));
+  t.is(readSysctl(ns, 'net/ipv4/ip_forward'), '0');
+});
+
+test('sysctls of the own namespace go through kept directories, and a switched thread still reads its own', async (t) => {
+  const ns = netnsPath(await createSandboxNetns(t, 'sk'));
+  // Read only: this is the machine's namespace. The first read keeps /proc/sys/net/ipv4 open.
+  const own = readSysctl(undefined, 'net/ipv4/ip_forward');
+  t.is(own, spawnSync('cat', ['/proc/sys/net/ipv4/ip_forward'], { encoding: 'utf8' }).stdout.trim());
+  const other = own === '1' ? '0' : '1';
+  writeSysctl(ns, 'net/ipv4/ip_forward', other);
+  t.is(
+    inNetns(ns, () => readSysctl(undefined, 'net/ipv4/ip_forward')),
+    other,
+  );
+  t.is(readSysctl(undefined, 'net/ipv4/ip_forward'), own);
+  t.is(readSysctl(undefined, 'net/ipv4/conf/nosuchlink0/forwarding'), undefined);
 });
 
 test('sysctls are per namespace: a write in the sandbox leaves the root value alone', async (t) => {
@@ -185,6 +222,52 @@ test('createVeth of an existing name is code 103 naming the link; other errors k
   );
   t.is(wrongNs?.code, ErrorCode.invalidNetns);
 });
+
+test('createVeth attaches to a bridge and echoes the new link; updateLink applies port flags, IPv4 conf, addrgenmode and up', async (t) => {
+  const host = await createSandboxNetns(t, 'uh');
+  const ctr = await createSandboxNetns(t, 'uc');
+  const path = netnsPath(host);
+  const { made, br } = await withNetlink(path, async (nl) => {
+    const br = await nl.ensureBridge('cni0');
+    await nl.setUp('cni0');
+    const made = await nl.createVeth('port0', 'eth0', { peerNetnsPath: netnsPath(ctr), master: br.index });
+    await nl.updateLink('port0', { bridgePort: { hairpin: true }, ipv6AddrGenMode: 'none', up: true });
+    return { made, br };
+  });
+  const port = await ipLink(host, 'port0');
+  const eth0 = await ipLink(ctr, 'eth0');
+  t.is(made?.index, port?.ifindex, 'the echo names the new link');
+  t.is(made?.mac, port?.address);
+  t.is(made?.peerIndex, eth0?.ifindex, "the echo names the peer's index in its namespace");
+  t.is(port?.master, 'cni0');
+  t.is(port?.linkinfo?.info_slave_data?.hairpin, true);
+  t.true(port?.flags.includes('UP'));
+  t.is(br.kind, 'bridge');
+  // Every IPv4 setting updateLink knows lands where its sysctl name says.
+  const conf = { arp_notify: 1, arp_ignore: 2, arp_announce: 2, arp_accept: 1 } as const;
+  await withNetlink(netnsPath(ctr), async (nl) => {
+    await nl.updateLink(made?.peerIndex ?? 'eth0', { ipv4Conf: conf });
+    await nl.updateLink('eth0', { up: true });
+  });
+  for (const [name, value] of Object.entries(conf))
+    t.is(readSysctl(netnsPath(ctr), `net/ipv4/conf/eth0/${name}`), String(value), name);
+  // With carrier, eth0 gets its link-local address; the port, with addrgenmode none, gets none.
+  await waitFor(async () => (await ipJson<unknown[]>(ctr, ['-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).length > 0);
+  const portV6 = await ipJson<{ addr_info: unknown[] }[]>(host, ['-6', 'addr', 'show', 'dev', 'port0']);
+  t.deepEqual(portV6[0]?.addr_info ?? [], []);
+  await withNetlink(path, async (nl) => {
+    await t.throwsAsync(nl.updateLink('nosuch0', { up: true }), { message: /no link named "nosuch0"/ });
+    await t.throwsAsync(nl.updateLink(99999, { up: true }), { message: /no link with index 99999/ });
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, isolated, promisc', async (t) => {
   const ns = await createSandboxNetns(t, 'br');
