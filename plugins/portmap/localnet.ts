@@ -4,8 +4,9 @@
  * (found by a route lookup of the container address in this namespace), never revert it (other containers on the
  * same bridge may rely on it), and the firewall drops non-loopback packets to 127/8 that it would otherwise let in.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { wrapError } from '../../core/index.js';
+import { ensureSysctl } from '../../netns/index.js';
 
 /** Longest-prefix match of an IPv4 address in /proc/net/route; the outgoing interface name. */
 export function interfaceToward(address: string, routeTable = readFileSync('/proc/net/route', 'utf8')): string | undefined {
@@ -31,9 +32,9 @@ export function interfaceToward(address: string, routeTable = readFileSync('/pro
 export function enableRouteLocalnet(address: string): string | undefined {
   const iface = interfaceToward(address);
   if (!iface || !/^[^/\s]{1,15}$/.test(iface)) return undefined;
-  const path = `/proc/sys/net/ipv4/conf/${iface}/route_localnet`;
   try {
-    if (readFileSync(path, 'utf8').trim() !== '1') writeFileSync(path, '1');
+    // Through netns/: it keeps /proc/sys/net open, whose lookup otherwise walks a dentry per namespace on the machine.
+    ensureSysctl(undefined, `net/ipv4/conf/${iface}/route_localnet`, '1');
   } catch (err) {
     throw wrapError(`enable route_localnet on ${iface}`, err);
   }
