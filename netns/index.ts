@@ -24,6 +24,7 @@ export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetn
 export {
   type AddressInfo,
   type BridgeVlanInfo,
+  deleteLinkOffThread,
   type LinkChange,
   type LinkInfo,
   type LinkRef,

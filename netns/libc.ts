@@ -1,6 +1,6 @@
 /**
- * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, getsockopt), through koffi.
- * Loaded on first use (~5 ms): most callers of netns/ never need it.
+ * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, getsockopt, and send/recv on a
+ * worker thread), through koffi. Loaded on first use (~5 ms): most callers of netns/ never need it.
  */
 import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
@@ -21,11 +21,18 @@ interface Libc {
   ioctl(fd: number, request: number): number;
   socket(domain: number, type: number, protocol: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, length: number[]): number;
+  send: AsyncFunc<(fd: number, buf: Buffer, len: number, flags: number) => number | bigint>;
+  recv: AsyncFunc<(fd: number, buf: Buffer, len: number, flags: number) => number | bigint>;
   /** syscall(2), variadic: koffi takes each further argument as a type name then a value. */
   syscall(number: number, ...typedArgs: unknown[]): number | bigint;
   strerror(errnum: number): string;
   errno(): number;
 }
+
+/** A koffi function, also callable on one of koffi's worker threads through `async`. */
+type AsyncFunc<F extends (...args: never[]) => unknown> = F & {
+  async: (...args: [...Parameters<F>, (err: unknown, result: ReturnType<F>) => void]) => void;
+};
 
 let libc: Libc | undefined;
 
@@ -42,6 +49,8 @@ function load(): Libc {
     ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ uint32_t *length)'),
+    send: lib.func('long send(int fd, const void *buf, size_t len, int flags)') as Libc['send'],
+    recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)') as Libc['recv'],
     syscall: lib.func('long syscall(long number, ...)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     errno: () => koffi.errno(),
@@ -109,6 +118,39 @@ export function createSocket(family: 4 | 6, kind: 'tcp' | 'udp'): number {
   const domain = family === 4 ? 2 : 10;
   const type = (kind === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
   return check('socket', load().socket(domain, type, 0));
+}
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+
+/** A netlink socket (protocol 0: rtnetlink) in the calling thread's namespace; its fd. */
+export function createNetlinkSocket(protocol = 0): number {
+  return check('socket', load().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
+}
+
+function onWorker(name: 'send' | 'recv', fd: number, buf: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    load()[name].async(fd, buf, buf.length, 0, (err, result) => {
+      if (err) return reject(err);
+      const n = Number(result);
+      // errno belongs to the worker thread and is gone by now: the call is named, not its cause.
+      if (n < 0) return reject(new SystemCallError(name, 0, 'failed'));
+      resolve(n);
+    });
+  });
+}
+
+/**
+ * send(2) and recv(2) run on one of koffi's worker threads: JavaScript goes on while the kernel works. For a
+ * netlink request the kernel does the work inside send, which for a link delete includes waiting for RCU
+ * (15–40 ms). `buf` must not be touched until the promise settles.
+ */
+export function sendOnWorker(fd: number, buf: Buffer): Promise<number> {
+  return onWorker('send', fd, buf);
+}
+
+export function recvOnWorker(fd: number, buf: Buffer): Promise<number> {
+  return onWorker('recv', fd, buf);
 }
 
 const SOL_SOCKET = 1;

@@ -8,6 +8,7 @@
 import { closeSync } from 'node:fs';
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
 import { broadcastBytes, bytesToIp, maskBytes, type ParsedCidr, parseCidr, parseIp } from './ip.js';
+import { createNetlinkSocket, recvOnWorker, sendOnWorker } from './libc.js';
 import { NetlinkError, type RequestSocket, RtnlSocket } from './nl-socket.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, attrString, attrU8, attrU32, formatMac, parseAttrList, parseAttrs, parseMac } from './rtnl-codec.js';
@@ -931,5 +932,53 @@ export async function withNetlink<T>(nsPath: string | undefined, fn: (nl: Netlin
     return await fn(nl);
   } finally {
     nl.close();
+  }
+}
+
+/**
+ * Deletes a link (for a veth, both ends) as Netlink.deleteLink does, with the request sent and answered on a
+ * worker thread. Unregistering a device makes the kernel wait for RCU before it answers (15–40 ms, whatever the
+ * number of links); sent from the JavaScript thread, that wait stops everything else of the process (in the CNI
+ * daemon: the IPAM and firewall steps of the same DEL). False if there was no such link.
+ */
+export async function deleteLinkOffThread(nsPath: string | undefined, name: string): Promise<boolean> {
+  if (!isName(name)) return false;
+  const where = nsPath === undefined ? '' : ` in ${nsPath}`;
+  let fd: number;
+  try {
+    fd = inNetns(nsPath, () => createNetlinkSocket());
+  } catch (err) {
+    if (err instanceof CtnetError) throw err;
+    throw wrapError(`open a netlink socket${where}`, err);
+  }
+  try {
+    const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
+    const seq = 1;
+    const msg = Buffer.alloc(16 + body.length);
+    msg.writeUInt32LE(msg.length, 0);
+    msg.writeUInt16LE(c.RTM_DELLINK, 4);
+    msg.writeUInt16LE(c.NLM_F_REQUEST | c.NLM_F_ACK, 6);
+    msg.writeUInt32LE(seq, 8);
+    body.copy(msg, 16);
+    await sendOnWorker(fd, msg);
+    const reply = Buffer.alloc(8192);
+    for (;;) {
+      const n = await recvOnWorker(fd, reply);
+      for (let at = 0; at + 20 <= n; ) {
+        const len = reply.readUInt32LE(at);
+        if (len < 16) break;
+        if (reply.readUInt16LE(at + 4) === c.NLMSG_ERROR && reply.readUInt32LE(at + 8) === seq) {
+          const errno = reply.readInt32LE(at + 16);
+          if (errno === 0) return true;
+          throw new NetlinkError(errno);
+        }
+        at += (len + 3) & ~3;
+      }
+    }
+  } catch (err) {
+    if (hasCode(err, 'ENODEV')) return false;
+    throw wrapError(`delete link ${name}${where}`, err);
+  } finally {
+    closeSync(fd);
   }
 }

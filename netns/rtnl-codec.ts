@@ -9,7 +9,8 @@
  * Byte order is the host's (netlink is host-endian); this module assumes little-endian (x86-64, arm64).
  */
 
-// Message types (linux/rtnetlink.h).
+// Message types (linux/netlink.h, linux/rtnetlink.h).
+export const NLMSG_ERROR = 2;
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
@@ -23,6 +24,8 @@ export const RTM_GETROUTE = 26;
 export const RTM_GETNEIGH = 30;
 
 // Request flags (linux/netlink.h); REQUEST and ACK are added by the socket layer.
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_ACK = 0x4;
 export const NLM_F_ECHO = 0x8;
 export const NLM_F_ROOT = 0x100;
 export const NLM_F_MATCH = 0x200;

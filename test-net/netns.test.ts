@@ -10,6 +10,7 @@ import test from 'ava';
 import { CtnetError, ErrorCode, hasErrno } from '../core/index.js';
 import {
   createNetns,
+  deleteLinkOffThread,
   deleteNetns,
   ensureSysctl,
   inNetns,
@@ -662,6 +663,45 @@ test('a process that used withNetlink exits on its own (sockets do not hold the 
   t.is(r.stdout, '1');
   t.true(Date.now() - started < 20_000);
 });
+
+test.serial(
+  'deleteLinkOffThread removes both ends of a veth while JavaScript keeps running; absent is false; the process exits on its own',
+  async (t) => {
+    const host = await createSandboxNetns(t, 'dh');
+    const ctr = await createSandboxNetns(t, 'dc');
+    await withNetlink(netnsPath(host), async (nl) => {
+      await nl.createVeth('vhost0', 'eth0', { peerNetnsPath: netnsPath(ctr) });
+      await nl.setUp('vhost0');
+    });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = process.hrtime.bigint();
+    const deleted = await deleteLinkOffThread(netnsPath(ctr), 'eth0');
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    clearInterval(timer);
+    t.true(deleted);
+    t.is(await ipLink(ctr, 'eth0'), undefined);
+    t.is(await ipLink(host, 'vhost0'), undefined, 'the peer went with it');
+    t.log(`delete took ${ms.toFixed(1)} ms; the event loop ran ${ticks} 1-ms timers meanwhile`);
+    // Sent from the JavaScript thread, the kernel's wait would have let no timer run at all.
+    if (ms >= 10) t.true(ticks >= 3, `${ticks} timers in ${ms.toFixed(1)} ms`);
+    t.false(await deleteLinkOffThread(netnsPath(ctr), 'eth0'));
+    t.false(await deleteLinkOffThread(netnsPath(ctr), 'much-too-long-name0'));
+    await t.throwsAsync(deleteLinkOffThread('/run/netns/ctt-nope', 'eth0'), { instanceOf: CtnetError });
+
+    await withNetlink(netnsPath(ctr), (nl) => nl.createVeth('x0', 'x1'));
+    const script = `
+    import { deleteLinkOffThread } from './netns/index.ts';
+    process.stdout.write(String(await deleteLinkOffThread(${JSON.stringify(netnsPath(ctr))}, 'x0')));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stdout, 'true');
+  },
+);
 
 async function typicalSequence(host: string, cont: string, i: number): Promise<void> {
   await withNetlink(host, async (nl: Netlink) => {
