@@ -7,3 +7,4 @@ export * from './native.js';
 export * from './netlink-socket.js';
 export * from './random.js';
 export * from './resident.js';
+export * from './thread-netns.js';

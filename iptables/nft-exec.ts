@@ -13,8 +13,7 @@
  * A netlink socket belongs to the network namespace it was opened in, so contexts are kept per
  * namespace of the calling thread: a context is never used in a namespace other than its own.
  */
-import { statSync } from 'node:fs';
-import { CtnetError, ErrorCode, type Koffi, loadKoffi, log, run } from '../core/index.js';
+import { CtnetError, ErrorCode, type Koffi, loadKoffi, log, run, threadNetnsKey } from '../core/index.js';
 
 export interface NftExec {
   /** What runs the scripts: shown by `ctnet debug` and in logs. */
@@ -81,8 +80,8 @@ function bind(koffi: Koffi): Libnftables {
 
 export class NftLibrary implements NftExec {
   readonly driver = 'libnftables' as const;
-  /** Contexts by network namespace (inode of the calling thread's namespace). */
-  private readonly contexts = new Map<number, unknown>();
+  /** Contexts by network namespace of the calling thread (core threadNetnsKey). */
+  private readonly contexts = new Map<string, unknown>();
 
   private constructor(private readonly lib: Libnftables) {}
 
@@ -97,7 +96,7 @@ export class NftLibrary implements NftExec {
   }
 
   private context(): unknown {
-    const netns = statSync('/proc/thread-self/ns/net').ino;
+    const netns = threadNetnsKey();
     let ctx = this.contexts.get(netns);
     if (ctx === undefined) {
       ctx = this.lib.ctxNew(0);

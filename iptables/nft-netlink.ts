@@ -9,8 +9,7 @@
  * each padded to 4 bytes; a range of a concatenated interval set is a KEY and a KEY_END; the comment is nftnl
  * userdata (type 0, NUL-terminated), which `nft list` prints as `comment "…"`.
  */
-import { statSync } from 'node:fs';
-import { type NetlinkError, type NetlinkPart, RtnlSocket } from '../core/index.js';
+import { type NetlinkError, type NetlinkPart, RtnlSocket, threadNetnsKey } from '../core/index.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -165,12 +164,12 @@ const subsystem = (msg: number) => (NFNL_SUBSYS_NFTABLES << 8) | msg;
 
 /** Set elements of one `inet` table. Sockets are kept per network namespace (as nft-exec.ts keeps contexts). */
 export class NftElements {
-  private readonly sockets = new Map<number, RtnlSocket>();
+  private readonly sockets = new Map<string, RtnlSocket>();
 
   constructor(readonly table: string) {}
 
   private socket(): RtnlSocket {
-    const netns = statSync('/proc/thread-self/ns/net').ino;
+    const netns = threadNetnsKey();
     let s = this.sockets.get(netns);
     if (!s) {
       s = new RtnlSocket(NETLINK_NETFILTER);

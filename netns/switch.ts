@@ -8,7 +8,7 @@
  * would resume after the switch back, in the original namespace.
  */
 import { closeSync, openSync } from 'node:fs';
-import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
+import { CtnetError, ErrorCode, recordThreadNetns, wrapError } from '../core/index.js';
 import { CLONE_NEWNET, createSocket, setns } from './libc.js';
 
 /** The calling thread's own namespace (not the process's: a switched main thread differs from it). */
@@ -39,6 +39,7 @@ export function inNetns<T>(path: string | undefined, fn: () => T): T {
       throw wrapError(`enter network namespace ${path}`, err, ErrorCode.invalidNetns);
     }
     switchDepth++;
+    const recorded = recordThreadNetns(path);
     try {
       const result = fn();
       if (isThenable(result)) {
@@ -47,6 +48,7 @@ export function inNetns<T>(path: string | undefined, fn: () => T): T {
       return result;
     } finally {
       switchDepth--;
+      recordThreadNetns(recorded);
       // Switching back can only fail if the kernel lost our original namespace: nothing sane is left to do.
       setns(original, CLONE_NEWNET);
     }
