@@ -286,9 +286,12 @@ export class LeaseDir {
     return { dir, kept };
   }
 
-  /** The kept view, brought up to date with the entries another process changed since this one last held the lock. */
-  static resume(kept: KeptDir, changed: Iterable<string>): LeaseDir {
-    const dir = new LeaseDir(kept.path, kept.view, kept.log, kept);
+  /**
+   * The kept view, brought up to date with the entries another process changed since this one last held the lock.
+   * `path` is the one just locked and found to be the kept directory (another path to it than `kept.path` works).
+   */
+  static resume(path: string, kept: KeptDir, changed: Iterable<string>): LeaseDir {
+    const dir = new LeaseDir(path, kept.view, kept.log, kept);
     for (const name of changed) dir.refresh(name);
     return dir;
   }
@@ -579,7 +582,7 @@ function openLeaseDir(path: string): LeaseDir {
       for (const name of kept.dirty) changed.add(name);
       kept.dirty.clear();
       try {
-        return LeaseDir.resume(kept, changed);
+        return LeaseDir.resume(path, kept, changed);
       } catch (err) {
         // The changes are taken: a view that did not apply them all must not be used again.
         dropKept(kept);
