@@ -13,8 +13,12 @@ const leases = (dataDir: string, network = 'testnet') => {
   }
 };
 
+/**
+ * One answer within 5 s, probing every second: an IPv6 gateway new on its bridge is tentative (DAD) for 1-2 s after
+ * ADD, as with the reference plugin, and a single probe sent then goes unanswered.
+ */
 async function ping(ns: string, address: string): Promise<boolean> {
-  const r = await nsRun(ns, 'ping', ['-c', '1', '-W', '2', address], { allowFailure: true });
+  const r = await nsRun(ns, 'ping', ['-c', '1', '-w', '5', address], { allowFailure: true });
   return r.code === 0;
 }
 

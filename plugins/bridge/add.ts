@@ -11,12 +11,22 @@ import {
   CtnetError,
   delegate,
   ErrorCode,
+  hasErrno,
   latestVersion,
   type PluginContext,
   wrapError,
 } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
-import { type Netlink, randomVethName, withNetlink, writeSysctl } from '../../netns/index.js';
+import {
+  ensureSysctl,
+  type LinkInfo,
+  type LinkRef,
+  type Netlink,
+  randomVethName,
+  type SysctlSetting,
+  withNetlink,
+  writeSysctls,
+} from '../../netns/index.js';
 import { applyGatewayPolicy, canonical, familyOf, prefixLength } from './addressing.js';
 import { type BridgeNetConf, type BridgeSettings, bridgeSettings, requestedMac } from './config.js';
 import { UndoStack } from './undo.js';
@@ -24,19 +34,18 @@ import { UndoStack } from './undo.js';
 /** Host-side veth names: "veth" + 8 hex characters (on-host contract shared with the reference plugin). */
 const vethCreateAttempts = 10;
 
-/** Writes a sysctl that may be absent (IPv6 disabled, interface renamed): absence is not an error. */
+/** A sysctl that may be absent (IPv6 disabled, interface renamed) or not writable here: nothing to configure then. */
 function trySysctl(nsPath: string | undefined, key: string, value: string): void {
-  try {
-    writeSysctl(nsPath, key, value);
-  } catch {
-    /* absent in this namespace: nothing to configure */
-  }
+  writeSysctls(nsPath, [{ key, value, bestEffort: true }]);
 }
 
 interface HostSide {
+  bridgeIndex: number;
   bridgeMac: string | undefined;
   hostVeth: string;
   hostMac: string | undefined;
+  /** The container end's index in its namespace, when the kernel said (it echoes the new veth). */
+  peerIndex: number | undefined;
 }
 
 async function ensureBridge(
@@ -52,7 +61,9 @@ async function ensureBridge(
     );
   }
   const vlanFiltering = s.vlan > 0 || s.trunkVlans.length > 0;
-  const br = await nl.ensureBridge(s.bridge, { mtu: s.mtu, vlanFiltering });
+  // The common case, a bridge that is there as configured, needs no second look.
+  const br =
+    before && (!vlanFiltering || before.vlanFiltering) ? before : await nl.ensureBridge(s.bridge, { mtu: s.mtu, vlanFiltering });
   if (!before) {
     // Its own socket: the undo may run after this one's withNetlink scope has closed it.
     undo.push(`delete bridge ${s.bridge}`, () =>
@@ -66,19 +77,27 @@ async function ensureBridge(
     if (br.mac) await nl.setMac(s.bridge, br.mac);
     trySysctl(undefined, `net/ipv6/conf/${s.bridge}/accept_ra`, '0');
   }
-  if (s.promiscMode) await nl.setPromisc(s.bridge, true);
+  if (s.promiscMode && !br.promisc) await nl.setPromisc(s.bridge, true);
   if (!br.up) await nl.setUp(s.bridge);
   return { index: br.index, mac: br.mac };
 }
 
-async function createVeth(nl: Netlink, s: BridgeSettings, ifname: string, netns: string, undo: UndoStack): Promise<string> {
+/** The host end, created as a port of the bridge; what the kernel echoed of it, if it did. */
+async function createVeth(
+  nl: Netlink,
+  s: BridgeSettings,
+  ifname: string,
+  netns: string,
+  bridgeIndex: number,
+  undo: UndoStack,
+): Promise<{ hostVeth: string; link: LinkInfo | undefined }> {
   for (let attempt = 1; ; attempt++) {
     const hostVeth = randomVethName();
     try {
-      await nl.createVeth(hostVeth, ifname, { mtu: s.mtu, peerNetnsPath: netns });
+      const link = await nl.createVeth(hostVeth, ifname, { mtu: s.mtu, peerNetnsPath: netns, master: bridgeIndex });
       // Its own socket: the undo may run after this one's withNetlink scope has closed it.
       undo.push(`delete veth ${hostVeth}`, () => withNetlink(undefined, (own) => own.deleteLink(hostVeth)));
-      return hostVeth;
+      return { hostVeth, link };
     } catch (err) {
       // A clash of the random host name: try another; a clash of the container name is a real error.
       const hostNameTaken = err instanceof CtnetError && err.code === ErrorCode.exists && (await nl.getLink(hostVeth));
@@ -87,62 +106,79 @@ async function createVeth(nl: Netlink, s: BridgeSettings, ifname: string, netns:
   }
 }
 
+/**
+ * The port's settings, then up, in one request. The host end gets no IPv6 link-local address: a bridge port's
+ * own IPv6 is never used (the bridge takes its frames), and each one adds routes every link change of the host
+ * walks, plus DAD and MLD traffic. Its peer is down here, so nothing is configured before the request ends.
+ */
 async function setupPort(nl: Netlink, s: BridgeSettings, hostVeth: string): Promise<void> {
-  await nl.setMaster(hostVeth, s.bridge);
-  if (s.hairpinMode || s.portIsolation) await nl.setBridgePort(hostVeth, { hairpin: s.hairpinMode, isolated: s.portIsolation });
   if (s.vlan > 0 || s.trunkVlans.length > 0) {
     if (!s.preserveDefaultVlan) await nl.bridgeVlanDel(hostVeth, 1);
     if (s.vlan > 0) await nl.bridgeVlanAdd(hostVeth, s.vlan, { pvid: true, untagged: true });
     for (const vid of s.trunkVlans) await nl.bridgeVlanAdd(hostVeth, vid, {});
   }
   trySysctl(undefined, `net/ipv6/conf/${hostVeth}/accept_ra`, '0');
-  await nl.setUp(hostVeth);
+  const bridgePort = s.hairpinMode || s.portIsolation ? { hairpin: s.hairpinMode, isolated: s.portIsolation } : undefined;
+  try {
+    await nl.updateLink(hostVeth, { bridgePort, ipv6AddrGenMode: 'none', up: true });
+  } catch (err) {
+    // A kernel without IPv6 refuses the whole request for its IPv6 part.
+    if (!hasErrno(err, 'EAFNOSUPPORT')) throw err;
+    await nl.updateLink(hostVeth, { bridgePort, up: true });
+  }
 }
 
-async function setupHostSide(s: BridgeSettings, ifname: string, netns: string, undo: UndoStack): Promise<HostSide> {
-  return withNetlink(undefined, async (nl) => {
-    const br = await ensureBridge(nl, s, undo);
-    const hostVeth = await createVeth(nl, s, ifname, netns, undo);
-    await setupPort(nl, s, hostVeth);
-    const link = await nl.getLink(hostVeth);
-    return { bridgeMac: br.mac, hostVeth, hostMac: link?.mac };
-  });
+async function setupHostSide(nl: Netlink, s: BridgeSettings, ifname: string, netns: string, undo: UndoStack): Promise<HostSide> {
+  const br = await ensureBridge(nl, s, undo);
+  const { hostVeth, link } = await createVeth(nl, s, ifname, netns, br.index, undo);
+  await setupPort(nl, s, hostVeth);
+  // The echo names the host end's MAC; a kernel that does not echo is asked.
+  const hostMac = link ? link.mac : (await nl.getLink(hostVeth))?.mac;
+  return { bridgeIndex: br.index, bridgeMac: br.mac, hostVeth, hostMac, peerIndex: link?.peerIndex };
 }
 
-/** Adds `gateway/prefix` to the bridge, following the reference's rule for conflicting addresses. */
-async function ensureGatewayAddress(nl: Netlink, s: BridgeSettings, ip: CniIpConfig): Promise<void> {
+/**
+ * Adds `gateway/prefix` to the bridge, following the reference's rule for conflicting addresses. The add comes
+ * first: when the bridge has it already (every ADD but a network's first), the kernel says so, and no dump of
+ * the host's addresses (which grows with its links) is needed.
+ */
+async function ensureGatewayAddress(nl: Netlink, s: BridgeSettings, bridgeIndex: number, ip: CniIpConfig): Promise<void> {
   if (!ip.gateway) return;
   const family = familyOf(ip.address);
   const wanted = `${ip.gateway}/${prefixLength(ip.address)}`;
-  const current = await nl.listAddresses(s.bridge, family);
-  for (const a of current) {
-    if (a.scope !== 0) continue;
-    if (canonical(a.address) === canonical(ip.gateway) && a.prefixLen === prefixLength(ip.address)) return;
-    // IPv4: one gateway address per bridge. IPv6: several, unless their prefixes overlap.
-    const conflicts = family === 4 || a.prefixLen === prefixLength(ip.address);
-    if (!conflicts) continue;
-    if (!s.forceAddress) {
-      throw new CtnetError(
-        ErrorCode.invalidConfig,
-        `failed to set gateway on bridge "${s.bridge}": it already has ${a.cidr}, not ${wanted}`,
-        {
-          hint: 'set "forceAddress": true to replace it, or give this network its own bridge',
-        },
-      );
-    }
-    await nl.delAddress(s.bridge, a.cidr);
+  if (!(await nl.addAddress(bridgeIndex, wanted, { ignoreExists: true }))) return;
+  // IPv4: one gateway address per bridge. IPv6: several, unless their prefixes overlap.
+  const conflicts = (await nl.listAddresses(s.bridge, family)).filter(
+    (a) =>
+      a.scope === 0 &&
+      !(canonical(a.address) === canonical(ip.gateway ?? '') && a.prefixLen === prefixLength(ip.address)) &&
+      (family === 4 || a.prefixLen === prefixLength(ip.address)),
+  );
+  const first = conflicts[0];
+  if (!first) return;
+  // Ours comes off again before the rule applies: with forceAddress, deleting an IPv4 primary address
+  // would take ours with it if ours had become its secondary.
+  await nl.delAddress(s.bridge, wanted);
+  if (!s.forceAddress) {
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      `failed to set gateway on bridge "${s.bridge}": it already has ${first.cidr}, not ${wanted}`,
+      {
+        hint: 'set "forceAddress": true to replace it, or give this network its own bridge',
+      },
+    );
   }
-  await nl.addAddress(s.bridge, wanted, { ignoreExists: true });
+  for (const a of conflicts) await nl.delAddress(s.bridge, a.cidr);
+  await nl.addAddress(bridgeIndex, wanted, { ignoreExists: true });
 }
 
-async function setupGateway(s: BridgeSettings, ips: CniIpConfig[]): Promise<void> {
+async function setupGateway(nl: Netlink, s: BridgeSettings, bridgeIndex: number, ips: CniIpConfig[]): Promise<void> {
   if (!s.isGateway) return;
-  await withNetlink(undefined, async (nl) => {
-    for (const ip of ips) await ensureGatewayAddress(nl, s, ip);
-  });
-  // Forwarding is global and never reset (reference behaviour: other networks may rely on it).
-  if (ips.some((ip) => familyOf(ip.address) === 4)) writeSysctl(undefined, 'net/ipv4/ip_forward', '1');
-  if (ips.some((ip) => familyOf(ip.address) === 6)) writeSysctl(undefined, 'net/ipv6/conf/all/forwarding', '1');
+  for (const ip of ips) await ensureGatewayAddress(nl, s, bridgeIndex, ip);
+  // Forwarding is global and never reset (reference behaviour: other networks may rely on it). Read first:
+  // writing net.ipv6.conf.all.forwarding walks every route of the host even when the value stays.
+  if (ips.some((ip) => familyOf(ip.address) === 4)) ensureSysctl(undefined, 'net/ipv4/ip_forward', '1');
+  if (ips.some((ip) => familyOf(ip.address) === 6)) ensureSysctl(undefined, 'net/ipv6/conf/all/forwarding', '1');
 }
 
 async function waitForDad(nl: Netlink, ifname: string): Promise<void> {
@@ -163,45 +199,70 @@ async function waitForDad(nl: Netlink, ifname: string): Promise<void> {
 }
 
 async function setupContainerSide(
+  ctr: Netlink,
   s: BridgeSettings,
   ifname: string,
+  eth: LinkRef,
   netns: string,
   ips: CniIpConfig[],
   routes: CniRoute[],
   mac: string | undefined,
 ): Promise<string | undefined> {
   const hasV6 = ips.some((ip) => familyOf(ip.address) === 6);
-  trySysctl(netns, `net/ipv6/conf/${ifname}/accept_dad`, s.enableDad ? '1' : '0');
-  if (s.enableDad) trySysctl(netns, `net/ipv6/conf/${ifname}/enhanced_dad`, '1');
-  trySysctl(netns, `net/ipv4/conf/${ifname}/arp_notify`, '1');
+  // One switch and one lookup of /proc/sys/net/ipv6 for all of them (see netns/sysctl.ts).
+  const v6: SysctlSetting[] = [{ key: `net/ipv6/conf/${ifname}/accept_dad`, value: s.enableDad ? '1' : '0', bestEffort: true }];
+  if (s.enableDad) v6.push({ key: `net/ipv6/conf/${ifname}/enhanced_dad`, value: '1', bestEffort: true });
   if (hasV6) {
-    writeSysctl(netns, 'net/ipv6/conf/lo/disable_ipv6', '0');
-    writeSysctl(netns, `net/ipv6/conf/${ifname}/disable_ipv6`, '0');
-    trySysctl(netns, `net/ipv6/conf/${ifname}/keep_addr_on_down`, '1');
+    v6.push(
+      { key: 'net/ipv6/conf/lo/disable_ipv6', value: '0' },
+      { key: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '0' },
+      { key: `net/ipv6/conf/${ifname}/keep_addr_on_down`, value: '1', bestEffort: true },
+    );
   }
-  return withNetlink(netns, async (nl) => {
-    if (mac) await nl.setMac(ifname, mac);
-    if (s.mtu) await nl.setMtu(ifname, s.mtu);
-    for (const ip of ips) await nl.addAddress(ifname, ip.address);
-    if (!s.disableContainerInterface) await nl.setUp(ifname);
-    if (hasV6 && s.enableDad) await waitForDad(nl, ifname);
-    for (const r of routes) {
-      const family = familyOf(r.dst);
-      const gw = r.gw ?? ips.find((ip) => familyOf(ip.address) === family && ip.gateway)?.gateway;
-      await nl.addRoute({ ...r, gw, dev: ifname });
-    }
-    return (await nl.getLink(ifname))?.mac;
-  });
+  writeSysctls(netns, v6);
+  // arp_notify through netlink, not /proc/sys/net/ipv4: that lookup costs as much as the IPv6 one in a new
+  // namespace. Its own request before up: the kernel applies it after up in a combined one, and the
+  // announcement is sent at up.
+  const link = { ...(mac && { mac }), ...(s.mtu && { mtu: s.mtu }) };
+  try {
+    await ctr.updateLink(eth, { ...link, ipv4Conf: { arp_notify: 1 } });
+  } catch (err) {
+    // No IPv4 on that link: nothing to announce (the sysctl was best effort too).
+    if (!hasErrno(err, 'EAFNOSUPPORT')) throw err;
+    if (mac || s.mtu) await ctr.updateLink(eth, link);
+  }
+  const containerMac = (await ctr.getLink(ifname))?.mac;
+  for (const ip of ips) await ctr.addAddress(eth, ip.address);
+  if (!s.disableContainerInterface) await ctr.updateLink(eth, { up: true });
+  if (hasV6 && s.enableDad) await waitForDad(ctr, ifname);
+  for (const r of routes) {
+    const family = familyOf(r.dst);
+    const gw = r.gw ?? ips.find((ip) => familyOf(ip.address) === family && ip.gateway)?.gateway;
+    await ctr.addRoute({ ...r, gw, dev: eth });
+  }
+  return containerMac;
 }
 
 export async function addBridge(ctx: PluginContext<BridgeNetConf>): Promise<CniResult> {
   const { env, conf } = ctx;
   const s = bridgeSettings(conf);
   const mac = requestedMac(conf, env);
-  const taken = await withNetlink(env.netns, (nl) => nl.getLink(env.ifname));
-  if (taken) {
-    throw new CtnetError(ErrorCode.exists, `failed to add interface "${env.ifname}": it already exists in ${env.netns}`);
-  }
+  // One socket in the container's namespace for the whole ADD, and one in the host's while links are made.
+  return withNetlink(env.netns, async (ctr) => {
+    if (await ctr.getLink(env.ifname)) {
+      throw new CtnetError(ErrorCode.exists, `failed to add interface "${env.ifname}": it already exists in ${env.netns}`);
+    }
+    return addWithUndo(ctx, s, mac, ctr);
+  });
+}
+
+async function addWithUndo(
+  ctx: PluginContext<BridgeNetConf>,
+  s: BridgeSettings,
+  mac: string | undefined,
+  ctr: Netlink,
+): Promise<CniResult> {
+  const { env } = ctx;
   const undo = new UndoStack();
   try {
     let ipam: CniResult | undefined;
@@ -223,12 +284,16 @@ export async function addBridge(ctx: PluginContext<BridgeNetConf>): Promise<CniR
         return firewall.setupMasquerade({ ...key, addresses, hostInterface: s.bridge });
       });
     }
-    let host: Awaited<ReturnType<typeof setupHostSide>>;
+    let host: HostSide;
     let containerMac: string | undefined;
     try {
-      host = await setupHostSide(s, env.ifname, env.netns, undo);
-      containerMac = await setupContainerSide(s, env.ifname, env.netns, ips, routes, mac);
-      await setupGateway(s, ips);
+      ({ host, containerMac } = await withNetlink(undefined, async (nl) => {
+        const host = await setupHostSide(nl, s, env.ifname, env.netns, undo);
+        const eth = host.peerIndex ?? env.ifname;
+        const containerMac = await setupContainerSide(ctr, s, env.ifname, eth, env.netns, ips, routes, mac);
+        await setupGateway(nl, s, host.bridgeIndex, ips);
+        return { host, containerMac };
+      }));
     } catch (err) {
       // Unwinding must not race a setup still in flight.
       await masquerade?.catch(() => undefined);

@@ -6,7 +6,7 @@
  */
 import { CtnetError, delegate, type PluginContext, wrapError } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
-import { isNetns, withNetlink } from '../../netns/index.js';
+import { deleteLinkOffThread, isNetns } from '../../netns/index.js';
 import { type BridgeNetConf, bridgeSettings } from './config.js';
 
 export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {
@@ -20,8 +20,8 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
       failures.push(wrapError(what, err));
     }
   };
-  // The three steps are independent and run together. The firewall goes first: deleting a veth
-  // blocks this thread inside the kernel (tens of ms), and by then its iptables process should run.
+  // The three steps are independent and run together. Deleting a veth keeps the kernel busy for tens
+  // of ms (it waits for RCU); that runs on a worker thread, so the others go on meanwhile.
   const steps: Promise<void>[] = [];
   if (s.ipMasq) {
     // prevResult's addresses only spare the firewall a read; without them it finds its rules by name.
@@ -41,9 +41,8 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
     );
   }
   if (env.netns && isNetns(env.netns)) {
-    if (steps.length) await new Promise((resolve) => setImmediate(resolve));
     // Deleting the container end deletes the host end with it.
-    steps.push(attempt(`delete ${env.ifname} in ${env.netns}`, () => withNetlink(env.netns, (nl) => nl.deleteLink(env.ifname))));
+    steps.push(attempt(`delete ${env.ifname} in ${env.netns}`, () => deleteLinkOffThread(env.netns, env.ifname)));
   }
   await Promise.all(steps);
   const first = failures[0];
