@@ -132,10 +132,6 @@ class DirView {
 
   constructor(readonly names: Set<string>) {}
 
-  get isComplete(): boolean {
-    return this.byOwner !== undefined;
-  }
-
   /** Builds the owner → names index; every name's owner must be known. */
   complete(): void {
     this.byOwner = new Map();
@@ -365,7 +361,8 @@ export class LeaseDir {
 
   /**
    * Leases of (containerId, ifname): `exact` in the current format, `legacy` holding only the ID.
-   * Both are verified against the files.
+   * A kept view answers from its owner → names index (it knows every lease's owner and hears of every change, see
+   * openLeaseDir); otherwise every name is looked at. Either way each candidate is re-read before it counts.
    */
   findOwned(containerId: string, ifname: string): { exact: string[]; legacy: string[] } {
     const exactText = leaseContent(containerId, ifname);
