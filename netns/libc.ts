@@ -22,7 +22,7 @@ interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, length: number[]): number;
   send: AsyncFunc<(fd: number, buf: Buffer, len: number, flags: number) => number | bigint>;
-  recv: AsyncFunc<(fd: number, buf: Buffer, len: number, flags: number) => number | bigint>;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number | bigint;
   /** syscall(2), variadic: koffi takes each further argument as a type name then a value. */
   syscall(number: number, ...typedArgs: unknown[]): number | bigint;
   strerror(errnum: number): string;
@@ -50,7 +50,7 @@ function load(): Libc {
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ uint32_t *length)'),
     send: lib.func('long send(int fd, const void *buf, size_t len, int flags)') as Libc['send'],
-    recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)') as Libc['recv'],
+    recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
     syscall: lib.func('long syscall(long number, ...)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     errno: () => koffi.errno(),
@@ -128,29 +128,34 @@ export function createNetlinkSocket(protocol = 0): number {
   return check('socket', load().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
 }
 
-function onWorker(name: 'send' | 'recv', fd: number, buf: Buffer): Promise<number> {
+/**
+ * send(2) on one of koffi's worker threads: JavaScript goes on while the kernel works. For a netlink request
+ * the kernel does the work inside send, which for a link delete includes waiting for RCU (15–40 ms). `buf`
+ * must not be touched, nor `fd` closed, until the promise settles.
+ */
+export function sendOnWorker(fd: number, buf: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
-    load()[name].async(fd, buf, buf.length, 0, (err, result) => {
+    load().send.async(fd, buf, buf.length, 0, (err, result) => {
       if (err) return reject(err);
       const n = Number(result);
       // errno belongs to the worker thread and is gone by now: the call is named, not its cause.
-      if (n < 0) return reject(new SystemCallError(name, 0, 'failed'));
+      if (n < 0) return reject(new SystemCallError('send', 0, 'failed on a worker thread'));
       resolve(n);
     });
   });
 }
 
-/**
- * send(2) and recv(2) run on one of koffi's worker threads: JavaScript goes on while the kernel works. For a
- * netlink request the kernel does the work inside send, which for a link delete includes waiting for RCU
- * (15–40 ms). `buf` must not be touched until the promise settles.
- */
-export function sendOnWorker(fd: number, buf: Buffer): Promise<number> {
-  return onWorker('send', fd, buf);
-}
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
 
-export function recvOnWorker(fd: number, buf: Buffer): Promise<number> {
-  return onWorker('recv', fd, buf);
+/** recv(2) without waiting: the length of the datagram read into buf, or undefined when none is queued. */
+export function recvNow(fd: number, buf: Buffer): number | undefined {
+  const c = load();
+  const n = Number(c.recv(fd, buf, buf.length, MSG_DONTWAIT));
+  if (n >= 0) return n;
+  const errno = c.errno();
+  if (errno === EAGAIN) return undefined;
+  throw new SystemCallError('recv', errno, c.strerror(errno));
 }
 
 const SOL_SOCKET = 1;

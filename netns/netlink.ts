@@ -8,7 +8,7 @@
 import { closeSync } from 'node:fs';
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
 import { broadcastBytes, bytesToIp, maskBytes, type ParsedCidr, parseCidr, parseIp } from './ip.js';
-import { createNetlinkSocket, recvOnWorker, sendOnWorker } from './libc.js';
+import { createNetlinkSocket, recvNow, sendOnWorker } from './libc.js';
 import { NetlinkError, type RequestSocket, RtnlSocket } from './nl-socket.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, attrString, attrU8, attrU32, formatMac, parseAttrList, parseAttrs, parseMac } from './rtnl-codec.js';
@@ -936,49 +936,96 @@ export async function withNetlink<T>(nsPath: string | undefined, fn: (nl: Netlin
 }
 
 /**
- * Deletes a link (for a veth, both ends) as Netlink.deleteLink does, with the request sent and answered on a
- * worker thread. Unregistering a device makes the kernel wait for RCU before it answers (15–40 ms, whatever the
- * number of links); sent from the JavaScript thread, that wait stops everything else of the process (in the CNI
- * daemon: the IPAM and firewall steps of the same DEL). False if there was no such link.
+ * Deletes a link (for a veth, both ends) as Netlink.deleteLink does, without waiting for the kernel's cleanup.
+ *
+ * Unregistering a device ends with the kernel waiting for RCU (15–40 ms, whatever the number of links), inside
+ * the send of the request. So the request is sent from a worker thread, and it asks for an echo: the kernel
+ * sends the RTM_DELLINK notification back when the device is unregistered, before that wait. One request that
+ * needs the RTNL lock after it (a lookup of the name) then ends once the whole batch is done (a veth's peer is
+ * unregistered right after it, under the same lock). What remains of the kernel's work runs on: JavaScript
+ * and the caller go on meanwhile. A kernel that does not echo (before 6.3) answers at the end, as before.
+ * False if there was no such link.
  */
 export async function deleteLinkOffThread(nsPath: string | undefined, name: string): Promise<boolean> {
   if (!isName(name)) return false;
-  const where = nsPath === undefined ? '' : ` in ${nsPath}`;
+  const what = `delete link ${name}${nsPath === undefined ? '' : ` in ${nsPath}`}`;
   let fd: number;
   try {
     fd = inNetns(nsPath, () => createNetlinkSocket());
   } catch (err) {
     if (err instanceof CtnetError) throw err;
-    throw wrapError(`open a netlink socket${where}`, err);
+    throw wrapError(`open a netlink socket${nsPath === undefined ? '' : ` in ${nsPath}`}`, err);
   }
+  const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
+  const seq = 1;
+  const msg = Buffer.alloc(16 + body.length);
+  msg.writeUInt32LE(msg.length, 0);
+  msg.writeUInt16LE(c.RTM_DELLINK, 4);
+  msg.writeUInt16LE(c.NLM_F_REQUEST | c.NLM_F_ACK | c.NLM_F_ECHO, 6);
+  msg.writeUInt32LE(seq, 8);
+  body.copy(msg, 16);
+  let sendError: unknown;
+  let sent = false;
+  const sending = sendOnWorker(fd, msg).then(
+    () => {
+      sent = true;
+    },
+    (err) => {
+      sendError = err;
+    },
+  );
+  const reading = awaitDeleteAnswer(
+    fd,
+    seq,
+    () => sendError,
+    () => sent,
+  );
+  // The socket stays open until both the worker and the reader are done with it (the worker maybe long after
+  // this function has returned).
+  void Promise.allSettled([sending, reading]).then(() => closeSync(fd));
   try {
-    const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
-    const seq = 1;
-    const msg = Buffer.alloc(16 + body.length);
-    msg.writeUInt32LE(msg.length, 0);
-    msg.writeUInt16LE(c.RTM_DELLINK, 4);
-    msg.writeUInt16LE(c.NLM_F_REQUEST | c.NLM_F_ACK, 6);
-    msg.writeUInt32LE(seq, 8);
-    body.copy(msg, 16);
-    await sendOnWorker(fd, msg);
-    const reply = Buffer.alloc(8192);
-    for (;;) {
-      const n = await recvOnWorker(fd, reply);
-      for (let at = 0; at + 20 <= n; ) {
-        const len = reply.readUInt32LE(at);
+    const outcome = await reading;
+    if (outcome === 'echoed') await withNetlink(nsPath, (nl) => nl.getLink(name));
+    return true;
+  } catch (err) {
+    if (hasCode(err, 'ENODEV')) return false;
+    throw wrapError(what, err);
+  }
+}
+
+/**
+ * Reads the socket without blocking, every millisecond, until the kernel echoes the delete ('echoed'), answers
+ * it ('answered'; an error answer throws), or the send failed.
+ */
+async function awaitDeleteAnswer(
+  fd: number,
+  seq: number,
+  sendError: () => unknown,
+  sent: () => boolean,
+): Promise<'echoed' | 'answered'> {
+  const buf = Buffer.alloc(16384);
+  for (;;) {
+    // The kernel queues its answer before send returns: once sent, one more look must find it.
+    const wasSent = sent();
+    for (let n = recvNow(fd, buf); n !== undefined; n = recvNow(fd, buf)) {
+      for (let at = 0; at + 16 <= n; ) {
+        const len = buf.readUInt32LE(at);
         if (len < 16) break;
-        if (reply.readUInt16LE(at + 4) === c.NLMSG_ERROR && reply.readUInt32LE(at + 8) === seq) {
-          const errno = reply.readInt32LE(at + 16);
-          if (errno === 0) return true;
-          throw new NetlinkError(errno);
+        const type = buf.readUInt16LE(at + 4);
+        if (buf.readUInt32LE(at + 8) === seq) {
+          if (type === c.RTM_DELLINK) return 'echoed';
+          if (type === c.NLMSG_ERROR) {
+            const errno = buf.readInt32LE(at + 16);
+            if (errno < 0) throw new NetlinkError(errno);
+            return 'answered';
+          }
         }
         at += (len + 3) & ~3;
       }
     }
-  } catch (err) {
-    if (hasCode(err, 'ENODEV')) return false;
-    throw wrapError(`delete link ${name}${where}`, err);
-  } finally {
-    closeSync(fd);
+    const err = sendError();
+    if (err) throw err;
+    if (wasSent) throw new Error('the kernel sent the request no answer');
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }

@@ -20,8 +20,9 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
       failures.push(wrapError(what, err));
     }
   };
-  // The three steps are independent and run together. Deleting a veth keeps the kernel busy for tens
-  // of ms (it waits for RCU); that runs on a worker thread, so the others go on meanwhile.
+  // The three steps are independent and run together. Deleting a veth ends with the kernel waiting
+  // for RCU (tens of ms): deleteLinkOffThread returns once both ends are gone, before that wait, and
+  // the others go on meanwhile.
   const steps: Promise<void>[] = [];
   if (s.ipMasq) {
     // prevResult's addresses only spare the firewall a read; without them it finds its rules by name.
