@@ -73,6 +73,7 @@ export async function checkBridge(ctx: PluginContext<BridgeNetConf>): Promise<vo
       containerId: env.containerId,
       ifname: env.ifname,
       addresses: prev.ips.map((ip) => ip.address),
+      hostInterface: s.bridge,
     });
   }
 }
