@@ -13,7 +13,9 @@
  * this tree's, population and all, so the two are measured on the same machine in the same run.
  * Everything is in namespaces named ctb-…, removed at the end (also on Ctrl-C or failure).
  *
- * Usage: node --import tsx bench/bridge-host.ts [--n 0,1000] [--rounds 30] [--before DIR]
+ * --masq iptables|nftables adds the bridge's own masquerade (ipMasq) through that backend, as bench/portmap.ts has it.
+ *
+ * Usage: node --import tsx bench/bridge-host.ts [--n 0,1000] [--rounds 30] [--before DIR] [--masq nftables]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -59,6 +61,7 @@ async function drive(): Promise<void> {
             v.root,
             '--dir',
             dir,
+            ...(opt('masq', '') ? ['--masq', opt('masq', '')] : []),
           ],
           { encoding: 'utf8', cwd: v.root, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
         );
@@ -99,6 +102,7 @@ function normalize(text: string): string {
 /** Inside the host namespace: populates, then times every netns/ call of ADD and DEL, round by round. */
 async function probe(): Promise<void> {
   const root = opt('root', repo);
+  const masq = opt('masq', '');
   const dir = opt('dir', '');
   const { readFileSync } = await import('node:fs');
   const { pop, ctrs } = JSON.parse(readFileSync(join(dir, 'names.json'), 'utf8')) as { pop: string[]; ctrs: string[] };
@@ -172,6 +176,7 @@ async function probe(): Promise<void> {
     isGateway: true,
     isDefaultGateway: true,
     hairpinMode: true,
+    ...(masq && { ipMasq: true, ipMasqBackend: masq }),
     ipam: { type: 'host-local', ranges: [[{ subnet: '10.123.0.0/16' }]], dataDir: join(dir, 'ipam') },
   };
   const call = async (command: string, ctr: string, stdin: unknown) => {
