@@ -19,6 +19,7 @@ import {
 import { openFirewall } from '../../iptables/index.js';
 import {
   ensureSysctl,
+  type LinkChange,
   type LinkInfo,
   type LinkRef,
   type Netlink,
@@ -209,27 +210,37 @@ async function setupContainerSide(
   mac: string | undefined,
 ): Promise<string | undefined> {
   const hasV6 = ips.some((ip) => familyOf(ip.address) === 6);
-  // One switch and one lookup of /proc/sys/net/ipv6 for all of them (see netns/sysctl.ts).
-  const v6: SysctlSetting[] = [{ key: `net/ipv6/conf/${ifname}/accept_dad`, value: s.enableDad ? '1' : '0', bestEffort: true }];
-  if (s.enableDad) v6.push({ key: `net/ipv6/conf/${ifname}/enhanced_dad`, value: '1', bestEffort: true });
   if (hasV6) {
-    v6.push(
+    // One switch and one lookup of /proc/sys/net/ipv6 for all of them (see netns/sysctl.ts).
+    const v6: SysctlSetting[] = [
+      { key: `net/ipv6/conf/${ifname}/accept_dad`, value: s.enableDad ? '1' : '0', bestEffort: true },
       { key: 'net/ipv6/conf/lo/disable_ipv6', value: '0' },
       { key: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '0' },
       { key: `net/ipv6/conf/${ifname}/keep_addr_on_down`, value: '1', bestEffort: true },
-    );
+    ];
+    if (s.enableDad) v6.push({ key: `net/ipv6/conf/${ifname}/enhanced_dad`, value: '1', bestEffort: true });
+    writeSysctls(netns, v6);
   }
-  writeSysctls(netns, v6);
   // arp_notify through netlink, not /proc/sys/net/ipv4: that lookup costs as much as the IPv6 one in a new
   // namespace. Its own request before up: the kernel applies it after up in a combined one, and the
   // announcement is sent at up.
-  const link = { ...(mac && { mac }), ...(s.mtu && { mtu: s.mtu }) };
+  // An IPv4-only attachment gets no IPv6 link-local address (as Docker disables IPv6 on the interfaces of
+  // IPv4-only networks): no DAD, router solicitation or MLD report at up, each a multicast the bridge floods to
+  // every other container, and no /proc/sys/net/ipv6 lookup in the container (3 ms with a thousand namespaces).
+  const link: LinkChange = { ...(mac && { mac }), ...(s.mtu && { mtu: s.mtu }) };
+  const announce: LinkChange = { ipv4Conf: { arp_notify: 1 } };
+  const noLinkLocal: LinkChange = hasV6 ? {} : { ipv6AddrGenMode: 'none' };
   try {
-    await ctr.updateLink(eth, { ...link, ipv4Conf: { arp_notify: 1 } });
+    await ctr.updateLink(eth, { ...link, ...announce, ...noLinkLocal });
   } catch (err) {
-    // No IPv4 on that link: nothing to announce (the sysctl was best effort too).
     if (!hasErrno(err, 'EAFNOSUPPORT')) throw err;
-    if (mac || s.mtu) await ctr.updateLink(eth, link);
+    // IPv4 or IPv6 is off on that link: apply each part it can take (the sysctls were best effort too).
+    if (Object.keys(link).length) await ctr.updateLink(eth, link);
+    for (const change of [announce, noLinkLocal].filter((c) => Object.keys(c).length)) {
+      await ctr.updateLink(eth, change).catch((e: unknown) => {
+        if (!hasErrno(e, 'EAFNOSUPPORT')) throw e;
+      });
+    }
   }
   const containerMac = (await ctr.getLink(ifname))?.mac;
   for (const ip of ips) await ctr.addAddress(eth, ip.address);
