@@ -126,19 +126,20 @@ function createLines(chain: string, rules: string[], elements: ElementRef[]): st
 // A function, not a constant: nftables.ts and this module import each other.
 const allHostportMaps = () => [nftNames.hostportMap, nftNames.hostportAddrMap[4], nftNames.hostportAddrMap[6]];
 
+/** A port-forward spec as the nftables backend takes it: the mark options are the iptables backend's. */
+export function normalizeNftForwards(spec: PortForwardSpec): NormalizedForwards {
+  const n = normalizeForwards(spec);
+  if (n.externalSetMarkChain || n.markBit !== 13) {
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      'invalid port-forward options: markMasqBit and externalSetMarkChain apply to the iptables backend only',
+    );
+  }
+  return n;
+}
+
 export class NftChainForwards {
   constructor(private readonly exec: NftExec) {}
-
-  private normalize(spec: PortForwardSpec): NormalizedForwards {
-    const n = normalizeForwards(spec);
-    if (n.externalSetMarkChain || n.markBit !== 13) {
-      throw new CtnetError(
-        ErrorCode.invalidConfig,
-        'invalid port-forward options: markMasqBit and externalSetMarkChain apply to the iptables backend only',
-      );
-    }
-    return n;
-  }
 
   /** Current owners (chain names) of `elements`. */
   private async owners(elements: ElementRef[]): Promise<Map<string, string>> {
@@ -151,7 +152,7 @@ export class NftChainForwards {
   }
 
   async setup(spec: PortForwardSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = normalizeNftForwards(spec);
     const chain = nftDnatChainName(spec);
     const { rules, elements } = renderRules(attachmentComment('dnat', spec), n);
     try {
@@ -220,7 +221,7 @@ export class NftChainForwards {
   }
 
   async check(spec: PortForwardSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = normalizeNftForwards(spec);
     const chain = nftDnatChainName(spec);
     const { rules, elements } = renderRules(attachmentComment('dnat', spec), n);
     const fail = (what: string) =>

@@ -26,7 +26,7 @@ import {
   nftSets,
 } from './nft-sets.js';
 import { nftNames, T } from './nftables.js';
-import { NftChainForwards } from './nftables-chain-forwards.js';
+import { NftChainForwards, normalizeNftForwards } from './nftables-chain-forwards.js';
 import type { AttachmentKey, KnownForwards, PortForwardSpec, PortProtocol } from './types.js';
 
 /**
@@ -95,23 +95,12 @@ export class NftForwards {
     this.chains = new NftChainForwards(exec);
   }
 
-  private normalize(spec: PortForwardSpec): NormalizedForwards {
-    const n = normalizeForwards(spec);
-    if (n.externalSetMarkChain || n.markBit !== 13) {
-      throw new CtnetError(
-        ErrorCode.invalidConfig,
-        'invalid port-forward options: markMasqBit and externalSetMarkChain apply to the iptables backend only',
-      );
-    }
-    return n;
-  }
-
   private hasConditions(n: NormalizedForwards): boolean {
     return n.conditions[4].length > 0 || n.conditions[6].length > 0;
   }
 
   async setup(spec: PortForwardSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = normalizeNftForwards(spec);
     const comment = attachmentComment('dnat', spec);
     const want = this.hasConditions(n) ? undefined : plannedElements(spec, n, spec.hostInterface, comment);
     if (!want) return this.chains.setup(spec);
@@ -141,7 +130,7 @@ export class NftForwards {
   }
 
   async check(spec: PortForwardSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = normalizeNftForwards(spec);
     const comment = attachmentComment('dnat', spec);
     const want = this.hasConditions(n) ? undefined : plannedElements(spec, n, spec.hostInterface, comment);
     if (!want) return this.chains.check(spec);

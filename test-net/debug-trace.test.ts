@@ -89,16 +89,13 @@ const traceScenario = test.macro(async (t, plugins: 'reference' | 'ctnet', firew
     await expectBroken('dnat rule', /no nat rule DNATs tcp port 18080/);
     await nsRun(sb.host, 'iptables-restore', ['--noflush'], { input: `*nat\n${dnat}\nCOMMIT\n` });
   } else {
-    const table = (await nsRun(sb.host, nftBin, ['list', 'table', 'inet', 'ctnet'])).stdout;
-    const block = table.split('\n\tchain ').find((b) => b.includes(`dnat ip to ${ip}:80`)) as string;
-    const chain = block.split(' ')[0] as string;
-    const rules = block
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l.includes(' dnat ip to '));
-    await nsRun(sb.host, nftBin, ['flush', 'chain', 'inet', 'ctnet', chain]);
+    // The published port is an element of the DNAT map: delete it, then add it back as it was listed.
+    const map = (await nsRun(sb.host, nftBin, ['list', 'map', 'inet', 'ctnet', 'fwd4'])).stdout;
+    const element = map.match(new RegExp(`tcp \\. 18080 comment "[^"]*" : ${ip.replaceAll('.', '\\.')} \\. 80`))?.[0];
+    t.truthy(element, map);
+    await nsRun(sb.host, nftBin, ['delete', 'element', 'inet', 'ctnet', 'fwd4', '{ tcp . 18080 }']);
     await expectBroken('dnat rule', /no nat rule DNATs tcp port 18080/);
-    await nsRun(sb.host, nftBin, ['-f', '-'], { input: rules.map((r) => `add rule inet ctnet ${chain} ${r}\n`).join('') });
+    await nsRun(sb.host, nftBin, ['add', 'element', 'inet', 'ctnet', 'fwd4', `{ ${element} }`]);
   }
 
   // 2. Forwarding off.
