@@ -6,7 +6,7 @@
  * chains are still made with nft scripts (rarely: once per host, or when something is missing).
  *
  * Element layout on the wire (include/uapi/linux/netfilter/nf_tables.h): a key is the concatenation of its fields,
- * each padded to 4 bytes; a range of a concatenated interval set is a KEY and a KEY_END; the comment is nftnl
+ * each padded to 4 bytes (all our sets are hash sets: a key, never a range); the comment is nftnl
  * userdata (type 0, NUL-terminated), which `nft list` prints as `comment "…"`.
  */
 import { type NetlinkError, type NetlinkPart, RtnlSocket, threadNetnsKey } from '../core/index.js';
@@ -32,15 +32,12 @@ const LIST_ELEM = 1;
 const ELEM_KEY = 1;
 const ELEM_DATA = 2;
 const ELEM_USERDATA = 6;
-const ELEM_KEY_END = 10;
 const DATA_VALUE = 1;
 const UDATA_COMMENT = 0;
 
 export interface SetElement {
   set: string;
   key: Buffer;
-  /** End of the range, for elements of concatenated interval sets. */
-  keyEnd?: Buffer;
   /** The mapped value, for elements of data maps. */
   data?: Buffer;
   comment?: string;
@@ -90,7 +87,6 @@ function commentUserdata(comment: string): Buffer {
 
 function elementAttr(e: SetElement, withPayload: boolean): Buffer {
   const parts = [nested(ELEM_KEY, [attr(DATA_VALUE, e.key)])];
-  if (e.keyEnd) parts.push(nested(ELEM_KEY_END, [attr(DATA_VALUE, e.keyEnd)]));
   if (withPayload && e.data) parts.push(nested(ELEM_DATA, [attr(DATA_VALUE, e.data)]));
   if (withPayload && e.comment !== undefined) parts.push(attr(ELEM_USERDATA, commentUserdata(e.comment)));
   return nested(LIST_ELEM, parts);
@@ -148,8 +144,6 @@ export function decodeElements(message: Buffer): SetElement[] {
     const key = value(ELEM_KEY);
     if (!key) continue;
     const e: SetElement = { set, key: Buffer.from(key) };
-    const keyEnd = value(ELEM_KEY_END);
-    if (keyEnd) e.keyEnd = Buffer.from(keyEnd);
     const data = value(ELEM_DATA);
     if (data) e.data = Buffer.from(data);
     const udata = a.get(ELEM_USERDATA);

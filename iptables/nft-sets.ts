@@ -168,14 +168,14 @@ export function masqueradeElements(a: { family: Family; address: string }, hostI
   ];
 }
 
-/** Whether two elements are the same element of the same set (key, range end and mapped value). */
+/** Whether two elements are the same element of the same set (key and mapped value). */
 export function sameElement(a: SetElement, b: SetElement): boolean {
   const eq = (x?: Buffer, y?: Buffer) => (x === undefined ? y === undefined : y !== undefined && x.equals(y));
-  return a.set === b.set && a.key.equals(b.key) && eq(a.keyEnd, b.keyEnd) && eq(a.data, b.data);
+  return a.set === b.set && a.key.equals(b.key) && eq(a.data, b.data);
 }
 
 /** Readable form of an element for logs and errors. */
 export function describeElement(e: SetElement): string {
   const hex = (b?: Buffer) => b?.toString('hex');
-  return `${e.set} { ${hex(e.key)}${e.keyEnd ? `-${hex(e.keyEnd)}` : ''}${e.data ? ` : ${hex(e.data)}` : ''} }`;
+  return `${e.set} { ${hex(e.key)}${e.data ? ` : ${hex(e.data)}` : ''} }`;
 }

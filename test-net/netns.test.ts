@@ -647,6 +647,15 @@ test('createNetns / deleteNetns / isNetns / sameNetns, in a private dir and in /
   await deleteNetns(runPath);
 });
 
+/** Runs an ES module script of ours (paths relative to the checkout) in a fresh Node process, at most 20 s. */
+function runModuleScript(script: string) {
+  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+}
+
 test('a process that used withNetlink exits on its own (sockets do not hold the event loop)', async (t) => {
   const ns = await createSandboxNetns(t, 'ev');
   const script = `
@@ -654,11 +663,7 @@ test('a process that used withNetlink exits on its own (sockets do not hold the 
     const links = await withNetlink(${JSON.stringify(netnsPath(ns))}, (nl) => nl.listLinks());
     process.stdout.write(String(links.length));`;
   const started = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  const r = runModuleScript(script);
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout, '1');
   t.true(Date.now() - started < 20_000);
@@ -689,9 +694,9 @@ test.serial(
       t.deepEqual(left, [], 'the peer and its port went with it');
       t.is(await withNetlink(netnsPath(ctr), (nl) => nl.getLink('eth0')), undefined);
     }
-    // The kernel's RCU wait after the unregistration takes 15-40 ms; its echo comes before that.
+    // The kernel's RCU wait after the unregistration takes 15-40 ms; its echo comes before that. How long is
+    // a figure for bench/bridge-host.ts, not an assertion here (a loaded machine would make it fail).
     t.log(`deletes took ${times.map((x) => x.toFixed(1)).join(', ')} ms`);
-    t.true(Math.min(...times) < 10, `the fastest of ${times.length} deletes took ${Math.min(...times).toFixed(1)} ms`);
     t.false(await deleteLinkOffThread(netnsPath(ctr), 'eth0'));
     t.false(await deleteLinkOffThread(netnsPath(ctr), 'much-too-long-name0'));
     await t.throwsAsync(deleteLinkOffThread('/run/netns/ctt-nope', 'eth0'), { instanceOf: CtnetError });
@@ -700,11 +705,7 @@ test.serial(
     const script = `
     import { deleteLinkOffThread } from './netns/index.ts';
     process.stdout.write(String(await deleteLinkOffThread(${JSON.stringify(netnsPath(ctr))}, 'x0')));`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    const r = runModuleScript(script);
     t.is(r.status, 0, r.stderr);
     t.is(r.stdout, 'true');
   },
