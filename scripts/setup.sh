@@ -4,7 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iptables nftables iproute2 util-linux busybox-static conntrack iputils-ping containernetworking-plugins runc hyperfine gcc libc6-dev)
+packages=(
+  iptables nftables iproute2 util-linux busybox-static conntrack iputils-ping socat
+  containernetworking-plugins # the reference plugins: side-by-side tests and benchmarks
+  runc hyperfine iperf3       # benchmarks' references and throughput
+  gcc libc6-dev libseccomp-dev # the C shims, ctnet-init (seccomp is linked statically)
+  containerd                  # the CRI integration test
+  etcd-server                 # the multi-node tests' store
+  docker-registry             # the image pull tests' registry
+  tmux                        # the terminal (-t) tests
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
