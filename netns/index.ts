@@ -15,12 +15,27 @@
  *   neighbours, bridge VLANs. Errors are CtnetError "failed to <verb> <object>: <cause>" whose
  *   cause carries the errno name (hasErrno(err, 'EEXIST')); a name clash on create is code 103.
  *
+ * - Overlays: ensureVxlan / getVxlan / listVxlans (unicast VTEPs: no group, no learning), neighbour and FDB entries
+ *   (setNeighbour, setFdb, …, permanent), routes owned by a protocol number (replaceOwnedRoute, listOwnedRoutes,
+ *   deleteOwnedRoute; onlink gateways).
+ *
  * Importing this module loads nothing heavy: koffi and netlink are required on first use.
  */
 
 export { borrowFd, peerCredentials } from './libc.js';
 export { randomVethName } from './names.js';
 export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
+export {
+  delFdb,
+  delNeighbour,
+  type FdbEntry,
+  listFdb,
+  listNeighbours,
+  type NeighbourEntry,
+  nudPermanent,
+  setFdb,
+  setNeighbour,
+} from './neighbour.js';
 export {
   type AddressInfo,
   type BridgeVlanInfo,
@@ -36,6 +51,23 @@ export {
   withNetlink,
 } from './netlink.js';
 export { NetlinkError } from './nl-socket.js';
+export {
+  deleteOwnedRoute,
+  listOwnedRoutes,
+  type OwnedRoute,
+  type OwnedRouteSpec,
+  replaceOwnedRoute,
+} from './owned-route.js';
 export { callerMismatch } from './peer.js';
 export { inNetns, socketIn } from './switch.js';
 export { ensureSysctl, readSysctl, type SysctlSetting, sysctlPath, writeSysctl, writeSysctls } from './sysctl.js';
+export {
+  defaultVxlanPort,
+  ensureVxlan,
+  getVxlan,
+  listVxlans,
+  type VxlanInfo,
+  type VxlanSpec,
+  vxlanMatches,
+  vxlanOverheadV4,
+} from './vxlan.js';

@@ -157,8 +157,11 @@ export class Netlink {
     return this.nsPath === undefined ? '' : ` in ${this.nsPath}`;
   }
 
-  /** One request; resolves with the payloads of the reply messages (none for a plain ACK). */
-  private request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
+  /**
+   * One request; resolves with the payloads of the reply messages (none for a plain ACK). Public for the modules
+   * of netns/ that speak for other kernel objects (vxlan.ts, neighbour.ts, owned-route.ts) over this socket.
+   */
+  request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
     const send = (): Promise<Buffer[]> => {
       if (this.closed) throw new CtnetError(ErrorCode.internal, 'netlink socket used after withNetlink() returned');
       return this.socket.request(type, flags, body);
