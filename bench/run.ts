@@ -5,7 +5,7 @@
  * network but lo), all in one run, inside a sandbox host namespace. Prints wall times, ratios to
  * runc and the ctnet phase breakdown (from CTNET_TIMING).
  *
- *   node --import tsx bench/run.ts [iterations=15]
+ *   node --import tsx bench/run.ts [--rounds 15]
  * Needs root, a built tree (npm run build) and runc.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { run } from '../core/index.js';
 import { busyboxRootfs } from '../test-net/runner-helpers.js';
 import { netnsPath, randomSuffix, repoRoot } from '../test-net/sandbox.js';
+import { median, opt } from './common.js';
 
-const iterations = Number(process.argv[2] ?? 15);
+const rounds = Number(opt('rounds', '15'));
 const cleanups: (() => void | Promise<void>)[] = [];
 const t = { teardown: (fn: () => void | Promise<void>) => cleanups.push(fn) };
 
@@ -26,11 +27,6 @@ interface Variant {
   timings?: string;
   /** Extra environment (CTNET_DAEMON=0: the CLI runs the container itself, the daemon is not asked). */
   env?: Record<string, string>;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
 }
 
 function mean(xs: number[]): number {
@@ -97,7 +93,7 @@ async function main(): Promise<void> {
   const results = new Map<string, number[]>();
   for (const v of variants) results.set(v.name, []);
   // Interleaved, after one warm-up round, so load changes on the machine hit every variant alike.
-  for (let i = -1; i < iterations; i++) {
+  for (let i = -1; i < rounds; i++) {
     for (const v of variants) {
       const start = process.hrtime.bigint();
       const r = spawnSync(v.argv[0] as string, v.argv.slice(1), {
@@ -110,7 +106,7 @@ async function main(): Promise<void> {
     }
   }
   const runcMedian = median(results.get(variants[0]?.name as string) ?? []);
-  process.stdout.write(`\n${iterations} runs each (median / mean ms, ratio of medians to runc)\n`);
+  process.stdout.write(`\n${rounds} runs each (median / mean ms, ratio of medians to runc)\n`);
   for (const v of variants) {
     const xs = results.get(v.name) ?? [];
     process.stdout.write(

@@ -13,4 +13,4 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-main(process.argv).catch(reportAndExit);
+main(process.argv).catch((err: unknown) => reportAndExit(err, process.argv[2]));

@@ -2,13 +2,21 @@
 import { CommanderError } from 'commander';
 import { CtnetError } from '../core/index.js';
 
-export function reportAndExit(err: unknown): never {
+/** Docker's exit code when the tool itself fails in `run` or `exec` (not the container). */
+export const toolFailed = 125;
+
+/** Commands whose failures exit as Docker's do: 125 for the tool, the container's status otherwise. */
+const dockerExitCommands = new Set(['run', 'exec']);
+
+/** Exits for a command's error; `command` is the one run (argv[2]): a usage error of run/exec exits 125. */
+export function reportAndExit(err: unknown, command?: string): never {
   if (err instanceof CommanderError) {
-    process.exit(err.exitCode === 0 ? 0 : 2);
+    const dockerStyle = command !== undefined && dockerExitCommands.has(command);
+    process.exit(err.exitCode === 0 ? 0 : dockerStyle ? toolFailed : 2);
   }
   const { text, exitCode } = errorReport(err);
   process.stderr.write(text);
-  process.exit(exitCode);
+  process.exit(command !== undefined && dockerExitCommands.has(command) ? toolFailed : exitCode);
 }
 
 /** A failed command's lines for stderr and its exit code (a CtnetError's code, 1 otherwise). */

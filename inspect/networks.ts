@@ -24,7 +24,7 @@ import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
 import { runnerContainers } from './containers.js';
 import { routes } from './kernel.js';
-import type { CtnetPaths } from './paths.js';
+import { type CtnetPaths, foreignNetconfDirs } from './paths.js';
 
 /** Metadata ctnet keeps in the conflist under this top-level key (ignored by other runtimes). */
 export const metadataKey = 'ctnet';
@@ -148,7 +148,7 @@ export class NetworkStore {
   constructor(
     readonly paths: CtnetPaths,
     /** Other directories whose networks count for name and subnet clashes (e.g. /etc/cni/net.d). */
-    readonly foreignDirs: string[] = ['/etc/cni/net.d'],
+    readonly foreignDirs: string[] = foreignNetconfDirs(),
   ) {}
 
   all(): LoadedNetwork[] {

@@ -12,6 +12,15 @@ export function ctnetRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.CTNET_ROOT || defaultRoot;
 }
 
+/**
+ * Other runtimes' network config directories, whose networks count for names and subnet clashes and
+ * which `debug cni` searches: NETCONFPATH (colon-separated, as libcni's tools read it), else /etc/cni/net.d.
+ */
+export function foreignNetconfDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = env.NETCONFPATH?.split(':').filter(Boolean);
+  return given?.length ? given : ['/etc/cni/net.d'];
+}
+
 export interface CtnetPaths {
   root: string;
   /** Conflists, one `<name>.conflist` per network. */

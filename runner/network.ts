@@ -23,7 +23,6 @@ import {
   type NetConf,
   parseResult,
   run,
-  wrapError,
 } from '../core/index.js';
 import {
   buildPluginConfig,
@@ -264,8 +263,12 @@ export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Pro
   }
   try {
     return loadNetwork(name, [paths.networks]);
-  } catch (cause) {
-    throw wrapError(`find network "${name}"`, cause, ErrorCode.invalidConfig);
+  } catch (err) {
+    // The message names the network and the directory already; only the hint is the runner's own.
+    if (!(err instanceof CtnetError) || err.code !== ErrorCode.invalidConfig) throw err;
+    throw new CtnetError(err.code, err.message, {
+      hint: 'list networks with `ctnet network ls`, or create this one with `ctnet network create`',
+    });
   }
 }
 

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { testEnv } from './debug-cli.js';
 import { cniBinDir, createNetns, createSandbox, netnsPath, nsRun, repoRoot, runPlugin } from './sandbox.js';
 
 const ctnet = join(repoRoot, 'bin', 'ctnet');
@@ -145,7 +146,7 @@ test('callers the daemon must not serve run the Node plugin: another user, anoth
 
 async function doctorSays(host: string, root: string): Promise<{ severity: string; detail: string } | undefined> {
   const r = await nsRun(host, ctnet, ['debug', 'doctor', '--json'], {
-    env: { ...process.env, CTNET_ROOT: root },
+    env: testEnv(root),
     allowFailure: true,
   });
   const report = JSON.parse(r.stdout) as { findings: { check: string; severity: string; detail: string }[] };

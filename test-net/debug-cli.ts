@@ -13,10 +13,18 @@ export interface CliResult extends RunResult {
   json: unknown;
 }
 
+/**
+ * The environment of a ctnet run by a test: its own state root, and other runtimes' config directory
+ * (NETCONFPATH) inside that root, so nothing of the machine's /etc/cni/net.d is ever read.
+ */
+export function testEnv(root: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, CTNET_ROOT: root, NETCONFPATH: join(root, 'foreign-netconf'), ...env };
+}
+
 /** Runs `ctnet ARGS` in namespace `host` with CTNET_ROOT=root; never throws on a non-zero exit. */
 export async function ctnet(host: string, root: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const r = await run('nsenter', [`--net=${netnsPath(host)}`, process.execPath, '--import', 'tsx', cliEntry, ...args], {
-    env: { ...process.env, CTNET_ROOT: root, ...env },
+    env: testEnv(root, env),
     cwd: repoRoot,
     allowFailure: true,
     timeoutMs: 60_000,

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { type RunResult, run } from '../core/index.js';
+import { testEnv } from './debug-cli.js';
 import { nftBin } from './firewall-fixtures.js';
 import { netnsPath, nsRun, randomSuffix, repoRoot } from './sandbox.js';
 
@@ -65,8 +66,7 @@ export function runnerEnv(t: Teardown, host: string): RunnerEnv {
   const root = mkdtempSync(join(tmpdir(), 'ctt-root-'));
   const cgroupParent = `ctt-${randomSuffix()}`;
   const env = {
-    ...process.env,
-    CTNET_ROOT: root,
+    ...testEnv(root),
     CTNET_CGROUP_PARENT: cgroupParent,
     CTNET_INIT: join(repoRoot, 'bin', 'ctnet-init'),
   };

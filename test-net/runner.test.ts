@@ -248,33 +248,80 @@ test('volumes, workdir, user, env and entrypoint', async (t) => {
   t.deepEqual(leftovers(renv), nothingLeft);
 });
 
-test('errors: one clear line, non-zero exit, nothing half-made', async (t) => {
+test("errors: one clear line, Docker's exit codes (125 ctnet, 126 cannot run, 127 not found), nothing half-made", async (t) => {
   const { renv, image } = await setup(t);
-  const cases: [string[], RegExp][] = [
-    [['run', '--rm', 'no-such-image', 'true'], /no such image: no-such-image/],
-    [['run', '--rm', '-p', '80:80:80:80', image, 'true'], /invalid publish spec "80:80:80:80"/],
-    [['run', '--rm', '--memory', '1m', image, 'true'], /minimum allowed is 6MB/],
-    [['run', '--rm', '--cpus', '99', image, 'true'], /range of CPUs/],
-    [['run', '--rm', '--network', 'container:nope', image, 'true'], /no such container: nope/],
-    [['run', '--rm', '--network', 'none', image, 'no-such-command'], /failed to exec no-such-command/],
-    [['run', '--rm', '--network', 'no-such-net', image, 'true'], /no-such-net/],
-    [['rm', 'nope'], /no such container: nope/],
+  const cases: [string[], number, RegExp][] = [
+    [['run', '--rm', 'no-such-image', 'true'], 125, /no such image: no-such-image/],
+    [['run', '--rm', '-p', '80:80:80:80', image, 'true'], 125, /invalid publish spec "80:80:80:80"/],
+    [['run', '--rm', '--memory', '1m', image, 'true'], 125, /minimum allowed is 6MB/],
+    [['run', '--rm', '--cpus', '99', image, 'true'], 125, /range of CPUs/],
+    [['run', '--rm', '--network', 'container:nope', image, 'true'], 125, /no such container: nope/],
+    [['run', '--rm', '--network', 'none', image, 'no-such-command'], 127, /failed to exec no-such-command/],
+    [['run', '--rm', '--network', 'none', image, '/etc/passwd'], 126, /failed to exec \/etc\/passwd: Permission denied/],
+    [['run', '--rm', '--bogus', image, 'true'], 125, /unknown option '--bogus'/],
+    [['run', '--rm', '--network', 'no-such-net', image, 'true'], 125, /^ctnet: failed to find network "no-such-net" in \S+$/m],
+    [['exec', 'nope', 'true'], 125, /no such container: nope/],
+    [['rm', 'nope'], 1, /no such container: nope/],
   ];
-  for (const [args, message] of cases) {
+  for (const [args, code, message] of cases) {
     const r = await ctnet(renv, args, { allowFailure: true });
-    t.not(r.code, 0, args.join(' '));
-    if (args.includes('no-such-command')) t.is(r.code, 127);
+    t.is(r.code, code, `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, message, args.join(' '));
     t.is(
       r.stderr
         .trim()
         .split('\n')
-        .filter((l) => !l.startsWith('hint:')).length,
+        .filter((l) => !l.startsWith('hint:') && !l.startsWith('(run with --help')).length,
       1,
       r.stderr,
     );
     t.deepEqual(leftovers(renv), nothingLeft, args.join(' '));
   }
+});
+
+test('exec exit codes; rm, stop, kill, start and inspect act on every name, report each failure and exit 1', async (t) => {
+  const { renv, image } = await setup(t);
+  for (const name of ['a', 'c']) {
+    await ctnet(renv, [
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      image,
+      'sh',
+      '-c',
+      'trap "exit 0" TERM; while :; do sleep 0.1; done',
+    ]);
+  }
+  const execCodes = [];
+  for (const cmd of [['sh', '-c', 'exit 4'], ['no-such-command'], ['/etc/passwd']]) {
+    execCodes.push((await ctnet(renv, ['exec', 'a', ...cmd], { allowFailure: true })).code);
+  }
+  t.deepEqual(execCodes, [4, 127, 126]);
+
+  const inspected = await ctnet(renv, ['inspect', 'a', 'b', 'c'], { allowFailure: true });
+  t.is(inspected.code, 1);
+  t.deepEqual(
+    (JSON.parse(inspected.stdout) as { Name: string }[]).map((v) => v.Name),
+    ['a', 'c'],
+    'the found containers are printed',
+  );
+  t.regex(inspected.stderr, /^ctnet: no such container: b$/m);
+
+  for (const verb of [['stop', '-t', '2'], ['start'], ['kill', '-s', 'TERM']]) {
+    const r = await ctnet(renv, [...verb, 'a', 'b', 'c'], { allowFailure: true });
+    t.is(r.code, 1, verb[0]);
+    t.is(r.stdout, 'a\nc\n', `${verb[0]} acted on a and c`);
+    t.regex(r.stderr, /^ctnet: no such container: b$/m, verb[0]);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  const rm = await ctnet(renv, ['rm', '-f', 'a', 'b', 'c'], { allowFailure: true });
+  t.is(rm.code, 1);
+  t.is(rm.stdout, 'a\nc\n', 'a missing name in the middle does not stop rm');
+  t.is(rm.stderr.trim().split('\n').length, 1, rm.stderr);
+  t.deepEqual(leftovers(renv), nothingLeft);
 });
 
 test('image import, ls, run, rm', async (t) => {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CtnetError, ErrorCode } from '../../core/index.js';
 import type { ContainerRecord, CreateRequest, PortRequest, RunnerContext } from '../../runner/index.js';
-import { printJson, printTable } from '../output.js';
+import { errorReport, printJson, printTable, toolFailed } from '../output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -94,8 +94,30 @@ export function defineRun(program: Command, action: RunAction): void {
     .action(action);
 }
 
-/** The whole of `ctnet run` after parsing; returns the exit code (errors other than exec failures are thrown). */
+/**
+ * Docker's exit codes for run and exec: 127 when the command is not found, 126 when it cannot be
+ * run, 125 when ctnet itself failed (the error is written first); the container's status otherwise.
+ */
+export function toolFailureCode(err: unknown, r: RunIo['r'], write: RunIo['write'], env: NodeJS.ProcessEnv): number {
+  const details = (err as { details?: unknown }).details;
+  if (details === r.execNotFound || details === r.execFailed) {
+    write('err', `ctnet: ${(err as Error).message}\n`);
+    return details === r.execNotFound ? 127 : 126;
+  }
+  write('err', errorReport(err, env).text);
+  return toolFailed;
+}
+
+/** The whole of `ctnet run` after parsing: the exit code, Docker's (every error is reported through io). */
 export async function runCommand(image: string, command: string[], f: RunFlags, io: RunIo): Promise<number> {
+  try {
+    return await runParsed(image, command, f, io);
+  } catch (err) {
+    return toolFailureCode(err, io.r, io.write, io.ctx.env);
+  }
+}
+
+async function runParsed(image: string, command: string[], f: RunFlags, io: RunIo): Promise<number> {
   const { r, ctx } = io;
   const publish: PortRequest[] = f.publish.flatMap((p) => r.parsePublish(p));
   if (f.publishAll) publish.push(...f.expose.flatMap((e) => r.parseExpose(e)));
@@ -120,24 +142,30 @@ export async function runCommand(image: string, command: string[], f: RunFlags, 
     interactive: !!f.interactive,
     tty: !!f.tty && io.stdinIsTTY,
   };
-  let outcome: Awaited<ReturnType<typeof r.runContainer>>;
-  try {
-    outcome = await r.runContainer(ctx, req, !!f.detach);
-  } catch (err) {
-    // Docker's convention: 127 when the command is not found, 126 when it cannot be run.
-    const details = (err as { details?: unknown }).details;
-    if (details === r.execNotFound || details === r.execFailed) {
-      io.write('err', `ctnet: ${(err as Error).message}\n`);
-      return details === r.execNotFound ? 127 : 126;
-    }
-    throw err;
-  }
-  const { rec, exitCode } = outcome;
+  const { rec, exitCode } = await r.runContainer(ctx, req, !!f.detach);
   if (f.detach) {
     io.write('out', `${rec.config.id}\n`);
     return 0;
   }
   return exitCode ?? 0;
+}
+
+/**
+ * Runs `action` on every name, as Docker does: each success prints the name, each failure its
+ * error, and the command exits 1 when any failed.
+ */
+async function eachName(refs: string[], action: (ref: string) => Promise<void>, printName = true): Promise<void> {
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      await action(ref);
+      if (printName) process.stdout.write(`${ref}\n`);
+    } catch (err) {
+      failed = true;
+      process.stderr.write(errorReport(err).text);
+    }
+  }
+  if (failed) process.exitCode = 1;
 }
 
 export function register(program: Command): void {
@@ -160,10 +188,7 @@ export function register(program: Command): void {
     .argument('<container...>')
     .action(async (refs: string[]) => {
       const { r, ctx } = await runner();
-      for (const ref of refs) {
-        await r.startExisting(ctx, ref);
-        process.stdout.write(`${ref}\n`);
-      }
+      await eachName(refs, async (ref) => void (await r.startExisting(ctx, ref)));
     });
 
   program
@@ -173,10 +198,7 @@ export function register(program: Command): void {
     .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
     .action(async (refs: string[], f: { time: string }) => {
       const { r, ctx } = await runner();
-      for (const ref of refs) {
-        await r.stopContainer(ctx, ref, Number(f.time));
-        process.stdout.write(`${ref}\n`);
-      }
+      await eachName(refs, async (ref) => void (await r.stopContainer(ctx, ref, Number(f.time))));
     });
 
   program
@@ -186,10 +208,8 @@ export function register(program: Command): void {
     .option('-s, --signal <signal>', 'signal name or number', 'KILL')
     .action(async (refs: string[], f: { signal: string }) => {
       const { r, ctx } = await runner();
-      for (const ref of refs) {
-        await r.killContainer(ctx, ref, r.parseSignal(f.signal));
-        process.stdout.write(`${ref}\n`);
-      }
+      const signal = r.parseSignal(f.signal);
+      await eachName(refs, async (ref) => void (await r.killContainer(ctx, ref, signal)));
     });
 
   program
@@ -199,10 +219,7 @@ export function register(program: Command): void {
     .option('-f, --force', 'kill a running container first')
     .action(async (refs: string[], f: { force?: boolean }) => {
       const { r, ctx } = await runner();
-      for (const ref of refs) {
-        await r.removeContainer(ctx, ref, !!f.force);
-        process.stdout.write(`${ref}\n`);
-      }
+      await eachName(refs, async (ref) => void (await r.removeContainer(ctx, ref, !!f.force)));
     });
 
   program
@@ -257,13 +274,17 @@ export function register(program: Command): void {
     .action(
       async (ref: string, command: string[], f: { env: string[]; workdir?: string; user?: string; interactive?: boolean }) => {
         const { r, ctx } = await runner();
-        process.exitCode = await r.execInContainer(ctx, ref, {
-          command,
-          env: f.env,
-          workdir: f.workdir,
-          user: f.user,
-          interactive: !!f.interactive,
-        });
+        try {
+          process.exitCode = await r.execInContainer(ctx, ref, {
+            command,
+            env: f.env,
+            workdir: f.workdir,
+            user: f.user,
+            interactive: !!f.interactive,
+          });
+        } catch (err) {
+          process.exitCode = toolFailureCode(err, r, (_, text) => process.stderr.write(text), ctx.env);
+        }
       },
     );
 
@@ -274,7 +295,10 @@ export function register(program: Command): void {
     .action(async (refs: string[]) => {
       const { r, ctx } = await runner();
       await r.reconcile(ctx);
-      printJson(refs.map((ref) => r.inspectView(r.findRecord(ctx.paths, ref))));
+      // Docker prints the containers it found (an empty list when none) and an error for each other name.
+      const views: ReturnType<typeof r.inspectView>[] = [];
+      await eachName(refs, async (ref) => void views.push(r.inspectView(r.findRecord(ctx.paths, ref))), false);
+      printJson(views);
     });
 
   program

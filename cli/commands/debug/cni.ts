@@ -8,7 +8,7 @@ import {
   type Executor,
   sha256Hex,
 } from '../../../core/index.js';
-import { CniRuntime, ctnetPaths, loadNetwork } from '../../../inspect/index.js';
+import { CniRuntime, ctnetPaths, foreignNetconfDirs, loadNetwork } from '../../../inspect/index.js';
 import { printJson } from '../../output.js';
 
 export interface DebugCniOptions {
@@ -27,8 +27,7 @@ export const cniCommands = ['add', 'del', 'check', 'gc', 'status'] as const;
 /** Directories searched for a network by name: ctnet's own, then the usual CNI one (or NETCONFPATH). */
 export function netconfDirs(given: string[] | undefined): string[] {
   if (given?.length) return given;
-  const fromEnv = process.env.NETCONFPATH?.split(':').filter(Boolean);
-  return [ctnetPaths().networks, ...(fromEnv?.length ? fromEnv : ['/etc/cni/net.d'])];
+  return [ctnetPaths().networks, ...foreignNetconfDirs()];
 }
 
 export function cniPathOf(given: string | undefined): string[] {
