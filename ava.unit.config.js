@@ -7,6 +7,7 @@ export default {
     'plugins/**/*.test.ts',
     'runner/**/*.test.ts',
     'inspect/**/*.test.ts',
+    'node/**/*.test.ts',
     'cli/**/*.test.ts',
   ],
   extensions: { ts: 'module' },
