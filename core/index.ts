@@ -8,3 +8,4 @@ export * from './netlink-socket.js';
 export * from './random.js';
 export * from './resident.js';
 export * from './thread-netns.js';
+export * from './undo.js';

@@ -14,6 +14,7 @@ import {
   hasErrno,
   latestVersion,
   type PluginContext,
+  UndoStack,
   wrapError,
 } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
@@ -30,7 +31,6 @@ import {
 } from '../../netns/index.js';
 import { applyGatewayPolicy, canonical, familyOf, prefixLength } from './addressing.js';
 import { type BridgeNetConf, type BridgeSettings, bridgeSettings, requestedMac } from './config.js';
-import { UndoStack } from './undo.js';
 
 /** Host-side veth names: "veth" + 8 hex characters (on-host contract shared with the reference plugin). */
 const vethCreateAttempts = 10;

@@ -1,5 +1,5 @@
 /** A stack of undo steps: ADD pushes one per thing it makes and runs them all if it fails. */
-import { log } from '../../core/index.js';
+import { log } from './log.js';
 
 export class UndoStack {
   private readonly steps: { what: string; fn: () => Promise<unknown> }[] = [];
