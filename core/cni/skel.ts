@@ -4,7 +4,7 @@
  * exactly the semantics of executing the binary.
  */
 import { statfsSync, statSync } from 'node:fs';
-import { CtnetError, ErrorCode } from '../errors.js';
+import { asCtnetError, CtnetError, ErrorCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Executor } from './invoke.js';
 import { validateContainerId, validateIfname, validateNetworkName } from './names.js';
@@ -31,8 +31,7 @@ export interface HandleOutcome {
 const NSFS_MAGIC = 0x6e736673;
 
 export function errorJson(err: unknown, version: string = latestVersion): string {
-  const e =
-    err instanceof CtnetError ? err : new CtnetError(ErrorCode.internal, err instanceof Error ? err.message : String(err));
+  const e = asCtnetError(err);
   const details = [e.details, e.hint ? `hint: ${e.hint}` : undefined].filter(Boolean).join('; ');
   const out: Record<string, unknown> = { cniVersion: version, code: e.code, msg: e.message };
   if (details) out.details = details;

@@ -1,5 +1,5 @@
 /** The bridge plugin: a docker0-style bridge, veth pairs, gateway and NAT (cni-spec §B1, §C). */
-import { type CniPlugin, delegate, type GcContext, type PluginContext, wrapError } from '../../core/index.js';
+import { type CniPlugin, delegate, ErrorCollector, type GcContext, type PluginContext } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
 import { addBridge } from './add.js';
 import { checkBridge } from './check.js';
@@ -10,14 +10,12 @@ import { bridgeSchema } from './schema.js';
 /** GC: the IPAM's leases and our masquerade chains of attachments that are no longer valid. */
 async function gcBridge(ctx: GcContext<BridgeNetConf>): Promise<void> {
   const s = bridgeSettings(ctx.conf);
-  const failures: unknown[] = [];
-  if (s.ipamType) {
-    try {
-      await delegate(ctx.executor, s.ipamType, 'GC', ctx.vars, ctx.stdin);
-    } catch (err) {
-      failures.push(err);
-    }
-  }
+  const failures = new ErrorCollector();
+  const ipamType = s.ipamType;
+  if (ipamType)
+    await failures.attempt(`collect garbage through ${ipamType}`, () =>
+      delegate(ctx.executor, ipamType, 'GC', ctx.vars, ctx.stdin),
+    );
   // Chains are collected even when ipMasq is now off: it may have been on when they were made.
   try {
     const firewall = await openFirewall(s.ipMasqBackend);
@@ -26,9 +24,9 @@ async function gcBridge(ctx: GcContext<BridgeNetConf>): Promise<void> {
       ctx.validAttachments.map((a) => ({ network: s.network, containerId: a.containerID, ifname: a.ifname })),
     );
   } catch (err) {
-    if (s.ipMasq) failures.push(err);
+    if (s.ipMasq) failures.add(err, 'collect masquerade rules');
   }
-  if (failures.length) throw wrapError('collect garbage', failures[0]);
+  failures.throwIfAny('collect garbage');
 }
 
 async function statusBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {

@@ -4,7 +4,7 @@
  * chains are named from (network, container, ifname), so a DEL with an empty or vanished netns
  * still frees the lease and the rules (the reference leaks the rules there: cni-user-issues #3).
  */
-import { CtnetError, delegate, type PluginContext, wrapError } from '../../core/index.js';
+import { delegate, ErrorCollector, type PluginContext } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
 import { deleteLinkOffThread, isNetns } from '../../netns/index.js';
 import { type BridgeNetConf, bridgeSettings } from './config.js';
@@ -12,14 +12,8 @@ import { type BridgeNetConf, bridgeSettings } from './config.js';
 export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {
   const { env, conf } = ctx;
   const s = bridgeSettings(conf);
-  const failures: CtnetError[] = [];
-  const attempt = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      failures.push(wrapError(what, err));
-    }
-  };
+  const failures = new ErrorCollector();
+  const attempt = (what: string, fn: () => Promise<unknown>) => failures.attempt(what, fn);
   // The three steps are independent and run together. Deleting a veth ends with the kernel waiting
   // for RCU (tens of ms): deleteLinkOffThread returns once both ends are gone, before that wait, and
   // the others go on meanwhile.
@@ -46,9 +40,5 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
     steps.push(attempt(`delete ${env.ifname} in ${env.netns}`, () => deleteLinkOffThread(env.netns, env.ifname)));
   }
   await Promise.all(steps);
-  const first = failures[0];
-  if (first) {
-    if (failures.length === 1) throw first;
-    throw new CtnetError(first.code, `${failures.length} DEL steps failed: ${failures.map((f) => f.message).join('; ')}`);
-  }
+  failures.throwIfAny(`delete attachment ${env.ifname} of ${env.containerId}`);
 }

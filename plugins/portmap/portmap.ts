@@ -11,13 +11,13 @@ import {
   type CniResult,
   CtnetError,
   ErrorCode,
+  ErrorCollector,
   type GcContext,
   type PluginContext,
-  wrapError,
+  UndoStack,
 } from '../../core/index.js';
 import {
   type AttachmentKey,
-  type Firewall,
   flushUdpConntrack,
   type KnownForwards,
   openFirewall,
@@ -107,27 +107,19 @@ async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
   const firewall = await openFirewall(s.backend);
   const store = new ReservationStore(s.stateDir);
   await store.claim(key, claimsOf(s.mappings));
+  const undo = new UndoStack();
+  undo.push('release the host ports', () => store.release(key));
+  undo.push('remove the port forwards', () => firewall.teardownPortForwards(key));
   try {
     await firewall.setupPortForwards(spec);
     const v4 = addresses.map(parseCidr).find((a) => a.family === 4);
     if (s.snat && v4 && reachableFromLocalhost(s.mappings)) enableRouteLocalnet(v4.address);
   } catch (err) {
-    await undoAdd(firewall, store, key, ctx);
+    await undo.unwind();
     throw err;
   }
   await flushUdpConntrack(udpPorts(s.mappings));
   return prev;
-}
-
-/** Removes what a failed ADD made; failures here are logged, the ADD's own error is what the runtime sees. */
-async function undoAdd(firewall: Firewall, store: ReservationStore, key: AttachmentKey, ctx: PluginContext): Promise<void> {
-  for (const step of [() => firewall.teardownPortForwards(key), () => store.release(key)]) {
-    try {
-      await step();
-    } catch (err) {
-      ctx.log.warn({ err }, 'failed to undo part of a failed portmap ADD');
-    }
-  }
 }
 
 async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
@@ -138,7 +130,6 @@ async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
   // Fast path: nothing claimed and nothing sent: this attachment never published anything.
   if (!held && !s.mappings.length) return;
   const firewall = await openFirewall(s.backend);
-  const errors: unknown[] = [];
   // What the reservations and prevResult tell only spares the firewall a read (see KnownForwards).
   const addresses = ctx.prevResult ? containerAddresses(ctx.prevResult, ctx.env.ifname) : [];
   const known: KnownForwards | undefined =
@@ -152,18 +143,11 @@ async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
           ...hostSide(ctx.prevResult),
         }
       : undefined;
-  try {
-    await firewall.teardownPortForwards(key, known);
-  } catch (err) {
-    errors.push(err);
-  }
-  try {
-    await store.release(key);
-  } catch (err) {
-    errors.push(err);
-  }
+  const failures = new ErrorCollector();
+  await failures.attempt('remove the port forwards', () => firewall.teardownPortForwards(key, known));
+  await failures.attempt('release the host ports', () => store.release(key));
   await flushUdpConntrack(udpPorts([...(held ?? []), ...s.mappings]));
-  if (errors.length) throw wrapError('remove published ports', errors[0]);
+  failures.throwIfAny('remove published ports');
 }
 
 async function check(ctx: PluginContext<PortmapNetConf>): Promise<void> {
@@ -184,20 +168,13 @@ async function check(ctx: PluginContext<PortmapNetConf>): Promise<void> {
 async function gc(ctx: GcContext<PortmapNetConf>): Promise<void> {
   const s = portmapSettings(ctx.conf);
   const valid = ctx.validAttachments.map((a) => ({ network: s.network, containerId: a.containerID, ifname: a.ifname }));
-  const errors: unknown[] = [];
-  try {
-    const firewall = await openFirewall(s.backend);
-    await firewall.gcPortForwards(s.network, valid);
-  } catch (err) {
-    errors.push(err);
-  }
-  try {
+  const failures = new ErrorCollector();
+  await failures.attempt('collect port forwards', async () => (await openFirewall(s.backend)).gcPortForwards(s.network, valid));
+  await failures.attempt('collect host-port reservations', async () => {
     const released = await new ReservationStore(s.stateDir).gc(s.network, valid);
     await flushUdpConntrack(udpPorts(released.flatMap((r) => r.ports)));
-  } catch (err) {
-    errors.push(err);
-  }
-  if (errors.length) throw wrapError('collect garbage', errors[0]);
+  });
+  failures.throwIfAny('collect garbage');
 }
 
 export const portmapPlugin: CniPlugin<PortmapNetConf> = {
