@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  asCtnetError,
   type CniAttachment,
   type CniCommand,
   type CniResult,
@@ -53,7 +54,7 @@ export interface GcOutcome {
   /** Cached attachments that were not valid and got a DEL. */
   deleted: CniAttachment[];
   /** Errors met on the way; GC carries on through all of them (spec). */
-  errors: string[];
+  errors: CtnetError[];
 }
 
 export class CniRuntime {
@@ -142,7 +143,7 @@ export class CniRuntime {
         );
         outcome.deleted.push(attachment);
       } catch (err) {
-        outcome.errors.push(err instanceof Error ? err.message : String(err));
+        outcome.errors.push(asCtnetError(err));
       }
     }
     if (net.list.disableGC || compareVersions(version, '1.1.0') < 0) return outcome;
@@ -158,7 +159,7 @@ export class CniRuntime {
       try {
         await this.call(plugin.type, 'GC', conf, undefined, version);
       } catch (err) {
-        outcome.errors.push(err instanceof Error ? err.message : String(err));
+        outcome.errors.push(asCtnetError(err));
       }
     }
     return outcome;

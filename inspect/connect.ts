@@ -5,7 +5,7 @@
  * attachment's conflist is a variant without IPAM routes and without isDefaultGateway (Docker's
  * default gw-priority behaviour).
  */
-import { CtnetError, ErrorCode, type NetConf } from '../core/index.js';
+import { CtnetError, ErrorCode, ErrorCollector, type NetConf } from '../core/index.js';
 import type { CniRuntime } from './cni-runtime.js';
 import type { LoadedNetwork } from './conflist.js';
 import { type ContainerView, netnsAlive, netnsPathOf } from './containers.js';
@@ -77,16 +77,17 @@ export async function disconnectContainer(runtime: CniRuntime, network: string, 
  * For the runner's teardown: DEL every extra attachment (`network connect`) of a container, so
  * stopping it leaks nothing. Errors are collected, every attachment is tried.
  */
-export async function releaseExtraAttachments(runtime: CniRuntime, containerId: string, netns: string): Promise<string[]> {
-  const errors: string[] = [];
+export async function releaseExtraAttachments(runtime: CniRuntime, containerId: string, netns: string): Promise<CtnetError[]> {
+  const failures = new ErrorCollector();
   const { parseNetworkConfig } = await import('./conflist.js');
   for (const cached of runtime.cachedAttachments().filter((a) => a.containerId === containerId)) {
-    try {
+    await failures.attempt(undefined, () => {
       const raw = Buffer.from(cached.config, 'base64').toString('utf8');
-      await runtime.del({ list: parseNetworkConfig(raw, 'cache'), file: '', raw }, { containerId, ifname: cached.ifName, netns });
-    } catch (err) {
-      errors.push(err instanceof Error ? err.message : String(err));
-    }
+      return runtime.del(
+        { list: parseNetworkConfig(raw, 'cache'), file: '', raw },
+        { containerId, ifname: cached.ifName, netns },
+      );
+    });
   }
-  return errors;
+  return failures.errors;
 }

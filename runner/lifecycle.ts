@@ -10,7 +10,16 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CniDns, CtnetError, ErrorCode, type Executor, log, wrapError } from '../core/index.js';
+import {
+  type CniDns,
+  CtnetError,
+  CtnetErrorList,
+  ErrorCode,
+  ErrorCollector,
+  type Executor,
+  log,
+  wrapError,
+} from '../core/index.js';
 import { type CgroupManager, cgroupManager, destroyCgroup, killCgroup, type Limits, oomKillCount } from './cgroups/index.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
@@ -454,12 +463,12 @@ function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
  * Releases everything the container holds, whatever point it got to; idempotent (each step
  * clears its record). Errors are collected, every step runs, the state is saved after each.
  */
-export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode?: number): Promise<string[]> {
+export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode?: number): Promise<CtnetError[]> {
   const st = rec.state;
   const save = () => {
     if (existsSync(containerDir(ctx.paths, rec.config.id))) saveRecord(ctx.paths, rec);
   };
-  const errors: string[] = [];
+  const failures = new ErrorCollector();
   let killed = false;
   if (isAlive(st.pid, st.pidStart)) {
     killed = true;
@@ -472,7 +481,7 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
   if (st.cgroup) killed = killCgroup(st.cgroup) && killed;
   const namedNetwork = st.attachment?.network;
   const extras = await releaseExtraAttachments(ctx, rec);
-  errors.push(...extras.errors);
+  for (const e of extras.errors) failures.add(e);
   mark('del extras');
   if (st.attachment) {
     try {
@@ -496,7 +505,7 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
       st.attachment = undefined;
       save();
     } catch (err) {
-      errors.push(err instanceof Error ? err.message : String(err));
+      failures.add(err);
     }
     mark('cni del');
   }
@@ -511,7 +520,7 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
       st.ownNetns = undefined;
       save();
     } catch (err) {
-      errors.push(err instanceof Error ? err.message : String(err));
+      failures.add(err, `delete network namespace ${st.netnsPath}`);
     }
   } else if (st.netnsPath) {
     st.netnsPath = undefined;
@@ -530,17 +539,20 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
   st.status = 'exited';
   st.owner = undefined;
   st.ports = [];
-  if (errors.length) st.error = errors.join('; ');
+  if (failures.failed) st.error = failures.errors.map((e) => e.message).join('; ');
   save();
   if (namedNetwork || extras.count) await refreshPeerNames(ctx, extras.count ? undefined : namedNetwork);
-  return errors;
+  return failures.errors;
 }
 
 /**
  * DELs the attachments `network connect` added (cached like libcni's, not in the record), while
  * the namespace still exists, so stopping a container leaks none of them.
  */
-async function releaseExtraAttachments(ctx: RunnerContext, rec: ContainerRecord): Promise<{ count: number; errors: string[] }> {
+async function releaseExtraAttachments(
+  ctx: RunnerContext,
+  rec: ContainerRecord,
+): Promise<{ count: number; errors: CtnetError[] }> {
   const { CniRuntime, releaseExtraAttachments: releaseAll } = await import('../inspect/index.js');
   const runtime = new CniRuntime(await ctx.executor(), ctx.paths.cniResults, cniPath());
   const count = runtime.cachedAttachments().filter((a) => a.containerId === rec.config.id).length;
@@ -585,7 +597,8 @@ export async function finalize(ctx: RunnerContext, id: string, exitCode?: number
     if (rec.state.status !== 'exited' || rec.state.cgroup || rec.state.attachment || rec.state.netnsPath) {
       const errors = await release(ctx, rec, exitCode);
       // Nobody else hears of these (a monitor's exit command, a reconciliation): log them.
-      if (errors.length) log.warn({ id: rec.config.id, errors }, 'failed to release everything the container held');
+      if (errors.length)
+        log.warn({ id: rec.config.id, errors: errors.map((e) => e.message) }, 'failed to release everything the container held');
     }
     if (rec.config.autoRemove) removeRecord(ctx.paths, rec);
     return rec;
@@ -762,16 +775,13 @@ export async function removeContainer(ctx: RunnerContext, ref: string, force: bo
     if (!now) return;
     const errors = await release(ctx, now);
     if (errors.length && !force) {
-      throw new CtnetError(ErrorCode.internal, `failed to remove container ${ref}: ${errors.join('; ')}`, {
+      throw new CtnetErrorList(`remove container ${ref}`, errors, {
         hint: 'retry, or use rm -f to forget the container anyway',
       });
     }
     removeRecord(ctx.paths, now);
     if (errors.length) {
-      throw new CtnetError(
-        ErrorCode.internal,
-        `removed container ${ref}, but could not release everything: ${errors.join('; ')}`,
-      );
+      throw new CtnetErrorList(`release everything of removed container ${ref}`, errors);
     }
   });
   return rec;

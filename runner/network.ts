@@ -15,8 +15,10 @@ import {
   type CniCommand,
   type CniResult,
   CtnetError,
+  CtnetErrorList,
   compareVersions,
   ErrorCode,
+  ErrorCollector,
   type Executor,
   formatResult,
   log,
@@ -128,19 +130,13 @@ export async function delNetwork(
 ): Promise<void> {
   const version = negotiatedVersion(net.list);
   const prev = result && compareVersions(version, '0.4.0') >= 0 ? parseResult(result, version) : undefined;
-  const errors: string[] = [];
+  const failures = new ErrorCollector();
   for (const plugin of [...net.list.plugins].reverse()) {
-    try {
-      await call(executor, path, 'DEL', buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev), at, version);
-    } catch (err) {
-      errors.push(err instanceof Error ? err.message : String(err));
-    }
+    const conf = buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev);
+    await failures.attempt(undefined, () => call(executor, path, 'DEL', conf, at, version));
   }
-  if (errors.length) {
-    throw new CtnetError(
-      ErrorCode.internal,
-      `failed to detach ${at.containerId.slice(0, 12)} from network "${net.list.name}": ${errors.join('; ')}`,
-    );
+  if (failures.failed) {
+    throw new CtnetErrorList(`detach ${at.containerId.slice(0, 12)} from network "${net.list.name}"`, failures.errors);
   }
 }
 

@@ -2,6 +2,7 @@
 import {
   type CniAttachment,
   CtnetError,
+  CtnetErrorList,
   DefaultExecutor,
   ErrorCode,
   ExecExecutor,
@@ -118,12 +119,7 @@ export async function runDebugCni(command: string, network: string, netns: strin
         : runtime.cachedAttachments(net.list.name).map((c) => ({ containerID: c.containerId, ifname: c.ifName }));
       const outcome = await runtime.gc(net, valid);
       for (const d of outcome.deleted) process.stdout.write(`deleted stale attachment ${d.containerID}/${d.ifname}\n`);
-      if (outcome.errors.length) {
-        throw new CtnetError(
-          ErrorCode.internal,
-          `failed to collect garbage on network "${net.list.name}": ${outcome.errors.join('; ')}`,
-        );
-      }
+      if (outcome.errors.length) throw new CtnetErrorList(`collect garbage on network "${net.list.name}"`, outcome.errors);
       return;
     }
   }
