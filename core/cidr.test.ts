@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Address6 } from 'ip-address';
-import { contains, formatIp, lastOf, networkOf, parseCidr, parseIp, parseIpOrCidr } from './address.js';
+import { contains, formatIp, lastOf, networkOf, parseCidr, parseIp, parseIpOrCidr } from './index.js';
 
 test('IPv4 parses and formats as a dotted quad', (t) => {
   const ip = parseIp('10.1.2.3');

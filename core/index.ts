@@ -1,3 +1,4 @@
+export * from './cidr.js';
 export * from './cni/index.js';
 export * from './errors.js';
 export * from './exec.js';

@@ -4,7 +4,7 @@
  * module uses, so an address prints the same in lease files, rules, netlink and the CLI.
  *
  * Why not `ip-address` at run time: loading it costs 5–15 ms on this machine kind, paid by every
- * CNI call; what is needed here is small. ipam/address.test.ts checks it against ip-address.
+ * CNI call; what is needed here is small. core/cidr.test.ts checks it against ip-address.
  */
 
 export type Family = 4 | 6;

@@ -3,8 +3,7 @@
  * held under its lock: round-robin from `last_reserved_ip.<set>` + 1, wrapping across the set's
  * ranges, never handing out a gateway, a subnet's network address or an IPv4 broadcast address.
  */
-import { CtnetError, ErrorCode } from '../core/index.js';
-import { formatIp, type IpAddr, lastOf, networkOf, parseIp } from './address.js';
+import { CtnetError, ErrorCode, formatIp, type IpAddr, lastOf, networkOf, parseIp } from '../core/index.js';
 import { describeRangeSet, type IpRange, type RangeSet, rangeContains } from './config.js';
 import type { LeaseDir } from './store.js';
 

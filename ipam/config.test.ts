@@ -1,6 +1,5 @@
 import test from 'ava';
-import { CtnetError, ErrorCode, type NetConf } from '../core/index.js';
-import { formatIp } from './address.js';
+import { CtnetError, ErrorCode, formatIp, type NetConf } from '../core/index.js';
 import { defaultDataDir, parseIpamConfig } from './config.js';
 import { requestedIps } from './requested.js';
 

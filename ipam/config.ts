@@ -6,20 +6,23 @@
  * Stricter than the reference where it only hides mistakes: a gateway outside its subnet and a
  * rangeStart after rangeEnd are rejected (the reference accepts both and then allocates oddly).
  */
-import { type CniRoute, CtnetError, ErrorCode, type NetConf } from '../core/index.js';
 import {
   type Cidr,
+  type CniRoute,
+  CtnetError,
   contains,
+  ErrorCode,
   type Family,
   formatCidr,
   formatIp,
   type IpAddr,
   lastOf,
+  type NetConf,
   networkOf,
   offset,
   parseCidr,
   parseIp,
-} from './address.js';
+} from '../core/index.js';
 
 export const defaultDataDir = '/var/lib/cni/networks';
 
@@ -87,13 +90,15 @@ export function parseRange(raw: unknown, path: string): IpRange {
   const network = networkOf(parsed);
   if (network.value !== parsed.addr.value) {
     throw invalid(
-      `${key(path, 'subnet')} ${subnetText} has host bits set: the network address is ${formatCidr(network, parsed.prefix)}`,
+      `${key(path, 'subnet')} ${subnetText} has host bits set: the network address is ${formatCidr({ addr: network, prefix: parsed.prefix })}`,
     );
   }
   const subnet: Cidr = { addr: network, prefix: parsed.prefix };
   const inSubnet = (name: string, ip: IpAddr | undefined): IpAddr | undefined => {
     if (ip && !contains(subnet, ip)) {
-      throw invalid(`${key(path, name)} ${formatIp(ip)} is outside subnet ${formatCidr(network, subnet.prefix)}`);
+      throw invalid(
+        `${key(path, name)} ${formatIp(ip)} is outside subnet ${formatCidr({ addr: network, prefix: subnet.prefix })}`,
+      );
     }
     return ip;
   };

@@ -1,5 +1,4 @@
 /** IPAM: host-local address management in the reference plugin's on-disk format. Imports only core. */
-export * from './address.js';
 export * from './allocator.js';
 export * from './config.js';
 export * from './flock.js';

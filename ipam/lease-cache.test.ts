@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { NetConf } from '../core/index.js';
-import { parseIp } from './address.js';
+import { parseIp } from '../core/index.js';
 import { parseIpamConfig } from './config.js';
 import { allocateLeases, releaseLeases, toIpConfig } from './leases.js';
 import { forgetLeaseDir, isLeaseDirKept, leaseDirFiles } from './store.js';

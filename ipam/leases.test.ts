@@ -2,8 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { CtnetError, ErrorCode, type NetConf } from '../core/index.js';
-import { formatIp, type IpAddr, parseIp } from './address.js';
+import { CtnetError, ErrorCode, formatIp, type IpAddr, type NetConf, parseIp } from '../core/index.js';
 import { parseIpamConfig } from './config.js';
 import { lockFile } from './flock.js';
 import { allocateLeases, checkAvailability, collectLeases, releaseLeases, toIpConfig, verifyLeases } from './leases.js';

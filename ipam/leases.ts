@@ -2,8 +2,18 @@
  * The IPAM operations host-local exposes, each one critical section on the lease directory:
  * allocate (ADD), release (DEL), verify (CHECK), collect (GC) and availability (STATUS).
  */
-import { type CniAttachment, type CniIpConfig, CtnetError, ErrorCode, log } from '../core/index.js';
-import { formatCidr, formatIp, type IpAddr, parseIp, parseIpOrCidr } from './address.js';
+import {
+  type CniAttachment,
+  type CniIpConfig,
+  CtnetError,
+  ErrorCode,
+  formatCidr,
+  formatIp,
+  type IpAddr,
+  log,
+  parseIp,
+  parseIpOrCidr,
+} from '../core/index.js';
 import { type Allocation, allocateNext, allocateRequested, capacityOf, leasedIn, rangeOf } from './allocator.js';
 import { describeRangeSet, type IpamConfig, type RangeSet } from './config.js';
 import type { LockOptions } from './flock.js';
@@ -15,7 +25,7 @@ export interface Attachment {
 }
 
 export function toIpConfig(a: Allocation): CniIpConfig {
-  return { address: formatCidr(a.ip, a.range.subnet.prefix), gateway: formatIp(a.range.gateway) };
+  return { address: formatCidr({ addr: a.ip, prefix: a.range.subnet.prefix }), gateway: formatIp(a.range.gateway) };
 }
 
 function setOf(cfg: IpamConfig, ip: IpAddr): RangeSet | undefined {

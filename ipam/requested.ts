@@ -3,8 +3,18 @@
  * `runtimeConfig.ips` (capability `ips`). Each must fall in exactly one range set, one per set, and
  * never be a gateway, the network address or an IPv4 broadcast address.
  */
-import { CtnetError, ErrorCode, type NetConf, pickCniArgs } from '../core/index.js';
-import { formatIp, type IpAddr, lastOf, networkOf, parseIpOrCidr, sameIp } from './address.js';
+import {
+  CtnetError,
+  ErrorCode,
+  formatIp,
+  type IpAddr,
+  lastOf,
+  type NetConf,
+  networkOf,
+  parseIpOrCidr,
+  pickCniArgs,
+  sameIp,
+} from '../core/index.js';
 import { type IpamConfig, rangeContains } from './config.js';
 
 /** CNI_ARGS keys host-local reads; MAC is the bridge's (it delegates its env to us unchanged). */

@@ -85,7 +85,7 @@ export function parseLeaseContent(text: string): LeaseOwner {
 
 /**
  * Cheap shape test first, then Node's own address check: this runs for every entry of the directory when a process
- * reads it, and the full parser (address.ts) costs ~3 µs a name, 3 ms with a thousand leases.
+ * reads it, and the full parser (core/ip.ts) costs ~3 µs a name, 3 ms with a thousand leases.
  */
 const leaseNameShape = /^(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$/;
 export function isLeaseName(name: string): boolean {

@@ -7,7 +7,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { allocateLeases, formatIp, type IpAddr, isLeaseDirKept, parseIp, parseIpamConfig, releaseLeases } from '../ipam/index.js';
+import { formatIp, type IpAddr, parseIp } from '../core/index.js';
+import { allocateLeases, isLeaseDirKept, parseIpamConfig, releaseLeases } from '../ipam/index.js';
 import { cniBinDir, createNetns, createSandbox, netnsPath, type PluginOutcome, referenceCniDir, runPlugin } from './sandbox.js';
 
 const ours = join(cniBinDir, 'host-local');

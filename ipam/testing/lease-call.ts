@@ -3,7 +3,8 @@
  * lease directory. Prints the addresses allocated or released as JSON.
  * Usage: node --import tsx ipam/testing/lease-call.ts ADD|DEL <dataDir> <network> <subnet> <containerId>
  */
-import { allocateLeases, formatIp, parseIpamConfig, releaseLeases } from '../index.js';
+import { formatIp } from '../../core/index.js';
+import { allocateLeases, parseIpamConfig, releaseLeases } from '../index.js';
 
 const [command, dataDir, network, subnet, containerId] = process.argv.slice(2);
 if (!command || !dataDir || !network || !subnet || !containerId) throw new Error('usage: ADD|DEL dataDir network subnet id');

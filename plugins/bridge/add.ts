@@ -11,6 +11,7 @@ import {
   CtnetError,
   delegate,
   ErrorCode,
+  familyOf,
   hasErrno,
   latestVersion,
   type PluginContext,
@@ -29,7 +30,7 @@ import {
   withNetlink,
   writeSysctls,
 } from '../../netns/index.js';
-import { applyGatewayPolicy, canonical, familyOf, prefixLength } from './addressing.js';
+import { applyGatewayPolicy, canonical, prefixLength } from './addressing.js';
 import { type BridgeNetConf, type BridgeSettings, bridgeSettings, requestedMac } from './config.js';
 
 /** Host-side veth names: "veth" + 8 hex characters (on-host contract shared with the reference plugin). */

@@ -1,15 +1,18 @@
-/**
- * Address arithmetic the bridge needs: gateways, families, default routes. On ipam/'s BigInt
- * arithmetic rather than `ip-address`, whose load costs 5–15 ms of every call (see ipam/address.ts).
- */
-import { type CniIpConfig, type CniRoute, CtnetError, ErrorCode } from '../../core/index.js';
-import { type Cidr, formatCidr, formatIp, networkOf, offset, parseCidr, parseIp } from '../../ipam/index.js';
-
-export type Family = 4 | 6;
-
-export function familyOf(addressOrCidr: string): Family {
-  return addressOrCidr.includes(':') ? 6 : 4;
-}
+/** Address arithmetic the bridge needs: gateways, families, default routes (over core's CIDR type). */
+import {
+  type Cidr,
+  type CniIpConfig,
+  type CniRoute,
+  CtnetError,
+  ErrorCode,
+  type Family,
+  familyOf,
+  formatIp,
+  networkOf,
+  offset,
+  parseCidr,
+  requireIp,
+} from '../../core/index.js';
 
 /** Addresses come from the IPAM plugin's result: a malformed one is that plugin's fault, named here. */
 function cidrOf(text: string): Cidr {
@@ -27,21 +30,13 @@ export function prefixLength(cidr: string): number {
   return cidrOf(cidr).prefix;
 }
 
-/** "10.1.2.3/24" → "10.1.2.0/24" */
-export function subnetOf(cidr: string): string {
-  const c = cidrOf(cidr);
-  return formatCidr(networkOf(c), c.prefix);
-}
-
 export function addressOf(cidr: string): string {
   return cidr.split('/')[0] ?? cidr;
 }
 
 /** Canonical text of an address, so "fd00:0::1" and "fd00::1" compare equal. */
 export function canonical(address: string): string {
-  const ip = parseIp(address);
-  if (!ip) throw new CtnetError(ErrorCode.invalidConfig, `invalid IP address "${address}"`);
-  return formatIp(ip);
+  return formatIp(requireIp(address, 'IP address'));
 }
 
 export const defaultRouteDst: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };

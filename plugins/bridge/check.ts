@@ -2,7 +2,7 @@
 import { type CniInterface, type CniResult, CtnetError, delegate, ErrorCode, type PluginContext } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
 import { withNetlink } from '../../netns/index.js';
-import { canonical, defaultRouteDst, familyOf } from './addressing.js';
+import { canonical } from './addressing.js';
 import { type BridgeNetConf, bridgeSettings } from './config.js';
 
 function checkFailed(what: string): CtnetError {
@@ -48,7 +48,7 @@ export async function checkBridge(ctx: PluginContext<BridgeNetConf>): Promise<vo
     }
     const routes = [...(await nl.listRoutes(4)), ...(await nl.listRoutes(6))];
     for (const r of prev.routes ?? []) {
-      const dst = r.dst === '0.0.0.0/0' || r.dst === '::/0' ? defaultRouteDst[familyOf(r.dst)] : r.dst;
+      const dst = r.dst;
       const found = routes.some((x) => x.dst === dst && (!r.gw || (x.gw && canonical(x.gw) === canonical(r.gw))));
       if (!found) throw checkFailed(`route to ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${env.netns}`);
     }
