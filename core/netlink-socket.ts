@@ -15,6 +15,7 @@
 import { dirname } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { lazyRequire, lazyResolve } from './native.js';
+import { threadNetnsKey } from './thread-netns.js';
 
 function errnoName(errno: number): string {
   try {
@@ -28,7 +29,39 @@ const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
+const NLM_F_ECHO = 0x8;
 const HEADER_LENGTH = 16;
+const NETLINK_ROUTE = 0;
+
+/**
+ * Sequence numbers, unique across every netlink socket of the process and starting at a random value.
+ *
+ * Why per process and not per socket: the kernel can put a message with another socket's sequence number on
+ * ours. A delete that asks for an echo (NLM_F_ECHO) of a veth end makes the kernel echo the peer's removal too,
+ * to the requester's port ID but in the peer's namespace; a socket of ours there that holds the same port ID (the
+ * first socket a process makes in a namespace gets the process's pid as its port ID) receives it. With numbers
+ * every socket started at 1, that message passed for the answer to its own first request: a lookup of a bridge
+ * answered with a veth. No two requests of the process share a number, and other processes start elsewhere.
+ */
+let lastSeq = 1 + Math.floor(Math.random() * 0xfffffffe);
+
+export function nextNetlinkSeq(): number {
+  lastSeq = lastSeq >= 0xffffffff ? 1 : lastSeq + 1;
+  return lastSeq;
+}
+
+/** Messages dropped because they were not an answer to a request we had outstanding (see RtnlSocket.receive). */
+export const netlinkStrays = { count: 0 };
+
+/**
+ * The rtnetlink message types that may answer a request of `type` besides ACK, ERROR and DONE. rtnetlink lays out each object's types as NEW, DEL, GET, SET: a GET is answered with NEW, an echo
+ * repeats the request's own type, and anything else asks only for an ACK.
+ */
+export function rtnlReplyTypes(type: number, flags: number): readonly number[] {
+  if ((type & 3) === 2) return [type - 2];
+  if (flags & NLM_F_ECHO) return (type & 3) === 3 ? [type - 3] : [type];
+  return [];
+}
 
 /** A request the kernel rejected; `code` is the errno name so core's hasErrno() finds it. */
 export class NetlinkError extends Error {
@@ -66,12 +99,15 @@ const errnoText: Record<string, string> = {
 
 /** What withNetlink's Netlink needs from a socket: one request → the payloads of the replies. */
 export interface RequestSocket {
+  /** The namespace the socket belongs to (core threadNetnsKey at its creation), when known. */
+  readonly netns?: string;
   request(type: number, flags: number, body: Buffer): Promise<Buffer[]>;
   close(): void;
 }
 
 interface NativeNetlink {
   bind(port: number, groups: number): void;
+  address(): { port: number; groups: number };
   send(port: number, groups: number, data: Buffer[], callback: (err?: Error) => void): void;
   close(): void;
   ref(): void;
@@ -80,7 +116,7 @@ interface NativeNetlink {
 type NativeNetlinkConstructor = new (
   protocol: number,
   msgBuffer: number,
-  onMessage: (msg: Buffer) => void,
+  onMessage: (msg: Buffer, from: { port: number }) => void,
   onError: (err: Error) => void,
 ) => NativeNetlink;
 
@@ -108,12 +144,27 @@ export interface NetlinkPart {
   body: Buffer;
   /** Ask for an answer (NLM_F_ACK). A part without one (nfnetlink's batch begin and end) counts only if it fails. */
   ack: boolean;
+  /** The message types that may answer it before its ACK or DONE (default: rtnlReplyTypes on rtnetlink, else any). */
+  replyTypes?: readonly number[];
 }
 
 interface Pending {
+  /** The request's type, which its ERROR answer (an ACK is one) quotes. */
+  type: number;
+  replyTypes: readonly number[] | undefined;
   replies: Buffer[];
   /** Called once, on the part's ACK, ERROR or DONE (err undefined on success). */
   done(err: Error | undefined, replies: Buffer[]): void;
+}
+
+/** Whether a message with our port and a pending request's number is an answer to that request (see receive). */
+function answers(p: Pending, type: number, seq: number, data: Buffer): boolean {
+  if (type === NLMSG_DONE) return true;
+  if (type === NLMSG_ERROR) {
+    // struct nlmsgerr: the errno, then the header of the request it answers.
+    return data.length >= 4 + HEADER_LENGTH && data.readUInt16LE(8) === p.type && data.readUInt32LE(12) === seq;
+  }
+  return p.replyTypes === undefined || p.replyTypes.includes(type);
 }
 
 function message(type: number, flags: number, seq: number, body: Buffer): Buffer[] {
@@ -129,23 +180,28 @@ function message(type: number, flags: number, seq: number, body: Buffer): Buffer
 export class RtnlSocket implements RequestSocket {
   private readonly native: NativeNetlink;
   private readonly pending = new Map<number, Pending>();
-  private seq = 1;
   private closed = false;
+  /** The port ID the kernel gave this socket: every answer to us is addressed to it. */
+  readonly port: number;
+  /** The network namespace the socket was made in (core threadNetnsKey), to be asserted where it is used. */
+  readonly netns: string;
 
   /** Creates and binds the socket now, in the calling thread's network namespace. */
   constructor(
-    protocol = 0 /* NETLINK_ROUTE */,
+    private readonly protocol = NETLINK_ROUTE,
     private readonly timeoutMs = 10_000,
   ) {
     const Native = loadNative();
+    this.netns = threadNetnsKey();
     this.native = new Native(
       protocol,
       0,
-      (msg) => this.receive(msg),
+      (msg, from) => this.receive(msg, from.port),
       (err) => this.failAll(err),
     );
     try {
-      this.native.bind(0, 0); // port 0: the kernel picks a unique one
+      this.native.bind(0, 0); // port 0: the kernel picks one unique in this namespace
+      this.port = this.native.address().port;
     } catch (err) {
       this.native.close();
       throw err;
@@ -153,14 +209,9 @@ export class RtnlSocket implements RequestSocket {
     this.native.unref();
   }
 
-  private nextSeq(): number {
-    const seq = this.seq;
-    this.seq = (this.seq % 0xffffffff) + 1;
-    return seq;
-  }
-
-  request(type: number, flags: number, body: Buffer): Promise<Buffer[]> {
-    return this.batch([{ type, flags, body, ack: true }]).then(([outcome]) => {
+  /** `replyTypes`: the message types that may answer it (default as for NetlinkPart). */
+  request(type: number, flags: number, body: Buffer, replyTypes?: readonly number[]): Promise<Buffer[]> {
+    return this.batch([{ type, flags, body, ack: true, ...(replyTypes ? { replyTypes } : {}) }]).then(([outcome]) => {
       if (outcome?.error) throw outcome.error;
       return outcome?.replies ?? [];
     });
@@ -174,7 +225,7 @@ export class RtnlSocket implements RequestSocket {
    */
   batch(parts: NetlinkPart[]): Promise<{ error: NetlinkError | undefined; replies: Buffer[] }[]> {
     if (this.closed) return Promise.reject(new Error('netlink socket is closed'));
-    const seqs = parts.map(() => this.nextSeq());
+    const seqs = parts.map(() => nextNetlinkSeq());
     return new Promise((resolve, reject) => {
       const outcomes: { error: NetlinkError | undefined; replies: Buffer[] }[] = [];
       let waiting = parts.filter((p) => p.ack).length;
@@ -193,13 +244,17 @@ export class RtnlSocket implements RequestSocket {
       const data: Buffer[] = [];
       parts.forEach((part, i) => {
         const seq = seqs[i] as number;
-        data.push(...message(part.type, (part.flags ?? 0) | (part.ack ? NLM_F_ACK : 0), seq, part.body));
+        const flags = part.flags ?? 0;
+        data.push(...message(part.type, flags | (part.ack ? NLM_F_ACK : 0), seq, part.body));
+        const replyTypes = part.replyTypes ?? (this.protocol === NETLINK_ROUTE ? rtnlReplyTypes(part.type, flags) : undefined);
         if (!part.ack) {
-          this.pending.set(seq, { replies: [], done: (err) => err && finish(err) });
+          this.pending.set(seq, { type: part.type, replyTypes, replies: [], done: (err) => err && finish(err) });
           return;
         }
         const slot = outcomes.push({ error: undefined, replies: [] }) - 1;
         this.pending.set(seq, {
+          type: part.type,
+          replyTypes,
           replies: [],
           done: (err, replies) => {
             if (err && !(err instanceof NetlinkError)) return finish(err);
@@ -227,17 +282,32 @@ export class RtnlSocket implements RequestSocket {
     this.failAll(new Error('netlink socket closed before the kernel answered'));
   }
 
-  private receive(datagram: Buffer): void {
+  /**
+   * Takes a message as an answer only when everything about it says it is one: it comes from the kernel (sender
+   * port 0), it is addressed to our port ID, it carries the sequence number of a request outstanding here, its
+   * type is one that answers that request, and an ERROR (or ACK) quotes that request's type and number. Anything
+   * else is dropped and counted: notifications, answers to requests we gave up on, and the kernel's echoes meant
+   * for another socket (see nextNetlinkSeq).
+   */
+  private receive(datagram: Buffer, fromPort: number): void {
+    if (fromPort !== 0) {
+      netlinkStrays.count++;
+      return;
+    }
     let offset = 0;
     while (offset + HEADER_LENGTH <= datagram.length) {
       const len = datagram.readUInt32LE(offset);
       if (len < HEADER_LENGTH || offset + len > datagram.length) break;
       const type = datagram.readUInt16LE(offset + 4);
       const seq = datagram.readUInt32LE(offset + 8);
+      const port = datagram.readUInt32LE(offset + 12);
       const data = datagram.subarray(offset + HEADER_LENGTH, offset + len);
       offset += (len + 3) & ~3;
-      const p = this.pending.get(seq);
-      if (!p) continue; // notifications or answers to requests we gave up on
+      const p = port === this.port ? this.pending.get(seq) : undefined;
+      if (!p || !answers(p, type, seq, data)) {
+        netlinkStrays.count++;
+        continue;
+      }
       if (type === NLMSG_ERROR || type === NLMSG_DONE) {
         const errno = data.length >= 4 ? data.readInt32LE(0) : 0;
         this.pending.delete(seq);

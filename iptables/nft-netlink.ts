@@ -9,7 +9,7 @@
  * each padded to 4 bytes (all our sets are hash sets: a key, never a range); the comment is nftnl
  * userdata (type 0, NUL-terminated), which `nft list` prints as `comment "…"`.
  */
-import { type NetlinkError, type NetlinkPart, RtnlSocket, threadNetnsKey } from '../core/index.js';
+import { CtnetError, ErrorCode, type NetlinkError, type NetlinkPart, RtnlSocket, threadNetnsKey } from '../core/index.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -169,6 +169,9 @@ export class NftElements {
       s = new RtnlSocket(NETLINK_NETFILTER);
       this.sockets.set(netns, s);
     }
+    if (s.netns !== netns) {
+      throw new CtnetError(ErrorCode.internal, `nftables socket kept for namespace ${netns} belongs to ${s.netns}`);
+    }
     return s;
   }
 
@@ -200,6 +203,7 @@ export class NftElements {
         subsystem(NFT_MSG_GETSETELEM),
         0,
         elementsBody(this.table, element.set, [elementAttr(element, false)]),
+        [subsystem(NFT_MSG_NEWSETELEM)],
       );
       return replies.flatMap(decodeElements)[0];
     } catch (err) {
@@ -216,7 +220,9 @@ export class NftElements {
   /** Every element of `set`, or undefined when the table or set does not exist. */
   async dump(set: string): Promise<SetElement[] | undefined> {
     try {
-      const replies = await this.socket().request(subsystem(NFT_MSG_GETSETELEM), NLM_F_DUMP, elementsBody(this.table, set, []));
+      const replies = await this.socket().request(subsystem(NFT_MSG_GETSETELEM), NLM_F_DUMP, elementsBody(this.table, set, []), [
+        subsystem(NFT_MSG_NEWSETELEM),
+      ]);
       return replies.flatMap(decodeElements);
     } catch (err) {
       if ((err as NetlinkError).code === 'ENOENT') return undefined;

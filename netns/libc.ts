@@ -2,9 +2,9 @@
  * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, getsockopt, and send/recv on a
  * worker thread), through koffi. Loaded on first use (~5 ms): most callers of netns/ never need it.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { loadKoffi } from '../core/index.js';
+import { loadKoffi, netnsIdentity } from '../core/index.js';
 
 /** Namespace type flags (linux/sched.h). */
 export const CLONE_NEWNET = 0x40000000;
@@ -156,6 +156,19 @@ export function recvNow(fd: number, buf: Buffer): number | undefined {
   const errno = c.errno();
   if (errno === EAGAIN) return undefined;
   throw new SystemCallError('recv', errno, c.strerror(errno));
+}
+
+/** ioctl(SIOCGSKNS) on a socket returns an fd for the network namespace the socket belongs to. */
+const SIOCGSKNS = 0x894c;
+
+/** The identity (core netnsIdentity) of the network namespace a socket belongs to, as the kernel knows it. */
+export function socketNetnsIdentity(fd: number): string {
+  const nsFd = check('ioctl(SIOCGSKNS)', load().ioctl(fd, SIOCGSKNS));
+  try {
+    return netnsIdentity(fstatSync(nsFd));
+  } finally {
+    closeSync(nsFd);
+  }
 }
 
 const SOL_SOCKET = 1;

@@ -6,9 +6,9 @@
  */
 
 import { closeSync } from 'node:fs';
-import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
+import { CtnetError, ErrorCode, nextNetlinkSeq, threadNetnsKey, wrapError } from '../core/index.js';
 import { broadcastBytes, bytesToIp, maskBytes, type ParsedCidr, parseCidr, parseIp } from './ip.js';
-import { createNetlinkSocket, recvNow, sendOnWorker } from './libc.js';
+import { createNetlinkSocket, recvNow, sendOnWorker, socketNetnsIdentity } from './libc.js';
 import { NetlinkError, type RequestSocket, RtnlSocket } from './nl-socket.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, attrString, attrU8, attrU32, formatMac, parseAttrList, parseAttrs, parseMac } from './rtnl-codec.js';
@@ -145,7 +145,16 @@ export class Netlink {
     private readonly socket: RequestSocket,
     /** The namespace this socket is bound to (undefined: the process's own). */
     readonly nsPath: string | undefined,
-  ) {}
+    /** That namespace's identity (core threadNetnsKey, taken while switched into it): checked against the socket's. */
+    netns?: string,
+  ) {
+    if (netns !== undefined && socket.netns !== netns) {
+      throw new CtnetError(
+        ErrorCode.internal,
+        `netlink socket for ${nsPath ?? 'our own namespace'} was made in another namespace (${socket.netns ?? 'unknown'}, not ${netns})`,
+      );
+    }
+  }
 
   close(): void {
     if (this.closed) return;
@@ -184,22 +193,29 @@ export class Netlink {
       .u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
       .string(c.IFLA_IFNAME, name)
       .toBuffer();
-    return this.getOneLink(body, `get link ${name}${this.where}`);
+    return this.getOneLink(body, `get link ${name}${this.where}`, (l) => l.name === name);
   }
 
   async getLinkByIndex(index: number): Promise<LinkInfo | undefined> {
     const body = new AttrWriter().raw(c.ifinfomsg({ index })).u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS).toBuffer();
-    return this.getOneLink(body, `get link #${index}${this.where}`);
+    return this.getOneLink(body, `get link #${index}${this.where}`, (l) => l.index === index);
   }
 
-  private async getOneLink(body: Buffer, what: string): Promise<LinkInfo | undefined> {
+  /** The one link the kernel answers with; an answer about another link is refused, never taken for it. */
+  private async getOneLink(body: Buffer, what: string, asked: (l: LinkInfo) => boolean): Promise<LinkInfo | undefined> {
+    let links: LinkInfo[];
     try {
-      const [msg] = await this.request(c.RTM_GETLINK, 0, body);
-      return msg ? parseLink(msg) : undefined;
+      links = (await this.request(c.RTM_GETLINK, 0, body)).map(parseLink);
     } catch (err) {
       if (hasCode(err, 'ENODEV')) return undefined;
       throw wrapError(what, err);
     }
+    const [link] = links;
+    if (links.length > 1 || (link && !asked(link))) {
+      const got = links.map((l) => `${l.name} (#${l.index})`).join(', ');
+      throw new CtnetError(ErrorCode.internal, `failed to ${what}: the kernel's answer is about another link: ${got}`);
+    }
+    return link;
   }
 
   async listLinks(): Promise<LinkInfo[]> {
@@ -924,13 +940,20 @@ function parseNeighbor(m: Buffer): NeighborInfo | undefined {
  */
 export async function withNetlink<T>(nsPath: string | undefined, fn: (nl: Netlink) => Promise<T>): Promise<T> {
   let socket: RtnlSocket;
+  let netns: string;
   try {
-    socket = inNetns(nsPath, () => new RtnlSocket());
+    [socket, netns] = inNetns(nsPath, () => [new RtnlSocket(), threadNetnsKey()] as const);
   } catch (err) {
     if (err instanceof CtnetError) throw err;
     throw wrapError(`open a netlink socket${nsPath ? ` in ${nsPath}` : ''}`, err);
   }
-  const nl = new Netlink(socket, nsPath);
+  let nl: Netlink;
+  try {
+    nl = new Netlink(socket, nsPath, netns);
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
   try {
     return await fn(nl);
   } finally {
@@ -954,13 +977,14 @@ export async function deleteLinkOffThread(nsPath: string | undefined, name: stri
   const what = `delete link ${name}${nsPath === undefined ? '' : ` in ${nsPath}`}`;
   let fd: number;
   try {
-    fd = inNetns(nsPath, () => createNetlinkSocket());
+    fd = openDeleteSocket(nsPath);
   } catch (err) {
     if (err instanceof CtnetError) throw err;
     throw wrapError(`open a netlink socket${nsPath === undefined ? '' : ` in ${nsPath}`}`, err);
   }
   const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
-  const seq = 1;
+  // Unique in the process: the kernel echoes the peer's removal to the peer's namespace with this number.
+  const seq = nextNetlinkSeq();
   const msg = Buffer.alloc(16 + body.length);
   msg.writeUInt32LE(msg.length, 0);
   msg.writeUInt16LE(c.RTM_DELLINK, 4);
@@ -980,6 +1004,7 @@ export async function deleteLinkOffThread(nsPath: string | undefined, name: stri
   const reading = awaitDeleteAnswer(
     fd,
     seq,
+    name,
     () => sendError,
     () => sent,
   );
@@ -996,6 +1021,20 @@ export async function deleteLinkOffThread(nsPath: string | undefined, name: stri
   }
 }
 
+/** A raw rtnetlink socket in the namespace at nsPath, checked to be there by asking the kernel (SIOCGSKNS). */
+function openDeleteSocket(nsPath: string | undefined): number {
+  const [fd, netns] = inNetns(nsPath, () => [createNetlinkSocket(), threadNetnsKey()] as const);
+  try {
+    if (nsPath !== undefined && socketNetnsIdentity(fd) !== netns) {
+      throw new CtnetError(ErrorCode.internal, `netlink socket for ${nsPath} was made in another namespace`);
+    }
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
 /**
  * Reads the socket without blocking, every millisecond, until the kernel echoes the delete ('echoed'), answers
  * it ('answered'; an error answer throws), or the send failed.
@@ -1003,6 +1042,7 @@ export async function deleteLinkOffThread(nsPath: string | undefined, name: stri
 async function awaitDeleteAnswer(
   fd: number,
   seq: number,
+  name: string,
   sendError: () => unknown,
   sent: () => boolean,
 ): Promise<'echoed' | 'answered'> {
@@ -1015,10 +1055,17 @@ async function awaitDeleteAnswer(
         const len = buf.readUInt32LE(at);
         if (len < 16) break;
         const type = buf.readUInt16LE(at + 4);
+        const message = buf.subarray(at + 16, Math.min(at + len, n));
         if (buf.readUInt32LE(at + 8) === seq) {
-          if (type === c.RTM_DELLINK) return 'echoed';
-          if (type === c.NLMSG_ERROR) {
-            const errno = buf.readInt32LE(at + 16);
+          // The echo of our own link (the peer's goes to the peer's namespace), and the answer that quotes our request.
+          if (type === c.RTM_DELLINK && parseLink(message).name === name) return 'echoed';
+          if (
+            type === c.NLMSG_ERROR &&
+            message.length >= 20 &&
+            message.readUInt16LE(8) === c.RTM_DELLINK &&
+            message.readUInt32LE(12) === seq
+          ) {
+            const errno = message.readInt32LE(0);
             if (errno < 0) throw new NetlinkError(errno);
             return 'answered';
           }

@@ -7,8 +7,8 @@
  * the target namespace after we switch back. The work must be synchronous: an await inside `fn`
  * would resume after the switch back, in the original namespace.
  */
-import { closeSync, openSync } from 'node:fs';
-import { CtnetError, ErrorCode, recordThreadNetns, wrapError } from '../core/index.js';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { CtnetError, ErrorCode, netnsIdentity, recordThreadNetns, wrapError } from '../core/index.js';
 import { CLONE_NEWNET, createSocket, setns } from './libc.js';
 
 /** The calling thread's own namespace (not the process's: a switched main thread differs from it). */
@@ -26,7 +26,9 @@ export function inNetns<T>(path: string | undefined, fn: () => T): T {
   if (path === undefined) return fn();
   const target = openNetns(path);
   let original: number;
+  let identity: string;
   try {
+    identity = netnsIdentity(fstatSync(target));
     original = openSync(currentThreadNetns, 'r');
   } catch (err) {
     closeSync(target);
@@ -39,7 +41,7 @@ export function inNetns<T>(path: string | undefined, fn: () => T): T {
       throw wrapError(`enter network namespace ${path}`, err, ErrorCode.invalidNetns);
     }
     switchDepth++;
-    const recorded = recordThreadNetns(path);
+    const recorded = recordThreadNetns(identity);
     try {
       const result = fn();
       if (isThenable(result)) {
