@@ -1,5 +1,6 @@
 export default {
   files: [
+    'agent/**/*.test.ts',
     'core/**/*.test.ts',
     'netns/**/*.test.ts',
     'ipam/**/*.test.ts',

@@ -3,7 +3,7 @@
  * netlink requests and sysctl writes grow with N.
  *
  * For each N, a sandbox host namespace (ctb-…-h) gets N containers, each in its own namespace, added by the plugin
- * itself (bridge + host-local, in-process, as the CNI daemon runs them), so the host holds exactly what the plugin
+ * itself (bridge + host-local, in-process, as the agent runs them), so the host holds exactly what the plugin
  * leaves: veths on the bridge, their sysctl state, the containers' /proc/sys lookups. Then ONE long-lived Node process
  * inside that namespace (nsenter … node --import tsx bench/bridge-host.ts --probe) runs ADD then DEL of one more
  * container per round and times every netns/ call the plugin makes (Netlink methods; sysctl file opens, reads and

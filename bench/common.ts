@@ -21,7 +21,7 @@ const dirs: string[] = [];
 
 /** Removes every namespace and directory made so far. */
 export function cleanup(): void {
-  stopCniDaemons();
+  stopAgents();
   for (const ns of created.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
@@ -91,12 +91,12 @@ export function callPlugin(
   return { ms, stdout: r.stdout };
 }
 
-const daemons: number[] = [];
-process.on('exit', () => stopCniDaemons());
+const agents: number[] = [];
+process.on('exit', () => stopAgents());
 
-/** Stops the CNI daemons startCniDaemon started (by PID). */
-export function stopCniDaemons(): void {
-  for (const pid of daemons.splice(0)) {
+/** Stops the agents startAgent started (by PID). */
+export function stopAgents(): void {
+  for (const pid of agents.splice(0)) {
     try {
       process.kill(pid, 'SIGTERM');
     } catch {
@@ -106,29 +106,34 @@ export function stopCniDaemons(): void {
 }
 
 /**
- * Starts `ctnet cni-daemon` inside the sandbox `host` (bin/cni/* then hand their calls to it) and
- * waits until it listens. Stopped by stopCniDaemons() or when the benchmark exits.
+ * Starts the resident process of the build in `checkout` (default: this one) inside the sandbox `host`:
+ * `ctnet agent`, or `ctnet cni-daemon` of a build from before the agent, so bin/cni/* hand their calls
+ * to it; waits until it listens. Stopped by stopAgents() or when the benchmark exits.
  */
-export function startCniDaemon(host: string): number {
-  const info = JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { cniDaemonSocket?: string };
-  const socket = info.cniDaemonSocket;
-  if (!socket) throw new Error('this build has no CNI daemon shim (no C compiler at build time?)');
-  // CTNET_BENCH_CPU_PROF=<dir>: the daemon writes a V8 CPU profile there when it stops (SIGTERM).
+export function startAgent(host: string, checkout = repo): number {
+  const info = JSON.parse(readFileSync(join(checkout, 'dist', 'build-info.json'), 'utf8')) as {
+    agentSocket?: string;
+    cniDaemonSocket?: string;
+  };
+  const socket = info.agentSocket ?? info.cniDaemonSocket;
+  if (!socket) throw new Error(`the build in ${checkout} has no C shim (no C compiler at build time?)`);
+  const command = info.agentSocket ? 'agent' : 'cni-daemon';
+  // CTNET_BENCH_CPU_PROF=<dir>: the agent writes a V8 CPU profile there when it stops (SIGTERM).
   const profile = process.env.CTNET_BENCH_CPU_PROF;
   const program = profile
-    ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profile}`, join(repo, 'bin', 'ctnet-node')]
-    : [join(repo, 'bin', 'ctnet')];
-  const child = spawn('nsenter', [`--net=/run/netns/${host}`, ...program, 'cni-daemon'], {
+    ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profile}`, join(checkout, 'bin', 'ctnet-node')]
+    : [join(checkout, 'bin', 'ctnet')];
+  const child = spawn('nsenter', [`--net=/run/netns/${host}`, ...program, command], {
     stdio: 'ignore',
     detached: true,
   });
   child.unref();
-  if (child.pid === undefined) throw new Error('failed to start the CNI daemon');
-  daemons.push(child.pid);
+  if (child.pid === undefined) throw new Error(`failed to start ctnet ${command}`);
+  agents.push(child.pid);
   for (let i = 0; i < 200; i++) {
     const listening = spawnSync('nsenter', [`--net=/run/netns/${host}`, 'cat', '/proc/net/unix'], { encoding: 'utf8' });
     if (listening.stdout.includes(socket)) return child.pid;
     spawnSync('sleep', ['0.05']);
   }
-  throw new Error(`the CNI daemon did not start listening on ${socket}`);
+  throw new Error(`ctnet ${command} did not start listening on ${socket}`);
 }

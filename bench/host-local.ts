@@ -3,7 +3,7 @@
  * plugin uses, on a temp lease directory holding N leases of other containers (reference format, written before the
  * first call). No namespace, no plugin process: this is the IPAM share of a chain's ADD+DEL.
  *
- * - in-process: many rounds in this one process, as the CNI daemon runs them (module-level caches survive);
+ * - in-process: many rounds in this one process, as the agent runs them (module-level caches survive);
  * - fresh: each ADD and each DEL in a new Node process, as a plugin binary runs them; the figure is the time of the
  *   call inside the child (Node startup and module loading excluded; koffi is loaded before the clock starts).
  *

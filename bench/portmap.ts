@@ -6,19 +6,21 @@
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
  * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables (ours, both plugins)]
- *        [--only ctnet,ctnet+daemon,reference]
- * "ctnet+daemon" runs `ctnet cni-daemon` in the sandbox host, so bin/cni/* hand their calls to it.
+ *        [--only ctnet,ctnet+agent,reference,before,before+agent] [--before DIR]
+ * "ctnet+agent" runs `ctnet agent` in the sandbox host, so bin/cni/* hand their calls to it. `--before DIR` adds
+ * the same two for another built checkout (e.g. main before a change), measured in the same run.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callPlugin, cleanup, f, median, netns, opt, repo, startCniDaemon, tempDir } from './common.js';
+import { callPlugin, cleanup, f, median, netns, opt, repo, startAgent, tempDir } from './common.js';
 
 const rounds = Number(opt('rounds', '15'));
 const populations = opt('n', '0,200,400,1000').split(',').map(Number);
 const ourBackend = opt('backend', 'iptables');
 const only = opt('only', '');
+const before = opt('before', '');
 
 /** Our firewall backend for both plugins: portmap's `backend` and bridge's `ipMasqBackend`. */
 const ourFirewall = { portmapExtra: { backend: ourBackend }, bridgeExtra: { ipMasqBackend: ourBackend } };
@@ -28,12 +30,18 @@ interface Impl {
   dir: string;
   portmapExtra: Record<string, unknown>;
   bridgeExtra: Record<string, unknown>;
-  /** Runs `ctnet cni-daemon` in the sandbox host: bin/cni/* hand their calls to it. */
-  daemon?: boolean;
+  /** Runs the agent of this checkout in the sandbox host: its bin/cni/* hand their calls to it. */
+  agent?: string;
 }
 const impls: Impl[] = [
   { label: 'ctnet', dir: join(repo, 'bin', 'cni'), ...ourFirewall },
-  { label: 'ctnet+daemon', dir: join(repo, 'bin', 'cni'), ...ourFirewall, daemon: true },
+  { label: 'ctnet+agent', dir: join(repo, 'bin', 'cni'), ...ourFirewall, agent: repo },
+  ...(before
+    ? [
+        { label: 'before', dir: join(before, 'bin', 'cni'), ...ourFirewall },
+        { label: 'before+agent', dir: join(before, 'bin', 'cni'), ...ourFirewall, agent: before },
+      ]
+    : []),
   { label: 'reference', dir: '/usr/lib/cni', portmapExtra: {}, bridgeExtra: {} },
 ].filter((i) => !only || only.split(',').includes(i.label));
 
@@ -99,7 +107,7 @@ try {
     for (const impl of impls) {
       const host = netns('h');
       spawnSync('nsenter', [`--net=/run/netns/${host}`, 'ip', 'link', 'set', 'lo', 'up']);
-      if (impl.daemon) startCniDaemon(host);
+      if (impl.agent) startAgent(host, impl.agent);
       const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
       const stateDir = mkdtempSync(join(tmpdir(), 'ctb-state-'));
       tempDir(dataDir);

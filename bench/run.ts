@@ -1,15 +1,17 @@
 /**
  * Benchmark: `ctnet run --rm IMAGE true` with --network none, bridge and bridge + one -p, each
- * once run by the CLI itself (CTNET_DAEMON=0) and once handed to a runner daemon (`ctnet daemon`),
+ * once run by the CLI itself (CTNET_AGENT=0) and once handed to the agent (`ctnet agent`),
  * against `runc run` of the same busybox root filesystem (its default config: new namespaces, no
  * network but lo), all in one run, inside a sandbox host namespace. Prints wall times, ratios to
  * runc and the ctnet phase breakdown (from CTNET_TIMING).
  *
- *   node --import tsx bench/run.ts [--rounds 15]
+ *   node --import tsx bench/run.ts [--rounds 15] [--before DIR]
+ * `--before DIR` adds the same six for another built checkout (e.g. main before a change; a build
+ * from before the agent has `ctnet daemon` for runs), interleaved in the same run.
  * Needs root, a built tree (npm run build) and runc.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../core/index.js';
@@ -18,6 +20,7 @@ import { netnsPath, randomSuffix, repoRoot } from '../test-net/sandbox.js';
 import { median, opt } from './common.js';
 
 const rounds = Number(opt('rounds', '15'));
+const before = opt('before', '');
 const cleanups: (() => void | Promise<void>)[] = [];
 const t = { teardown: (fn: () => void | Promise<void>) => cleanups.push(fn) };
 
@@ -25,7 +28,7 @@ interface Variant {
   name: string;
   argv: string[];
   timings?: string;
-  /** Extra environment (CTNET_DAEMON=0: the CLI runs the container itself, the daemon is not asked). */
+  /** Extra environment (CTNET_AGENT=0: the CLI runs the container itself, the agent is not asked). */
   env?: Record<string, string>;
 }
 
@@ -58,38 +61,64 @@ async function main(): Promise<void> {
   const runcRoot = join(bundle, 'state');
 
   const ns = ['nsenter', `--net=${netnsPath(host)}`];
-  const ctnet = [...ns, join(repoRoot, 'bin', 'ctnet'), 'run', '--rm'];
   const env = { ...process.env, CTNET_ROOT: join(root, 'state'), CTNET_CGROUP_PARENT: cgroupParent };
-  const cli = { CTNET_DAEMON: '0' };
+  // CTNET_DAEMON=0 is what a build from before the agent reads.
+  const cli = { CTNET_AGENT: '0', CTNET_DAEMON: '0' };
+  const checkouts = [{ label: '', dir: repoRoot }, ...(before ? [{ label: 'before ', dir: before }] : [])];
   const variants: Variant[] = [
     { name: 'runc run (no network)', argv: [...ns, 'runc', '--root', runcRoot, 'run', '--bundle', bundle, 'bench'] },
-    { name: 'ctnet --network none', argv: [...ctnet, '--network', 'none', image, 'true'], timings: 'none', env: cli },
-    { name: 'ctnet bridge', argv: [...ctnet, image, 'true'], timings: 'bridge', env: cli },
-    { name: 'ctnet bridge + -p', argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: 'publish', env: cli },
-    { name: 'daemon --network none', argv: [...ctnet, '--network', 'none', image, 'true'], timings: 'd-none' },
-    { name: 'daemon bridge', argv: [...ctnet, image, 'true'], timings: 'd-bridge' },
-    { name: 'daemon bridge + -p', argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: 'd-publish' },
-  ].map((v) => ({ ...v, timings: v.timings && join(root, `${v.timings}.jsonl`) }));
-  // The runner daemon (`ctnet daemon`) in the sandbox host, with the environment of the runs it serves.
-  const daemon = spawn(ns[0] as string, [...ns.slice(1), join(repoRoot, 'bin', 'ctnet'), 'daemon'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  cleanups.push(async () => {
-    if (daemon.exitCode !== null || daemon.signalCode !== null) return;
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon.once('exit', r));
-  });
-  await new Promise<void>((resolve, reject) => {
-    let text = '';
-    daemon.stderr?.on('data', (b: Buffer) => {
-      text += b.toString();
-      if (text.includes('serving @')) resolve();
-      // What the daemon logs after it started (warnings, a failed call) goes with the bench's output.
-      if (text.includes('serving @')) process.stderr.write(b);
+  ];
+  for (const [i, c] of checkouts.entries()) {
+    const ctnet = [...ns, join(c.dir, 'bin', 'ctnet'), 'run', '--rm'];
+    variants.push(
+      {
+        name: `${c.label}ctnet --network none`,
+        argv: [...ctnet, '--network', 'none', image, 'true'],
+        timings: `${i}-none`,
+        env: cli,
+      },
+      { name: `${c.label}ctnet bridge`, argv: [...ctnet, image, 'true'], timings: `${i}-bridge`, env: cli },
+      {
+        name: `${c.label}ctnet bridge + -p`,
+        argv: [...ctnet, '-p', '18080:80', image, 'true'],
+        timings: `${i}-publish`,
+        env: cli,
+      },
+      { name: `${c.label}agent --network none`, argv: [...ctnet, '--network', 'none', image, 'true'], timings: `${i}-a-none` },
+      { name: `${c.label}agent bridge`, argv: [...ctnet, image, 'true'], timings: `${i}-a-bridge` },
+      { name: `${c.label}agent bridge + -p`, argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: `${i}-a-publish` },
+    );
+  }
+  for (const v of variants) if (v.timings) v.timings = join(root, `${v.timings}.jsonl`);
+  // Each checkout's resident process in the sandbox host, with the environment of the runs it serves: the agent,
+  // or the runner daemon (`ctnet daemon`) of a build from before it. Their sockets are named per build.
+  const startResident = async (dir: string): Promise<void> => {
+    const hasAgent = existsSync(join(dir, 'agent', 'server.ts'));
+    const child = spawn(ns[0] as string, [...ns.slice(1), join(dir, 'bin', 'ctnet'), hasAgent ? 'agent' : 'daemon'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
-    daemon.once('exit', (code) => reject(new Error(`ctnet daemon exited (${code}): ${text}`)));
-  });
+    cleanups.push(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    });
+    await new Promise<void>((resolve, reject) => {
+      let text = '';
+      child.stderr?.on('data', (b: Buffer) => {
+        text += b.toString();
+        // What it logs after it started (warnings, a failed call) goes with the bench's output.
+        if (text.includes('serving @')) {
+          process.stderr.write(b);
+          resolve();
+        }
+      });
+      child.once('exit', (code) =>
+        reject(new Error(`ctnet ${hasAgent ? 'agent' : 'daemon'} in ${dir} exited (${code}): ${text}`)),
+      );
+    });
+  };
+  for (const c of checkouts) await startResident(c.dir);
   const results = new Map<string, number[]>();
   for (const v of variants) results.set(v.name, []);
   // Interleaved, after one warm-up round, so load changes on the machine hit every variant alike.
@@ -114,7 +143,7 @@ async function main(): Promise<void> {
     );
   }
   process.stdout.write(
-    '\nctnet phase breakdown (median ms): startup = node + CLI load (daemon: the C front and the hand-over); start = helper spawn → workload exec\n',
+    '\nctnet phase breakdown (median ms): startup = node + CLI load (agent: the C front and the hand-over); start = helper spawn → workload exec\n',
   );
   for (const v of variants) {
     if (!v.timings) continue;

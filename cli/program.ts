@@ -19,11 +19,10 @@ const groups: CommandGroup[] = [
     load: () => import('./commands/install-cni.js'),
   },
   {
-    names: ['cni-daemon'],
-    summary: 'serve CNI plugin calls from one resident process',
-    load: () => import('./commands/cni-daemon.js'),
+    names: ['agent', 'cni-daemon', 'daemon'],
+    summary: 'serve CNI calls and `ctnet run` from one resident process',
+    load: () => import('./commands/agent.js'),
   },
-  { names: ['daemon'], summary: 'serve `ctnet run` from one resident process', load: () => import('./commands/daemon.js') },
   { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
   { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
   {

@@ -1,5 +1,6 @@
 export * from './cidr.js';
 export * from './cni/index.js';
+export * from './dirs.js';
 export * from './errors.js';
 export * from './exec.js';
 export * from './ip.js';
@@ -7,6 +8,5 @@ export * from './log.js';
 export * from './native.js';
 export * from './netlink-socket.js';
 export * from './random.js';
-export * from './resident.js';
 export * from './thread-netns.js';
 export * from './undo.js';

@@ -3,8 +3,8 @@
  * reading kernel and firewall state. No formatting for people here (that is cli/'s job).
  */
 
+export * from './agent.js';
 export * from './cidr.js';
-export * from './cni-daemon.js';
 export * from './cni-runtime.js';
 export * from './conflist.js';
 export * from './connect.js';

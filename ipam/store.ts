@@ -16,7 +16,7 @@
  *    only the files the log does not know; the log's entries count only for names in the listing and only while it
  *    vouches for the files (`logVouchesFor`). An ADD appends three short lines; the log is compacted
  *    when it grows past twice its live entries.
- * 2. The kept view, for a long-lived process (the CNI daemon, from its second call on a directory): names, owners,
+ * 2. The kept view, for a long-lived process (the agent, from its second call on a directory): names, owners,
  *    owner → names and cursors stay in memory between calls, and each call applies just the changes that inotify
  *    reported since (dir-watch.ts), so an ADD or DEL costs the same with a thousand leases as with none.
  *
@@ -33,7 +33,6 @@ import {
   appendFileSync,
   closeSync,
   constants,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -45,7 +44,7 @@ import {
 } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { CtnetError, ErrorCode, hasErrno, log, wrapError } from '../core/index.js';
+import { CtnetError, ErrorCode, hasErrno, log, makeDirs, wrapError } from '../core/index.js';
 import { type DirWatch, watchable, watchDir } from './dir-watch.js';
 import { type LockOptions, lockFile } from './flock.js';
 import {
@@ -653,7 +652,7 @@ export async function withLeaseDir<T>(
 ): Promise<T> {
   const path = leaseDirPath(dataDir, network);
   try {
-    mkdirSync(path, { recursive: true, mode: 0o755 });
+    makeDirs(path, 0o755);
   } catch (err) {
     throw ioError(`create lease directory ${path}`, err);
   }

@@ -8,7 +8,7 @@
  * kernel wait for the pending destroy work of earlier commits, an RCU grace period (~25 ms here).
  * A context kept for the life of the process has one socket that is never closed while it works:
  * an add or delete is ~0.3 ms. The flush then happens once, when the process exits, and not at
- * all in a resident process (`ctnet cni-daemon`).
+ * all in a resident process (`ctnet agent`).
  *
  * A netlink socket belongs to the network namespace it was opened in, so contexts are kept per
  * namespace of the calling thread: a context is never used in a namespace other than its own.

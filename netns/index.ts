@@ -22,7 +22,6 @@
  * Importing this module loads nothing heavy: koffi and netlink are required on first use.
  */
 
-export { borrowFd, peerCredentials } from './libc.js';
 export { randomVethName } from './names.js';
 export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
 export {
@@ -58,7 +57,6 @@ export {
   type OwnedRouteSpec,
   replaceOwnedRoute,
 } from './owned-route.js';
-export { callerMismatch } from './peer.js';
 export { inNetns, socketIn } from './switch.js';
 export { ensureSysctl, readSysctl, type SysctlSetting, sysctlPath, writeSysctl, writeSysctls } from './sysctl.js';
 export {

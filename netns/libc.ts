@@ -1,5 +1,5 @@
 /**
- * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, getsockopt, and send/recv on a
+ * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, and send/recv on a
  * worker thread), through koffi. Loaded on first use (~5 ms): most callers of netns/ never need it.
  */
 import { closeSync, fstatSync } from 'node:fs';
@@ -20,11 +20,8 @@ interface Libc {
   umount2(target: string, flags: number): number;
   ioctl(fd: number, request: number): number;
   socket(domain: number, type: number, protocol: number): number;
-  getsockopt(fd: number, level: number, name: number, value: Buffer, length: number[]): number;
   send: AsyncFunc<(fd: number, buf: Buffer, len: number, flags: number) => number | bigint>;
   recv(fd: number, buf: Buffer, len: number, flags: number): number | bigint;
-  /** syscall(2), variadic: koffi takes each further argument as a type name then a value. */
-  syscall(number: number, ...typedArgs: unknown[]): number | bigint;
   strerror(errnum: number): string;
   errno(): number;
 }
@@ -48,10 +45,8 @@ function load(): Libc {
     // Declared with its one argument we use: on x86-64 and arm64 that is ABI-compatible with the variadic form.
     ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ uint32_t *length)'),
     send: lib.func('long send(int fd, const void *buf, size_t len, int flags)') as Libc['send'],
     recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
-    syscall: lib.func('long syscall(long number, ...)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     errno: () => koffi.errno(),
   };
@@ -169,33 +164,4 @@ export function socketNetnsIdentity(fd: number): string {
   } finally {
     closeSync(nsFd);
   }
-}
-
-const SOL_SOCKET = 1;
-const SO_PEERCRED = 17;
-
-// The same numbers on every architecture (syscalls after 424 were numbered once for all).
-const SYS_pidfd_open = 434;
-const SYS_pidfd_getfd = 438;
-
-/**
- * A copy of another process's file descriptor (pidfd_getfd(2), Linux 5.6): the same open file, so
- * a pipe, terminal, socket or file offset is shared exactly as with an inherited descriptor. Needs
- * ptrace access to that process (root has it). The copy is close-on-exec.
- */
-export function borrowFd(pid: number, fd: number): number {
-  const c = load();
-  const pidfd = check('pidfd_open', Number(c.syscall(SYS_pidfd_open, 'int', pid, 'unsigned int', 0)));
-  try {
-    return check('pidfd_getfd', Number(c.syscall(SYS_pidfd_getfd, 'int', pidfd, 'int', fd, 'unsigned int', 0)));
-  } finally {
-    closeSync(pidfd);
-  }
-}
-
-/** Who is at the other end of a connected unix socket (SO_PEERCRED: pid, uid, gid at connect time). */
-export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
-  const cred = Buffer.alloc(12);
-  check('getsockopt(SO_PEERCRED)', load().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, [cred.length]));
-  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
 }

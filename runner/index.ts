@@ -1,7 +1,5 @@
 /** The container runner: images, isolation (through the ctnet-init helper), cgroups, networks, lifecycle. */
 export * from './cgroups/index.js';
-export { socketName as daemonSocketName } from './daemon/protocol.js';
-export { environmentMismatch, type RunCall, type RunHandler, startRunnerDaemon } from './daemon/server.js';
 export * from './etc-files.js';
 export { execFailed, execNotFound } from './helper.js';
 export * from './images.js';

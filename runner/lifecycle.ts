@@ -71,8 +71,11 @@ export interface RunnerContext {
   preload(types: readonly string[]): void;
   /** The caller's environment (`-e NAME` without a value copies NAME from it). */
   env: NodeJS.ProcessEnv;
-  /** Where a foreground container's stdout and stderr go: the caller's (inherited) or these descriptors. */
-  stdio?: { out: number; err: number };
+  /**
+   * A foreground container's stdio: the caller's (inherited), or these descriptors (the agent's caller's:
+   * stdin is used with -i).
+   */
+  stdio?: { in?: number; out: number; err: number };
   /**
    * Calls `forward` with each signal meant for a foreground container until the returned function
    * is called. The CLI passes on what is sent to it alone (the terminal's SIGINT reaches the
@@ -369,7 +372,7 @@ export async function startContainer(
         opts.detach
           ? { stdin: 'ignore', out: logFd ?? 'ignore', err: logFd ?? 'ignore' }
           : {
-              stdin: rec.config.interactive ? 'inherit' : 'ignore',
+              stdin: rec.config.interactive ? (ctx.stdio?.in ?? 'inherit') : 'ignore',
               out: ctx.stdio?.out ?? 'inherit',
               err: ctx.stdio?.err ?? 'inherit',
             },

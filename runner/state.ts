@@ -287,7 +287,7 @@ export async function withLock<T>(paths: RunnerPaths, id: string, fn: () => Prom
       if (Date.now() > deadline) {
         throw new CtnetError(ErrorCode.tryAgainLater, `container ${id.slice(0, 12)} is locked by process ${holder[0]}`);
       }
-      // Awaited, not slept: in the runner daemon the holder may be another request of this process.
+      // Awaited, not slept: in the agent the holder may be another request of this process.
       await sleep(20);
     }
   }

@@ -1,7 +1,7 @@
 /**
  * Phase timings for the benchmark: with CTNET_TIMING=<file>, each `run` appends one JSON line
  * of {phase: ms since the previous mark}, the first mark counting from the command's start (Node
- * startup and CLI loading, or in the runner daemon the front's start and the hand-over). Costs
+ * startup and CLI loading, or in the agent the front's start and the hand-over). Costs
  * nothing when unset.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';

@@ -84,14 +84,11 @@ const cniBundle = join(dist, 'cni.cjs');
 await bundle('plugins/cni-main.ts', cniBundle, validators);
 // The runner calls the built-in plugins in-process: the CLI carries the same precompiled validators
 // (compiling the schemas with ajv at run time cost ~150 ms of every `ctnet run`).
-// The CNI daemon's socket: a new name per build, so shims of one build never reach a daemon
-// running another build's code (plugins/daemon/ctnet-cni-shim.c).
-const cniSocket = `ctnet-cni-${randomBytes(6).toString('hex')}`;
-// The runner daemon's: likewise per build, and bin/ctnet adds the state root's hash (runner/daemon/ctnet-front.c).
-const runSocket = `ctnet-run-${randomBytes(6).toString('hex')}`;
+// The agent's socket: a new name per build, so clients of one build never reach an agent running
+// another build's code (agent/ctnet-cni-shim.c, agent/ctnet-front.c).
+const agentSocket = `ctnet-agent-${randomBytes(6).toString('hex')}`;
 await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), `${prelude('ctnet-cli')}\n${validators}`, {
-  __CTNET_CNI_SOCKET__: JSON.stringify(cniSocket),
-  __CTNET_RUN_SOCKET__: JSON.stringify(runSocket),
+  __CTNET_AGENT_SOCKET__: JSON.stringify(agentSocket),
 });
 
 /**
@@ -124,20 +121,20 @@ mkdirSync(nodePluginDir, { recursive: true });
 writeFileSync(join(nodePluginDir, 'package.json'), '{ "type": "commonjs" }\n');
 for (const name of pluginNames) replaceFile(nodePluginDir, name, (tmp) => writeFileSync(tmp, pluginLoader()));
 
-/** The daemons' two C clients share core/c/ctnet-wire.h. */
+/** The agent's two C clients share core/c/ctnet-wire.h. */
 const wireInclude = ['-I', join(root, 'core', 'c')];
 
 /**
- * The executables orchestrators run, bin/cni/<type>: the C shim (plugins/daemon/ctnet-cni-shim.c)
- * that hands the call to `ctnet cni-daemon` when one serves the caller's network namespace and
+ * The executables orchestrators run, bin/cni/<type>: the C shim (agent/ctnet-cni-shim.c)
+ * that hands the call to `ctnet agent` when one serves the caller's network namespace and
  * otherwise execs bin/cni-node/<type>. Without a C compiler the Node plugins themselves go there.
  * The marker at the end lets the runner recognise its own plugins (core/cni/invoke.ts isOurs).
  */
 const shim = await (async () => {
   const { execFileSync } = await import('node:child_process');
   const out = join(dist, 'ctnet-cni-shim');
-  const defines = [`-DCTNET_NODE_DIR=${JSON.stringify(nodePluginDir)}`, `-DCTNET_SOCKET=${JSON.stringify(cniSocket)}`];
-  const source = join(root, 'plugins', 'daemon', 'ctnet-cni-shim.c');
+  const defines = [`-DCTNET_NODE_DIR=${JSON.stringify(nodePluginDir)}`, `-DCTNET_SOCKET=${JSON.stringify(agentSocket)}`];
+  const source = join(root, 'agent', 'ctnet-cni-shim.c');
   const flags = ['-O2', '-Wall', '-Wextra', ...defines, ...wireInclude, '-o', out, source];
   try {
     try {
@@ -146,7 +143,7 @@ const shim = await (async () => {
       execFileSync('gcc', flags, { stdio: 'inherit' }); // no static libc installed: a dynamic build works too
     }
   } catch {
-    console.warn('no C compiler: bin/cni/* are the Node plugins themselves (no CNI daemon support)');
+    console.warn('no C compiler: bin/cni/* are the Node plugins themselves (no agent support)');
     return undefined;
   }
   return Buffer.concat([readFileSync(out), Buffer.from('\n// ctnet-cni-multicall\n')]);
@@ -157,15 +154,15 @@ for (const name of pluginNames) {
 }
 chmodSync(join(root, 'bin', 'ctnet-node'), 0o755);
 /**
- * The `ctnet` command, bin/ctnet: the C front (runner/daemon/ctnet-front.c) that hands `run` to a
- * runner daemon (`ctnet daemon`) when one serves the caller and otherwise execs the Node CLI,
+ * The `ctnet` command, bin/ctnet: the C front (agent/ctnet-front.c) that hands `run` to the
+ * agent (`ctnet agent`) when one serves the caller and otherwise execs the Node CLI,
  * bin/ctnet-node. Without a C compiler, bin/ctnet is the Node CLI itself.
  */
 {
   const { execFileSync } = await import('node:child_process');
   const out = join(dist, 'ctnet-front');
-  const flags = ['-O2', '-Wall', '-Wextra', `-DCTNET_RUN_SOCKET=${JSON.stringify(runSocket)}`, ...wireInclude, '-o', out];
-  const source = join(root, 'runner', 'daemon', 'ctnet-front.c');
+  const flags = ['-O2', '-Wall', '-Wextra', `-DCTNET_AGENT_SOCKET=${JSON.stringify(agentSocket)}`, ...wireInclude, '-o', out];
+  const source = join(root, 'agent', 'ctnet-front.c');
   let front;
   try {
     try {
@@ -175,7 +172,7 @@ chmodSync(join(root, 'bin', 'ctnet-node'), 0o755);
     }
     front = readFileSync(out);
   } catch {
-    console.warn('no C compiler: bin/ctnet is the Node CLI itself (no runner daemon support)');
+    console.warn('no C compiler: bin/ctnet is the Node CLI itself (no agent support)');
     front = readFileSync(join(root, 'bin', 'ctnet-node'));
   }
   replaceFile(join(root, 'bin'), 'ctnet', (tmp) => writeFileSync(tmp, front));
@@ -196,7 +193,7 @@ chmodSync(join(root, 'bin', 'ctnet-node'), 0o755);
   execFileSync(join(root, 'bin', 'ctnet'), ['--help'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 const size = readFileSync(cniBundle).length;
-const info = { cniBundleBytes: size, plugins: pluginNames, cniDaemonSocket: shim ? `@${cniSocket}` : null };
+const info = { cniBundleBytes: size, plugins: pluginNames, agentSocket: shim ? `@${agentSocket}` : null };
 writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify(info, null, 2)}\n`);
 console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${pluginNames.join(',')}}, dist/ctnet.cjs`);
 

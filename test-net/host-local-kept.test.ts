@@ -1,5 +1,5 @@
 /**
- * host-local's kept lease directory view (ipam/store.ts: what the CNI daemon uses from its second call on a
+ * host-local's kept lease directory view (ipam/store.ts: what the agent uses from its second call on a
  * directory) side by side with the reference /usr/lib/cni/host-local and with our own plugin binary, on one lease
  * dir. The kept view lives in this test process (allocateLeases/releaseLeases, as the daemon calls them); the
  * binaries run in a sandbox host namespace.

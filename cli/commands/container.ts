@@ -53,7 +53,7 @@ export interface RunFlags {
   pidsLimit?: string;
 }
 
-/** Where `run` writes and what it runs with: the CLI's own process, or a runner daemon's caller. */
+/** Where `run` writes and what it runs with: the CLI's own process, or the agent's caller. */
 export interface RunIo {
   r: typeof import('../../runner/index.js');
   ctx: RunnerContext;
@@ -65,7 +65,7 @@ export interface RunIo {
 
 export type RunAction = (image: string, command: string[], f: RunFlags) => Promise<void>;
 
-/** The `run` command's syntax (Docker's); the runner daemon parses its callers' arguments with it too. */
+/** The `run` command's syntax (Docker's); the agent parses its callers' arguments with it too. */
 export function defineRun(program: Command, action: RunAction): void {
   program
     .command('run')

@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .option('--dir <dir>', 'CNI plugin directory', '/opt/cni/bin')
     .action((opts: { dir: string }) => {
       for (const file of installCni(opts.dir)) process.stdout.write(`installed ${file}\n`);
-      // Said once, here: each call otherwise pays a Node start (docs/cni-daemon.md).
-      process.stdout.write('calls are served faster with `ctnet cni-daemon` running in the namespace that calls them\n');
+      // Said once, here: each call otherwise pays a Node start (docs/agent.md).
+      process.stdout.write('calls are served faster with `ctnet agent` running in the namespace that calls them\n');
     });
 }

@@ -2,9 +2,9 @@
 
 import { readFileSync } from 'node:fs';
 import { DefaultExecutor } from '../../../core/index.js';
-import { applyFixes, cniDaemonFinding, ctnetPaths, diagnose, type Finding } from '../../../inspect/index.js';
+import { agentFinding, applyFixes, ctnetPaths, diagnose, type Finding } from '../../../inspect/index.js';
 import { printJson, printTable } from '../../output.js';
-import { builtCniSocket } from '../cni-daemon.js';
+import { builtAgentSocket } from '../agent.js';
 import { cniPathOf } from './cni.js';
 
 /** The unix sockets of this network namespace (empty if /proc is unreadable: the check then says "no daemon"). */
@@ -21,7 +21,7 @@ const order: Record<Finding['severity'], number> = { problem: 0, warn: 1, info: 
 export async function debugDoctor(opts: { fix?: boolean; json?: boolean; cniPath?: string }): Promise<void> {
   const paths = ctnetPaths();
   const findings = await diagnose(paths);
-  findings.push(cniDaemonFinding(readProcNetUnix(), builtCniSocket()));
+  findings.push(agentFinding(readProcNetUnix(), builtAgentSocket()));
   let fixed: Awaited<ReturnType<typeof applyFixes>> = [];
   if (opts.fix && findings.some((f) => f.fix)) {
     const { builtinPlugins } = await import('../../../plugins/registry.js');

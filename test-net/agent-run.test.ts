@@ -1,5 +1,5 @@
 /**
- * The runner daemon (`ctnet daemon`) and the front that hands `run` to it (bin/ctnet): both built
+ * Runs through the agent (`ctnet agent`) and the front that hands `run` to it (bin/ctnet): both built
  * (npm run build), run for real in a sandbox host namespace with a state root of their own.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -24,7 +24,7 @@ const front = join(repoRoot, 'bin', 'ctnet');
 
 test.before(() => {
   ensureInitHelper();
-  // The front is a build product: the socket name it shares with the daemon is chosen per build.
+  // The front is a build product: the socket name it shares with the agent is chosen per build.
   if (readFileSync(front).subarray(0, 4).toString('latin1') !== '\x7fELF') {
     throw new Error(`${front} is not the built C front: run npm run build (with gcc installed)`);
   }
@@ -42,9 +42,12 @@ async function setup(t: ExecutionContext) {
   return { renv, image, world: sb.world as string };
 }
 
-/** Starts `ctnet daemon` in the sandbox host; teardown ends it by pid. */
-async function startDaemon(t: ExecutionContext, renv: RunnerEnv): Promise<ChildProcess & { pid: number }> {
-  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'daemon'], {
+/** Starts `ctnet agent` in the sandbox host; teardown ends it by pid. */
+async function startAgent(
+  t: ExecutionContext,
+  renv: RunnerEnv,
+): Promise<ChildProcess & { pid: number; stderrText: () => string }> {
+  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'agent'], {
     env: renv.env,
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -59,11 +62,11 @@ async function startDaemon(t: ExecutionContext, renv: RunnerEnv): Promise<ChildP
   await new Promise<void>((resolve, reject) => {
     child.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString();
-      if (/serving @ctnet-run-/.test(stderr)) resolve();
+      if (/serving @ctnet-agent-/.test(stderr)) resolve();
     });
-    child.once('exit', (code) => reject(new Error(`ctnet daemon exited with ${code}: ${stderr}`)));
+    child.once('exit', (code) => reject(new Error(`ctnet agent exited with ${code}: ${stderr}`)));
   });
-  return child as ChildProcess & { pid: number };
+  return Object.assign(child as ChildProcess & { pid: number }, { stderrText: () => stderr });
 }
 
 function parentOf(pid: number): number {
@@ -98,16 +101,16 @@ async function startFront(renv: RunnerEnv, args: string[], name: string) {
   return { child, exited, stderr: () => stderr };
 }
 
-test('with a daemon, run is served by it: a published port answers, output and exit codes reach the caller, rm leaves nothing', async (t) => {
+test('with an agent, run is served by it: a published port answers, output and exit codes reach the caller, rm leaves nothing', async (t) => {
   const { renv, image, world } = await setup(t);
-  const daemon = await startDaemon(t, renv);
+  const agent = await startAgent(t, renv);
   const id = (
     await ctnet(renv, ['run', '-d', '--name', 'web', '-p', '18080:80', image, 'httpd', '-f', '-p', '80', '-h', '/www'], {
       bundle: true,
     })
   ).stdout.trim();
   t.regex(id, /^[0-9a-f]{64}$/);
-  t.is(await starterOf(renv, 'web'), daemon.pid, 'the daemon started the container');
+  t.is(await starterOf(renv, 'web'), agent.pid, 'the agent started the container');
   t.regex(await connect(world, 'tcp', worldLink.hostAddr, 18080, request), /hello-from-ctr/, 'world → host address');
   t.regex(await connect(renv.host, 'tcp', '127.0.0.1', 18080, request), /hello-from-ctr/, 'host → 127.0.0.1');
 
@@ -117,8 +120,8 @@ test('with a daemon, run is served by it: a published port answers, output and e
   });
   t.deepEqual([fg.code, fg.stdout, fg.stderr], [3, 'out\n', 'err\n'], "the container's own streams and exit code");
 
-  // Failures read and exit exactly as from the CLI without a daemon.
-  const noDaemon = { ...renv.env, CTNET_DAEMON: '0' };
+  // Failures read and exit exactly as from the CLI without the agent.
+  const noAgent = { ...renv.env, CTNET_AGENT: '0' };
   for (const args of [
     ['run', '--rm', image, 'nosuchcmd'],
     ['run', '--rm', 'nosuchimage', 'true'],
@@ -126,7 +129,7 @@ test('with a daemon, run is served by it: a published port answers, output and e
     ['run', '--rm', '--bogus', image, 'true'],
   ]) {
     const served = await ctnet(renv, args, { bundle: true, allowFailure: true });
-    const cli = await ctnet(renv, args, { bundle: true, allowFailure: true, env: noDaemon });
+    const cli = await ctnet(renv, args, { bundle: true, allowFailure: true, env: noAgent });
     t.not(served.code, 0, args.join(' '));
     t.deepEqual([served.code, served.stdout, served.stderr], [cli.code, cli.stdout, cli.stderr], args.join(' '));
   }
@@ -139,43 +142,44 @@ test('with a daemon, run is served by it: a published port answers, output and e
   t.deepEqual(leftovers(renv), nothingLeft);
 });
 
-test('signals sent to the caller reach the container; a run the daemon declines (-i, another environment) runs in the CLI', async (t) => {
+test('signals sent to the caller reach the container; -i gets the caller’s stdin; a run the agent declines (another environment) runs in the CLI', async (t) => {
   const { renv, image } = await setup(t);
-  const daemon = await startDaemon(t, renv);
+  const agent = await startAgent(t, renv);
   const sleeper = await startFront(renv, ['run', '--rm', '--name', 'sleeper', image, 'sleep', '30'], 'sleeper');
-  t.is(await starterOf(renv, 'sleeper'), daemon.pid);
+  t.is(await starterOf(renv, 'sleeper'), agent.pid);
   sleeper.child.kill('SIGTERM');
   t.is(await sleeper.exited, 143, 'sleep ended by the SIGTERM its caller received');
 
-  // stdin reaches the container only when the CLI runs it: -i is declined by the daemon.
+  // -i: the caller's stdin, handed over as a descriptor, is the container's.
   const { run } = await import('../core/index.js');
   const typed = await run('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'run', '--rm', '-i', image, 'cat'], {
     env: renv.env,
     input: 'typed\n',
   });
   t.is(typed.stdout, 'typed\n');
+  t.notRegex(agent.stderrText(), /run declined/, 'the agent served it');
 
   // A caller whose ctnet environment differs is not served: the CLI starts its container and exits.
   await ctnet(renv, ['run', '-d', '--name', 'other', image, 'sleep', '30'], {
     bundle: true,
     env: { ...renv.env, CTNET_DEBUG: '1' },
   });
-  t.not(await starterOf(renv, 'other'), daemon.pid);
+  t.not(await starterOf(renv, 'other'), agent.pid);
   await ctnet(renv, ['rm', '-f', 'other'], { bundle: true });
   await settledSnapshot(renv);
   t.deepEqual(leftovers(renv), nothingLeft);
 });
 
-test('the daemon killed during a foreground run: the caller exits 125, and the next command releases the finished container', async (t) => {
+test('the agent killed during a foreground run: the caller exits 125, and the next command releases the finished container', async (t) => {
   const { renv, image } = await setup(t);
-  const daemon = await startDaemon(t, renv);
+  const agent = await startAgent(t, renv);
   const run = await startFront(renv, ['run', '--rm', '--name', 'orphan', '-p', '18090:80', image, 'sleep', '600'], 'orphan');
-  daemon.kill('SIGKILL');
+  agent.kill('SIGKILL');
   t.is(await run.exited, 125);
-  t.regex(run.stderr(), /the ctnet daemon closed the connection/);
+  t.regex(run.stderr(), /the ctnet agent closed the connection/);
   const view = await inspect(renv, 'orphan');
-  t.true(view.State.Running, 'the container outlives the daemon');
-  // Its end, which no daemon is waiting for any more.
+  t.true(view.State.Running, 'the container outlives the agent');
+  // Its end, which no agent is waiting for any more.
   await ctnet(renv, ['kill', 'orphan'], { bundle: true });
   for (let i = 0; i < 100; i++) {
     try {
