@@ -9,6 +9,7 @@ import {
   encodeSignal,
   FrameKind,
   ProtocolError,
+  type RunRequest,
   takeFrames,
 } from './protocol.js';
 
@@ -27,7 +28,7 @@ test('a request goes through the wire unchanged, and the frames after it stay in
   t.is(frames[0]?.kind, FrameKind.request);
   t.deepEqual(decodeRequest(frames[0]?.payload ?? Buffer.alloc(0)), cni);
   t.is(rest.length, 12 - 3, 'the incomplete SIGNAL frame waits for its bytes');
-  const run = { api: 1, kind: 'run', args: ['run', '--rm', 'img'], cwd: '/', env: { A: '1' }, startedMs: 5 } as const;
+  const run: RunRequest = { api: 1, kind: 'run', args: ['run', '--rm', 'img'], cwd: '/', env: { A: '1' }, startedMs: 5 };
   t.deepEqual(decodeRequest(takeFrames(encodeRequest(run)).frames[0]?.payload ?? Buffer.alloc(0)), run);
 });
 
