@@ -24,6 +24,7 @@ const groups: CommandGroup[] = [
     load: () => import('./commands/agent.js'),
   },
   { names: ['network'], summary: 'manage networks', load: () => import('./commands/network.js') },
+  { names: ['node'], summary: 'join hosts into one pod network', load: () => import('./commands/node.js') },
   { names: ['debug'], summary: 'inspect, trace and repair container networking', load: () => import('./commands/debug.js') },
   {
     names: ['run', 'start', 'stop', 'kill', 'rm', 'ps', 'logs', 'exec', 'inspect', 'port', 'container'],

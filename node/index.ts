@@ -3,7 +3,24 @@
  * etcd 3), the backends that turn peers' records into kernel state (host-gw routes, a VXLAN overlay), and the
  * resident agent that keeps both in step.
  */
+
+export { NodeAgent } from './agent.js';
+export { type PeerKernelState, teardownPlane } from './dataplane.js';
 export { defaultStorePrefix, EtcdStore, type EtcdStoreOptions, type EtcdTls, parseStoreUrl } from './etcd-store.js';
+export { conflistFileName, defaultNodeNetwork, nodeBridgeName, nodeRouteProtocol, vtepMac, vxlanLinkName } from './names.js';
+export {
+  type DownReport,
+  defaultCniConfDir,
+  defaultLeaseTtl,
+  type ListedNode,
+  type NodeStatus,
+  nodeDown,
+  nodeList,
+  nodeStatus,
+  nodeUp,
+  type UpOptions,
+} from './ops.js';
+export { type NodeState, type PeersFile, type ProgrammedPeer, readNodeState, readPeers } from './state.js';
 export type {
   AcquireRequest,
   Backend,

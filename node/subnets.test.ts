@@ -35,3 +35,15 @@ test('store URLs', (t) => {
   t.throws(() => parseStoreUrl('10.0.0.1:2379', false), { message: /expected etcd:\/\/HOST:PORT/ });
   t.throws(() => parseStoreUrl('etcd://a b', false), { message: /HOST:PORT entries/ });
 });
+
+test('VTEP MACs are unicast, locally administered and stable per node and VNI', async (t) => {
+  const { vtepMac } = await import('./names.js');
+  for (const node of ['n1', 'n2', 'n3', 'a', 'b', 'worker-17']) {
+    const mac = vtepMac(node, 1);
+    const first = Number.parseInt(mac.slice(0, 2), 16);
+    t.is(first & 0x01, 0, `${mac} unicast`);
+    t.is(first & 0x02, 2, `${mac} locally administered`);
+    t.is(vtepMac(node, 1), mac);
+    t.not(vtepMac(node, 2), mac);
+  }
+});

@@ -18,7 +18,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const require = createRequire(import.meta.url);
 export const pluginNames = ['bridge', 'host-local', 'loopback', 'portmap'];
-const external = ['netlink', 'koffi', 'pino', 'ajv', 'ajv/*'];
+const external = ['netlink', 'koffi', 'pino', 'ajv', 'ajv/*', 'etcd3'];
 
 function prelude(marker) {
   const modules = JSON.stringify(join(root, 'node_modules'));

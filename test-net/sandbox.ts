@@ -26,8 +26,9 @@ export function randomSuffix(): string {
   return randomBytes(4).toString('hex');
 }
 
+/** A sandbox namespace's path by name; a path (a container's namespace) is taken as it is. */
 export function netnsPath(name: string): string {
-  return `/run/netns/${name}`;
+  return name.startsWith('/') ? name : `/run/netns/${name}`;
 }
 
 export async function sh(cmd: string, args: string[], input?: string): Promise<RunResult> {
