@@ -40,3 +40,31 @@ export function printTable(headers: string[], rows: (string | number | undefined
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** How long ago `iso` was, as Docker words it ("3 minutes"). */
+export function ago(iso: string | undefined): string {
+  if (!iso) return '';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes`;
+  if (s < 86400) return `${Math.round(s / 3600)} hours`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+/**
+ * Runs `action` on every name, as Docker does: each success prints the name, each failure its
+ * error, and the command exits 1 when any failed.
+ */
+export async function eachName(refs: string[], action: (ref: string) => Promise<void>, printName = true): Promise<void> {
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      await action(ref);
+      if (printName) process.stdout.write(`${ref}\n`);
+    } catch (err) {
+      failed = true;
+      process.stderr.write(errorReport(err).text);
+    }
+  }
+  if (failed) process.exitCode = 1;
+}

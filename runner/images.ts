@@ -25,17 +25,26 @@ import {
 } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { CtnetError, ErrorCode, run, wrapError } from '../core/index.js';
+import { findStoredImage, type ImageDefaults, layerDirs, storedDefaults } from './oci/index.js';
 import type { RunnerPaths } from './paths.js';
 
 export const defaultImageName = 'default';
+/** `details` of the error for an image that is nowhere (run pulls it then). */
+export const noSuchImage = 'image: not found';
 /** Bump when the skeleton's content changes, so old roots rebuild it. */
 const skeletonVersion = '1';
 
 /** Where an image's layers come from, ready to be turned into overlay mounts. */
 export interface ResolvedImage {
   name: string;
-  /** The lower layer of the container's root overlay. */
+  /** A loaded or pulled image: its ID (sha256:…), which the container keeps. */
+  id?: string;
+  /** The lower layer(s) of the container's root overlay (an overlay lowerdir: top first, colon-separated). */
   rootLower: string;
+  /** The same directories as a list, top first (for reading files of the image such as /etc/passwd). */
+  lowers: string[];
+  /** What the image's config says about running it (loaded and pulled images). */
+  defaults?: ImageDefaults;
   /** Further read-only lowers mounted at a path inside the root (the default image's /usr). */
   subLayers: { lower: string; target: string }[];
 }
@@ -140,6 +149,7 @@ export function resolveImage(paths: RunnerPaths, ref: string): ResolvedImage {
     return {
       name: defaultImageName,
       rootLower: skeleton,
+      lowers: [skeleton],
       subLayers: hostSystemDirs().map((d) => ({ lower: join('/', d), target: `/${d}` })),
     };
   }
@@ -152,14 +162,28 @@ export function resolveImage(paths: RunnerPaths, ref: string): ResolvedImage {
       ok = false;
     }
     if (!ok) throw new CtnetError(ErrorCode.invalidConfig, `no such image: the directory ${dir} does not exist`);
-    return { name: dir, rootLower: dir, subLayers: [] };
+    return { name: dir, rootLower: dir, lowers: [dir], subLayers: [] };
   }
   const rootfs = join(importedDir(paths, ref), 'rootfs');
   if (/^[a-z0-9][a-z0-9_.-]*$/.test(ref) && existsSync(join(importedDir(paths, ref), 'image.json'))) {
-    return { name: ref, rootLower: rootfs, subLayers: [] };
+    return { name: ref, rootLower: rootfs, lowers: [rootfs], subLayers: [] };
+  }
+  const stored = findStoredImage(paths, ref);
+  if (stored) {
+    const lowers = layerDirs(paths, stored);
+    if (lowers.length === 0) throw new CtnetError(ErrorCode.invalidConfig, `image ${ref} has no layers`);
+    return {
+      name: ref,
+      id: stored.id,
+      rootLower: lowers.join(':'),
+      lowers,
+      subLayers: [],
+      defaults: storedDefaults(paths, stored.id),
+    };
   }
   throw new CtnetError(ErrorCode.invalidConfig, `no such image: ${ref}`, {
-    hint: 'use "default", a directory (/path or ./path), or import one with `ctnet image import NAME FILE.tar`',
+    details: noSuchImage,
+    hint: 'use "default", a directory, an image loaded with `ctnet image load` or pulled with `ctnet pull`',
   });
 }
 

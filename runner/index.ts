@@ -5,6 +5,7 @@ export { execFailed, execNotFound } from './helper.js';
 export * from './images.js';
 export * from './lifecycle.js';
 export * from './network.js';
+export * from './oci/index.js';
 export * from './paths.js';
 export * from './ports.js';
 export * from './state.js';

@@ -38,9 +38,10 @@ import {
   primaryAddress,
   retireNetns,
 } from './network.js';
+import { commandLine } from './oci/index.js';
 import { cliCommand, type RunnerPaths, runnerPaths } from './paths.js';
 import { probePort } from './port-probe.js';
-import { allocatePorts, overlaps, type PortMapping, type PortRequest, portTaken } from './ports.js';
+import { allocatePorts, overlaps, type PortMapping, type PortRequest, parseExpose, portTaken } from './ports.js';
 import {
   type ContainerConfig,
   type ContainerRecord,
@@ -137,6 +138,8 @@ export interface CreateRequest {
   hostname?: string;
   network: string;
   publish: PortRequest[];
+  /** -P: also publish every port the image exposes. */
+  publishAll?: boolean;
   limits: Limits;
   autoRemove: boolean;
   interactive: boolean;
@@ -202,24 +205,39 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
   }
   const volumes = req.volumes.map(parseVolume);
   const id = newId();
-  const user = req.user ? resolveUser([image.rootLower], req.user) : undefined;
+  const defaults = image.defaults ?? {};
+  const userSpec = req.user ?? defaults.user;
+  const user = userSpec ? resolveUser(image.lowers, userSpec) : undefined;
   const hostname = req.hostname ?? id.slice(0, 12);
-  const command = [...(req.entrypoint ? [req.entrypoint] : []), ...req.command];
+  const command = commandLine(defaults, req.entrypoint, req.command) ?? (image.defaults ? undefined : ['sh']);
+  if (!command) {
+    throw new CtnetError(ErrorCode.invalidConfig, `no command specified: image ${req.image} has no Entrypoint or Cmd`);
+  }
   const base = [`PATH=${defaultPath}`, `HOSTNAME=${hostname}`, `HOME=${user && !user.startsWith('0:') ? '/' : '/root'}`];
   if (req.tty) base.push('TERM=xterm');
-  const env = withEnv(base, req.env, ctx.env);
+  const env = withEnv(withEnv(base, defaults.env ?? [], {}), req.env, ctx.env);
+  // -P publishes what the image exposes as well as each --expose (the CLI adds those).
+  const publish = [...req.publish];
+  if (req.publishAll && network.kind === 'cni') {
+    for (const port of defaults.exposedPorts ?? []) {
+      for (const p of parseExpose(port)) {
+        if (!publish.some((q) => q.containerPort === p.containerPort && q.protocol === p.protocol)) publish.push(p);
+      }
+    }
+  }
   const config: ContainerConfig = {
     id,
     name: req.name ?? `ctnet-${id.slice(0, 8)}`,
     image: image.name,
-    command: command.length ? command : ['sh'],
+    imageId: image.id,
+    command,
     env,
     hostname,
-    workdir: req.workdir,
+    workdir: req.workdir ?? defaults.workingDir,
     user,
     volumes,
     network,
-    publish: req.publish,
+    publish,
     limits: req.limits,
     autoRemove: req.autoRemove,
     interactive: req.interactive,
@@ -423,7 +441,7 @@ function writeEtcFiles(dir: string, rec: ContainerRecord, dns: CniDns | undefine
 
 function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
   const dir = containerDir(ctx.paths, rec.config.id);
-  const image = resolveImage(ctx.paths, rec.config.image);
+  const image = resolveImage(ctx.paths, rec.config.imageId ?? rec.config.image);
   const rootfs = join(dir, 'rootfs');
   const layer = (name: string) => {
     const upper = join(dir, 'layers', name, 'upper');
@@ -861,7 +879,7 @@ export async function execInContainer(
 ): Promise<number> {
   await reconcile(ctx);
   const rec = requireRunning(ctx, ref);
-  const image = resolveImage(ctx.paths, rec.config.image);
+  const image = resolveImage(ctx.paths, rec.config.imageId ?? rec.config.image);
   const env = withEnv(rec.config.env, opts.env, ctx.env);
   const { execArgs } = await import('./helper.js');
   const { helperPath } = await import('./paths.js');
@@ -870,7 +888,7 @@ export async function execInContainer(
     cgroupProcs: rec.state.cgroup?.procsFiles ?? [],
     env,
     cwd: opts.workdir ?? rec.config.workdir,
-    user: opts.user ? resolveUser([image.rootLower], opts.user) : rec.config.user,
+    user: opts.user ? resolveUser(image.lowers, opts.user) : rec.config.user,
     command: opts.command,
   });
   const child = spawn(helperPath(), args, { stdio: [opts.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });

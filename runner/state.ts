@@ -43,7 +43,10 @@ export interface Volume {
 export interface ContainerConfig {
   id: string;
   name: string;
+  /** The image as the user named it. */
   image: string;
+  /** A stored image's ID: what the container runs even if the name moves to another image. */
+  imageId?: string;
   command: string[];
   env: string[];
   hostname: string;

@@ -13,6 +13,7 @@ packages=(
   etcd-server                 # the multi-node tests' store
   docker-registry             # the image pull tests' registry
   tmux                        # the terminal (-t) tests
+  zstd                        # a zstd-compressed layer in the image tests
 )
 missing=()
 for p in "${packages[@]}"; do

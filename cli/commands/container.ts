@@ -7,22 +7,13 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CtnetError, ErrorCode } from '../../core/index.js';
 import type { ContainerRecord, CreateRequest, PortRequest, RunnerContext } from '../../runner/index.js';
-import { errorReport, printJson, printTable, toolFailed } from '../output.js';
+import { ago, eachName, errorReport, printJson, printTable, toolFailed } from '../output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 async function runner() {
   const r = await import('../../runner/index.js');
   return { r, ctx: r.defaultContext() };
-}
-
-function ago(iso: string | undefined): string {
-  if (!iso) return '';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
-  if (s < 3600) return `${Math.round(s / 60)} minutes`;
-  if (s < 86400) return `${Math.round(s / 3600)} hours`;
-  return `${Math.round(s / 86400)} days`;
 }
 
 function statusText(rec: ContainerRecord): string {
@@ -133,6 +124,7 @@ async function runParsed(image: string, command: string[], f: RunFlags, io: RunI
     hostname: f.hostname,
     network: f.network,
     publish,
+    publishAll: !!f.publishAll,
     limits: {
       memoryBytes: f.memory ? r.parseMemory(f.memory) : undefined,
       cpus: f.cpus ? r.parseCpus(f.cpus) : undefined,
@@ -148,24 +140,6 @@ async function runParsed(image: string, command: string[], f: RunFlags, io: RunI
     return 0;
   }
   return exitCode ?? 0;
-}
-
-/**
- * Runs `action` on every name, as Docker does: each success prints the name, each failure its
- * error, and the command exits 1 when any failed.
- */
-async function eachName(refs: string[], action: (ref: string) => Promise<void>, printName = true): Promise<void> {
-  let failed = false;
-  for (const ref of refs) {
-    try {
-      await action(ref);
-      if (printName) process.stdout.write(`${ref}\n`);
-    } catch (err) {
-      failed = true;
-      process.stderr.write(errorReport(err).text);
-    }
-  }
-  if (failed) process.exitCode = 1;
 }
 
 export function register(program: Command): void {

@@ -1,9 +1,57 @@
-/** `ctnet image import|ls|rm`: root-filesystem images kept under the state root. */
+/** `ctnet image load|import|ls|rm`: images kept under the state root. */
 import type { Command } from 'commander';
-import { printJson, printTable } from '../output.js';
+import { ago, eachName, printJson, printTable } from '../output.js';
+
+type Runner = typeof import('../../runner/index.js');
+
+/** Containers (names) whose image is `id` or the legacy image `name`. */
+function usersOf(
+  r: Runner,
+  paths: ReturnType<Runner['runnerPaths']>,
+  match: (c: { image: string; imageId?: string }) => boolean,
+) {
+  return r
+    .listRecords(paths)
+    .filter((c) => match(c.config))
+    .map((c) => c.config.name);
+}
+
+function size(bytes: number | undefined): string {
+  if (!bytes) return '';
+  return bytes >= 1e9
+    ? `${(bytes / 1e9).toFixed(2)}GB`
+    : bytes >= 1e6
+      ? `${(bytes / 1e6).toFixed(1)}MB`
+      : `${(bytes / 1e3).toFixed(1)}kB`;
+}
 
 export function register(program: Command): void {
-  const image = program.command('image').description('manage images (root filesystems)');
+  const image = program.command('image').description('manage images');
+  image
+    .command('load')
+    .description('load images from a docker-save archive, an OCI archive or an OCI layout directory (stdin by default)')
+    .option('-i, --input <file>', 'archive file or OCI layout directory ("-": stdin)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (f: { input?: string; quiet?: boolean }) => {
+      const r = await import('../../runner/index.js');
+      const fromStdin = !f.input || f.input === '-';
+      if (fromStdin && process.stdin.isTTY) {
+        const { CtnetError, ErrorCode } = await import('../../core/index.js');
+        throw new CtnetError(ErrorCode.invalidConfig, 'requested load from stdin, but stdin is a terminal', {
+          hint: 'ctnet image load -i FILE, or ctnet image load < FILE',
+        });
+      }
+      const loaded = await r.loadImages(
+        r.runnerPaths(),
+        fromStdin ? 'stdin' : (f.input as string),
+        fromStdin ? process.stdin : undefined,
+      );
+      if (f.quiet) return;
+      for (const l of loaded) {
+        if (l.names.length === 0) process.stdout.write(`Loaded image ID: ${l.id}\n`);
+        for (const n of l.names) process.stdout.write(`Loaded image: ${n}\n`);
+      }
+    });
   image
     .command('import')
     .description('import a root-filesystem tarball (docker export format) as image NAME')
@@ -18,29 +66,68 @@ export function register(program: Command): void {
     .command('ls')
     .description('list images')
     .option('--json', 'print JSON')
-    .action(async (f: { json?: boolean }) => {
+    .option('-q, --quiet', 'image IDs only')
+    .action(async (f: { json?: boolean; quiet?: boolean }) => {
       const r = await import('../../runner/index.js');
-      const list = r.listImages(r.runnerPaths());
-      if (f.json) return printJson(list);
+      const paths = r.runnerPaths();
+      const stored = r.listStoredImages(paths);
+      const rows = [
+        ...stored.flatMap((i) =>
+          (i.tags.length ? i.tags : ['<none>:<none>']).map((tag) => {
+            const at = tag.lastIndexOf(':');
+            return {
+              name: tag === '<none>:<none>' ? i.id : tag,
+              kind: 'oci' as const,
+              repository: tag.slice(0, at),
+              tag: tag.slice(at + 1),
+              id: i.id,
+              createdAt: i.created,
+              sizeBytes: i.size,
+              layers: i.layers.length,
+            };
+          }),
+        ),
+        ...r.listImages(paths).map((i) => ({ ...i, repository: i.name, tag: '', id: '', layers: undefined })),
+      ];
+      if (f.json) return printJson(rows);
+      if (f.quiet) {
+        for (const id of new Set(stored.map((i) => i.id.slice(7, 19)))) process.stdout.write(`${id}\n`);
+        return;
+      }
       printTable(
-        ['NAME', 'KIND', 'SIZE', 'CREATED', 'ROOTFS'],
-        list.map((i) => [i.name, i.kind, i.sizeBytes ? `${(i.sizeBytes / 1e6).toFixed(1)}MB` : '', i.createdAt ?? '', i.rootfs]),
+        ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'],
+        rows.map((i) => [
+          i.repository,
+          i.tag,
+          i.id ? i.id.slice(7, 19) : i.kind,
+          i.createdAt ? `${ago(i.createdAt)} ago` : '',
+          size(i.sizeBytes),
+        ]),
       );
     });
   image
     .command('rm')
-    .description('remove imported images')
-    .argument('<name...>')
+    .description('remove images: a tag is untagged, an image is deleted with its last tag (or by ID)')
+    .argument('<image...>')
     .action(async (names: string[]) => {
       const r = await import('../../runner/index.js');
       const paths = r.runnerPaths();
-      for (const name of names) {
-        const users = r
-          .listRecords(paths)
-          .filter((c) => c.config.image === name)
-          .map((c) => c.config.name);
-        r.removeImage(paths, name, users);
-        process.stdout.write(`${name}\n`);
-      }
+      await eachName(
+        names,
+        async (name) => {
+          if (r.listImages(paths).some((i) => i.name === name)) {
+            r.removeImage(
+              paths,
+              name,
+              usersOf(r, paths, (c) => c.image === name && !c.imageId),
+            );
+            process.stdout.write(`${name}\n`);
+            return;
+          }
+          const lines = r.removeStoredImage(paths, name, (id) => usersOf(r, paths, (c) => c.imageId === id));
+          for (const l of lines) process.stdout.write(`${l}\n`);
+        },
+        false,
+      );
     });
 }

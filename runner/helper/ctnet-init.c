@@ -150,6 +150,18 @@ static void bring_lo_up(void) {
 
 /* ---- network namespace ----------------------------------------------------------------------- */
 
+/*
+ * As Docker does for a container with a network namespace of its own: any user may bind ports
+ * below 1024 there (an image whose User is not root still serves on :80). The sysctl belongs to
+ * the namespace this process is now in.
+ */
+static void allow_unprivileged_ports(void) {
+  int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return; /* a kernel without it: nothing to relax */
+  if (write(fd, "0", 1) < 0) { /* left as it is: only low ports stay root's */ }
+  close(fd);
+}
+
 static void make_netns(const char *path) {
   int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) die("failed to create netns file %s: %s", path, strerror(errno));
@@ -161,6 +173,7 @@ static void make_netns(const char *path) {
     die("failed to bind-mount network namespace on %s: %s", path, strerror(e));
   }
   bring_lo_up();
+  allow_unprivileged_ports();
 }
 
 

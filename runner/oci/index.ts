@@ -1,0 +1,6 @@
+/** OCI and Docker images: references, the layer and image store, archives, and what a config means for run. */
+export * from './archive.js';
+export * from './config.js';
+export * from './platform.js';
+export * from './reference.js';
+export * from './store.js';
