@@ -4,8 +4,8 @@
  * VXLAN link, to the remote VTEP address its frames are sent to. Entries made here are permanent: the kernel
  * neither ages nor probes them.
  */
-import { CtnetError, ErrorCode, hasErrno, wrapError } from '../core/index.js';
-import { bytesToIp, parseIp } from './ip.js';
+import { CtnetError, ErrorCode, hasErrno, ipBytes, wrapError } from '../core/index.js';
+import { ipOrThrow, ipText } from './address-attr.js';
 import type { LinkRef, Netlink } from './netlink.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, formatMac, parseAttrs, parseMac } from './rtnl-codec.js';
@@ -39,11 +39,11 @@ export interface FdbEntry {
 /** Makes `ip` on `dev` resolve to `mac`, permanently (replacing any entry there was: `ip neigh replace … nud permanent`). */
 export async function setNeighbour(nl: Netlink, dev: LinkRef, ip: string, mac: string): Promise<void> {
   const what = `set neighbour ${ip} lladdr ${mac} on ${linkText(dev)}${where(nl)}`;
-  const addr = parseIp(ip, what);
+  const addr = ipOrThrow(ip, what);
   const index = await indexOf(nl, dev, what);
   const body = new AttrWriter()
     .raw(ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, nudPermanent, 0))
-    .bytes(c.NDA_DST, addr.bytes)
+    .bytes(c.NDA_DST, ipBytes(addr))
     .bytes(c.NDA_LLADDR, macOrThrow(mac, what));
   try {
     await nl.request(RTM_NEWNEIGH, c.NLM_F_CREATE | NLM_F_REPLACE, body.toBuffer());
@@ -55,10 +55,12 @@ export async function setNeighbour(nl: Netlink, dev: LinkRef, ip: string, mac: s
 /** Removes the neighbour entry of `ip` on `dev`; an entry (or link) that is not there is fine. */
 export async function delNeighbour(nl: Netlink, dev: LinkRef, ip: string): Promise<void> {
   const what = `delete neighbour ${ip} on ${linkText(dev)}${where(nl)}`;
-  const addr = parseIp(ip, what);
+  const addr = ipOrThrow(ip, what);
   const index = await indexOrUndefined(nl, dev);
   if (index === undefined) return;
-  const body = new AttrWriter().raw(ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, 0, 0)).bytes(c.NDA_DST, addr.bytes);
+  const body = new AttrWriter()
+    .raw(ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, 0, 0))
+    .bytes(c.NDA_DST, ipBytes(addr));
   try {
     await nl.request(RTM_DELNEIGH, 0, body.toBuffer());
   } catch (err) {
@@ -86,7 +88,7 @@ export async function listNeighbours(nl: Netlink, dev?: LinkRef): Promise<Neighb
     const a = parseAttrs(m, 12);
     const dst = a.get(c.NDA_DST);
     if (!dst) continue;
-    const entry: NeighbourEntry = { ifindex, ip: bytesToIp(dst), state: m.readUInt16LE(8) };
+    const entry: NeighbourEntry = { ifindex, ip: ipText(dst), state: m.readUInt16LE(8) };
     const ll = a.get(c.NDA_LLADDR);
     if (ll && ll.length === 6) entry.mac = formatMac(ll);
     out.push(entry);
@@ -100,12 +102,12 @@ export async function listNeighbours(nl: Netlink, dev?: LinkRef): Promise<Neighb
  */
 export async function setFdb(nl: Netlink, dev: LinkRef, mac: string, dst: string): Promise<void> {
   const what = `set FDB entry ${mac} dst ${dst} on ${linkText(dev)}${where(nl)}`;
-  const addr = parseIp(dst, what);
+  const addr = ipOrThrow(dst, what);
   const index = await indexOf(nl, dev, what);
   const body = new AttrWriter()
     .raw(ndmsg(c.AF_BRIDGE, index, nudPermanent, NTF_SELF))
     .bytes(c.NDA_LLADDR, macOrThrow(mac, what))
-    .bytes(c.NDA_DST, addr.bytes);
+    .bytes(c.NDA_DST, ipBytes(addr));
   try {
     await nl.request(RTM_NEWNEIGH, c.NLM_F_CREATE | NLM_F_REPLACE, body.toBuffer());
   } catch (err) {
@@ -119,7 +121,7 @@ export async function delFdb(nl: Netlink, dev: LinkRef, mac: string, dst?: strin
   const index = await indexOrUndefined(nl, dev);
   if (index === undefined) return;
   const body = new AttrWriter().raw(ndmsg(c.AF_BRIDGE, index, 0, NTF_SELF)).bytes(c.NDA_LLADDR, macOrThrow(mac, what));
-  if (dst !== undefined) body.bytes(c.NDA_DST, parseIp(dst, what).bytes);
+  if (dst !== undefined) body.bytes(c.NDA_DST, ipBytes(ipOrThrow(dst, what)));
   try {
     await nl.request(RTM_DELNEIGH, 0, body.toBuffer());
   } catch (err) {
@@ -148,7 +150,7 @@ export async function listFdb(nl: Netlink, dev?: LinkRef): Promise<FdbEntry[]> {
     if (ll?.length !== 6) continue;
     const entry: FdbEntry = { ifindex, mac: formatMac(ll), state: m.readUInt16LE(8), flags: m.readUInt8(10) };
     const dst = a.get(c.NDA_DST);
-    if (dst) entry.dst = bytesToIp(dst);
+    if (dst) entry.dst = ipText(dst);
     out.push(entry);
   }
   return out;

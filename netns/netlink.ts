@@ -6,8 +6,19 @@
  */
 
 import { closeSync } from 'node:fs';
-import { CtnetError, ErrorCode, nextNetlinkSeq, threadNetnsKey, wrapError } from '../core/index.js';
-import { broadcastBytes, bytesToIp, maskBytes, type ParsedCidr, parseCidr, parseIp } from './ip.js';
+import {
+  bitsOf,
+  type Cidr,
+  CtnetError,
+  ErrorCode,
+  ipBytes,
+  lastOf,
+  networkOf,
+  nextNetlinkSeq,
+  threadNetnsKey,
+  wrapError,
+} from '../core/index.js';
+import { cidrOrThrow, ipOrThrow, ipText } from './address-attr.js';
 import { createNetlinkSocket, recvNow, sendOnWorker, socketNetnsIdentity } from './libc.js';
 import { NetlinkError, type RequestSocket, RtnlSocket } from './nl-socket.js';
 import * as c from './rtnl-codec.js';
@@ -512,11 +523,11 @@ export class Netlink {
     opts: { ignoreExists?: boolean; noPrefixRoute?: boolean; noDad?: boolean } = {},
   ): Promise<boolean> {
     const what = `add address ${cidr} to ${linkText(ifname)}${this.where}`;
-    const addr = parseCidr(cidr, what);
+    const addr = cidrOrThrow(cidr, what);
     const index = await this.indexOf(ifname, what);
     const flags = (opts.noPrefixRoute ? c.IFA_F_NOPREFIXROUTE : 0) | (opts.noDad ? c.IFA_F_NODAD : 0);
     const body = addressBody(addr, index, flags);
-    if (addr.family === 4 && addr.prefixLen < 31) body.bytes(c.IFA_BROADCAST, broadcastBytes(addr.bytes, addr.prefixLen));
+    if (addr.addr.family === 4 && addr.prefix < 31) body.bytes(c.IFA_BROADCAST, ipBytes(lastOf(addr)));
     try {
       await this.request(c.RTM_NEWADDR, c.NLM_F_CREATE | c.NLM_F_EXCL, body.toBuffer());
       return true;
@@ -526,7 +537,7 @@ export class Netlink {
         if (opts.ignoreExists) return false;
         throw new CtnetError(ErrorCode.exists, `failed to ${what}: it is already there`, { cause: err });
       }
-      if (addr.family === 6 && hasCode(err, 'EACCES')) {
+      if (addr.addr.family === 6 && hasCode(err, 'EACCES')) {
         throw new CtnetError(ErrorCode.internal, `failed to ${what}: IPv6 is disabled on ${linkText(ifname)}`, {
           cause: err,
           hint: `set net.ipv6.conf.${typeof ifname === 'number' ? '<link>' : ifname}.disable_ipv6=0 (and net.ipv6.conf.all.disable_ipv6=0) in that namespace first`,
@@ -539,7 +550,7 @@ export class Netlink {
   /** Removes an address; an address (or link) that is not there is fine. */
   async delAddress(ifname: string, cidr: string): Promise<void> {
     const what = `delete address ${cidr} from ${ifname}${this.where}`;
-    const addr = parseCidr(cidr, what);
+    const addr = cidrOrThrow(cidr, what);
     const link = await this.getLink(ifname);
     if (!link) return;
     try {
@@ -607,28 +618,28 @@ export class Netlink {
   }
 
   private async routeBody(route: RouteSpec, what: string, forDelete: boolean): Promise<Buffer> {
-    const dst = parseCidr(route.dst, what);
-    const gw = route.gw === undefined ? undefined : parseIp(route.gw, what);
-    if (gw && gw.family !== dst.family) {
-      throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: gateway ${route.gw} is not IPv${dst.family}`);
+    const dst = cidrOrThrow(route.dst, what);
+    const gw = route.gw === undefined ? undefined : ipOrThrow(route.gw, what);
+    if (gw && gw.family !== dst.addr.family) {
+      throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: gateway ${route.gw} is not IPv${dst.addr.family}`);
     }
     const oif = route.dev === undefined ? undefined : await this.indexOf(route.dev, what);
     const table = route.table ?? c.RT_TABLE_MAIN;
-    const family = dst.family === 4 ? c.AF_INET : c.AF_INET6;
+    const family = dst.addr.family === 4 ? c.AF_INET : c.AF_INET6;
     const scope = forDelete
       ? c.RT_SCOPE_NOWHERE
       : (route.scope ?? (gw === undefined && oif !== undefined ? c.RT_SCOPE_LINK : c.RT_SCOPE_UNIVERSE));
     const header = c.rtmsg({
       family,
-      dstLen: dst.prefixLen,
+      dstLen: dst.prefix,
       table,
       protocol: forDelete ? 0 : c.RTPROT_BOOT,
       scope,
       type: forDelete ? 0 : c.RTN_UNICAST,
     });
     const body = new AttrWriter().raw(header);
-    if (dst.prefixLen > 0) body.bytes(c.RTA_DST, maskBytes(dst.bytes, dst.prefixLen));
-    if (gw) body.bytes(c.RTA_GATEWAY, gw.bytes);
+    if (dst.prefix > 0) body.bytes(c.RTA_DST, ipBytes(networkOf(dst)));
+    if (gw) body.bytes(c.RTA_GATEWAY, ipBytes(gw));
     if (oif !== undefined) body.u32(c.RTA_OIF, oif);
     if (route.priority !== undefined) body.u32(c.RTA_PRIORITY, route.priority);
     body.u32(c.RTA_TABLE, table);
@@ -661,12 +672,12 @@ export class Netlink {
    */
   async routeGet(dst: string, opts: { from?: string; iif?: string; oif?: string } = {}): Promise<RouteInfo | undefined> {
     const what = `look up the route to ${dst}${this.where}`;
-    const target = parseIp(dst, what);
+    const target = ipOrThrow(dst, what);
     const body = new AttrWriter().raw(
-      c.rtmsg({ family: target.family === 4 ? c.AF_INET : c.AF_INET6, dstLen: target.bytes.length * 8, table: 0 }),
+      c.rtmsg({ family: target.family === 4 ? c.AF_INET : c.AF_INET6, dstLen: bitsOf(target.family), table: 0 }),
     );
-    body.bytes(c.RTA_DST, target.bytes);
-    if (opts.from !== undefined) body.bytes(c.RTA_SRC, parseIp(opts.from, what).bytes);
+    body.bytes(c.RTA_DST, ipBytes(target));
+    if (opts.from !== undefined) body.bytes(c.RTA_SRC, ipBytes(ipOrThrow(opts.from, what)));
     if (opts.iif !== undefined) body.u32(c.RTA_IIF, (await this.requireLink(opts.iif, what)).index);
     if (opts.oif !== undefined) body.u32(c.RTA_OIF, (await this.requireLink(opts.oif, what)).index);
     try {
@@ -811,12 +822,13 @@ function macOrThrow(mac: string, what: string): Buffer {
   return bytes;
 }
 
-function addressBody(addr: ParsedCidr, index: number, flags: number): AttrWriter {
-  const family = addr.family === 4 ? c.AF_INET : c.AF_INET6;
+function addressBody(cidr: Cidr, index: number, flags: number): AttrWriter {
+  const family = cidr.addr.family === 4 ? c.AF_INET : c.AF_INET6;
+  const bytes = ipBytes(cidr.addr);
   const body = new AttrWriter()
-    .raw(c.ifaddrmsg({ family, prefixLen: addr.prefixLen, flags, index }))
-    .bytes(c.IFA_LOCAL, addr.bytes)
-    .bytes(c.IFA_ADDRESS, addr.bytes);
+    .raw(c.ifaddrmsg({ family, prefixLen: cidr.prefix, flags, index }))
+    .bytes(c.IFA_LOCAL, bytes)
+    .bytes(c.IFA_ADDRESS, bytes);
   if (flags > 0xff) body.u32(c.IFA_FLAGS, flags);
   return body;
 }
@@ -873,7 +885,7 @@ function parseAddress(m: Buffer): AddressInfo | undefined {
   const flags = attrU32(a, c.IFA_FLAGS) ?? m.readUInt8(2);
   const raw = family === c.AF_INET ? (a.get(c.IFA_LOCAL) ?? a.get(c.IFA_ADDRESS)) : (a.get(c.IFA_ADDRESS) ?? a.get(c.IFA_LOCAL));
   if (!raw) return undefined;
-  const address = bytesToIp(raw);
+  const address = ipText(raw);
   return {
     ifindex: m.readUInt32LE(4),
     family: family === c.AF_INET ? 4 : 6,
@@ -896,16 +908,16 @@ function parseRoute(m: Buffer, keepCloned = false): RouteInfo | undefined {
   const dstBytes = a.get(c.RTA_DST) ?? Buffer.alloc(family === c.AF_INET ? 4 : 16);
   const route: RouteInfo = {
     family: family === c.AF_INET ? 4 : 6,
-    dst: `${bytesToIp(dstBytes)}/${dstLen}`,
+    dst: `${ipText(dstBytes)}/${dstLen}`,
     table: attrU32(a, c.RTA_TABLE) ?? m.readUInt8(4),
     scope: m.readUInt8(6),
     protocol: m.readUInt8(5),
     type: m.readUInt8(7),
   };
   const gw = a.get(c.RTA_GATEWAY);
-  if (gw) route.gw = bytesToIp(gw);
+  if (gw) route.gw = ipText(gw);
   const prefsrc = a.get(c.RTA_PREFSRC);
-  if (prefsrc) route.prefsrc = bytesToIp(prefsrc);
+  if (prefsrc) route.prefsrc = ipText(prefsrc);
   const oif = attrU32(a, c.RTA_OIF);
   if (oif !== undefined) route.oif = oif;
   const priority = attrU32(a, c.RTA_PRIORITY);
@@ -927,7 +939,7 @@ function parseNeighbor(m: Buffer): NeighborInfo | undefined {
   const a = parseAttrs(m, 12);
   const dst = a.get(c.NDA_DST);
   if (!dst) return undefined;
-  const n: NeighborInfo = { ifindex: m.readInt32LE(4), address: bytesToIp(dst), state: m.readUInt16LE(8) };
+  const n: NeighborInfo = { ifindex: m.readInt32LE(4), address: ipText(dst), state: m.readUInt16LE(8) };
   const ll = a.get(c.NDA_LLADDR);
   if (ll && ll.length > 0) n.mac = formatMac(ll);
   return n;

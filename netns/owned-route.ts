@@ -3,8 +3,8 @@
  * replaces them in one request, lists exactly its own (to reconcile after a restart) and deletes only its own.
  * Also the onlink flag: a gateway the kernel takes as on the link without a route to it (VXLAN peers).
  */
-import { CtnetError, ErrorCode, hasErrno, wrapError } from '../core/index.js';
-import { bytesToIp, maskBytes, parseCidr, parseIp } from './ip.js';
+import { CtnetError, ErrorCode, hasErrno, ipBytes, networkOf, wrapError } from '../core/index.js';
+import { cidrOrThrow, ipOrThrow, ipText } from './address-attr.js';
 import type { LinkRef, Netlink } from './netlink.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, attrU32, parseAttrs } from './rtnl-codec.js';
@@ -37,18 +37,18 @@ export interface OwnedRoute {
 export async function replaceOwnedRoute(nl: Netlink, route: OwnedRouteSpec): Promise<void> {
   const what = `replace route ${describe(route)}${where(nl)}`;
   checkProtocol(route.protocol, what);
-  const dst = parseCidr(route.dst, what);
-  const gw = route.gw === undefined ? undefined : parseIp(route.gw, what);
-  if (gw && gw.family !== dst.family) {
-    throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: gateway ${route.gw} is not IPv${dst.family}`);
+  const dst = cidrOrThrow(route.dst, what);
+  const gw = route.gw === undefined ? undefined : ipOrThrow(route.gw, what);
+  if (gw && gw.family !== dst.addr.family) {
+    throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: gateway ${route.gw} is not IPv${dst.addr.family}`);
   }
   const oif = typeof route.dev === 'number' ? route.dev : (await nl.getLink(route.dev))?.index;
   if (oif === undefined) throw new CtnetError(ErrorCode.internal, `failed to ${what}: no link named "${route.dev}"${where(nl)}`);
   const table = route.table ?? c.RT_TABLE_MAIN;
   const body = new AttrWriter().raw(
     c.rtmsg({
-      family: dst.family === 4 ? c.AF_INET : c.AF_INET6,
-      dstLen: dst.prefixLen,
+      family: dst.addr.family === 4 ? c.AF_INET : c.AF_INET6,
+      dstLen: dst.prefix,
       table,
       protocol: route.protocol,
       scope: gw ? c.RT_SCOPE_UNIVERSE : c.RT_SCOPE_LINK,
@@ -56,8 +56,8 @@ export async function replaceOwnedRoute(nl: Netlink, route: OwnedRouteSpec): Pro
       flags: route.onlink ? RTNH_F_ONLINK : 0,
     }),
   );
-  if (dst.prefixLen > 0) body.bytes(c.RTA_DST, maskBytes(dst.bytes, dst.prefixLen));
-  if (gw) body.bytes(c.RTA_GATEWAY, gw.bytes);
+  if (dst.prefix > 0) body.bytes(c.RTA_DST, ipBytes(networkOf(dst)));
+  if (gw) body.bytes(c.RTA_GATEWAY, ipBytes(gw));
   body.u32(c.RTA_OIF, oif);
   body.u32(c.RTA_TABLE, table);
   try {
@@ -86,17 +86,17 @@ export async function listOwnedRoutes(nl: Netlink, protocol: number, table?: num
 /** Deletes the route to `dst` of protocol `protocol` (in `table`, main by default); absent is fine. */
 export async function deleteOwnedRoute(nl: Netlink, dst: string, protocol: number, table = c.RT_TABLE_MAIN): Promise<void> {
   const what = `delete route ${dst} proto ${protocol}${where(nl)}`;
-  const d = parseCidr(dst, what);
+  const d = cidrOrThrow(dst, what);
   const body = new AttrWriter().raw(
     c.rtmsg({
-      family: d.family === 4 ? c.AF_INET : c.AF_INET6,
-      dstLen: d.prefixLen,
+      family: d.addr.family === 4 ? c.AF_INET : c.AF_INET6,
+      dstLen: d.prefix,
       table,
       protocol,
       scope: c.RT_SCOPE_NOWHERE,
     }),
   );
-  if (d.prefixLen > 0) body.bytes(c.RTA_DST, maskBytes(d.bytes, d.prefixLen));
+  if (d.prefix > 0) body.bytes(c.RTA_DST, ipBytes(networkOf(d)));
   body.u32(c.RTA_TABLE, table);
   try {
     await nl.request(c.RTM_DELROUTE, 0, body.toBuffer());
@@ -113,13 +113,13 @@ function parseOwnedRoute(m: Buffer): OwnedRoute | undefined {
   const a = parseAttrs(m, 12);
   const dst = a.get(c.RTA_DST) ?? Buffer.alloc(family === c.AF_INET ? 4 : 16);
   const route: OwnedRoute = {
-    dst: `${bytesToIp(dst)}/${m.readUInt8(1)}`,
+    dst: `${ipText(dst)}/${m.readUInt8(1)}`,
     onlink: (m.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
     protocol: m.readUInt8(5),
     table: attrU32(a, c.RTA_TABLE) ?? m.readUInt8(4),
   };
   const gw = a.get(c.RTA_GATEWAY);
-  if (gw) route.gw = bytesToIp(gw);
+  if (gw) route.gw = ipText(gw);
   const oif = attrU32(a, c.RTA_OIF);
   if (oif !== undefined) route.oif = oif;
   return route;

@@ -4,8 +4,17 @@
  * recorder that ACKs every request. Real-kernel behaviour is tested in test-net/netns.test.ts.
  */
 import test from 'ava';
-import { ErrorCode } from '../core/index.js';
-import { bytesToIp, ipToBytes, maskBytes, parseCidr } from './ip.js';
+import {
+  type Cidr,
+  ErrorCode,
+  formatIp,
+  type IpAddr,
+  ipBytes,
+  ipFromBytes,
+  networkOf,
+  parseCidr,
+  parseIp,
+} from '../core/index.js';
 import { randomVethName } from './names.js';
 import { Netlink } from './netlink.js';
 import { NetlinkError } from './nl-socket.js';
@@ -155,17 +164,21 @@ test('IP text and bytes', (t) => {
     ['1:0:3:4:5:6:7:8', '1:0:3:4:5:6:7:8'],
     ['::ffff:1.2.3.4', '::ffff:102:304'],
   ];
-  for (const [input, canonical] of cases) t.is(bytesToIp(ipToBytes(input) as Buffer), canonical, input);
-  t.is(ipToBytes('10.1.2'), undefined);
-  t.is(ipToBytes('fe80::g'), undefined);
-  t.deepEqual(parseCidr('10.0.0.5/8', 'x'), { family: 4, bytes: Buffer.from([10, 0, 0, 5]), prefixLen: 8 });
-  t.is(parseCidr('fd00::1', 'x').prefixLen, 128);
-  t.throws(() => parseCidr('10.0.0.0/33', 'add address'), {
-    message: /failed to add address: "10.0.0.0\/33" is not a valid CIDR/,
+  const bytesOf = (text: string) => ipBytes(parseIp(text) as IpAddr);
+  for (const [input, canonical] of cases) t.is(formatIp(ipFromBytes(bytesOf(input))), canonical, input);
+  t.deepEqual(bytesOf('10.0.0.5'), Buffer.from([10, 0, 0, 5]));
+  t.is(bytesOf('fd00::1').length, 16);
+  t.is(formatIp(ipFromBytes(ipBytes(networkOf(parseCidr('10.1.2.3/12') as Cidr)))), '10.0.0.0');
+  t.is(formatIp(ipFromBytes(ipBytes(networkOf(parseCidr('fd00:1:2:3::9/48') as Cidr)))), 'fd00:1:2::');
+});
+
+test('a malformed address is refused before anything is sent, naming the call', async (t) => {
+  const { nl, sent } = recorder({}, {});
+  await t.throwsAsync(nl.addAddress('a0', '10.0.0.0/33'), {
+    message: /failed to add address 10\.0\.0\.0\/33 to a0: "10.0.0.0\/33" is not a valid CIDR/,
   });
-  t.throws(() => parseCidr('10.0.0.0/x', 'x'));
-  t.is(bytesToIp(maskBytes(Buffer.from([10, 1, 2, 3]), 12)), '10.0.0.0');
-  t.is(bytesToIp(maskBytes(ipToBytes('fd00:1:2:3::9') as Buffer, 48)), 'fd00:1:2::');
+  await t.throwsAsync(nl.addRoute({ dst: '10.0.0.0/x' }), { message: /is not a valid CIDR/ });
+  t.is(sent.length, 0);
 });
 
 test('sysctl keys: dotted or slashed, no escaping /proc/sys', (t) => {

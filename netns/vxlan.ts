@@ -3,7 +3,7 @@
  * source learning, so the only forwarding entries it has are those the caller programs (neighbour.ts's FDB).
  */
 import { CtnetError, ErrorCode, hasErrno, wrapError } from '../core/index.js';
-import { bytesToIp, parseIp } from './ip.js';
+import { ipAttr, ipOrThrow, ipText } from './address-attr.js';
 import { type LinkInfo, type LinkRef, type Netlink, parseLink } from './netlink.js';
 import * as c from './rtnl-codec.js';
 import { AttrWriter, attrU8, attrU32, parseAttrs, parseMac } from './rtnl-codec.js';
@@ -71,7 +71,7 @@ export function parseVxlan(msg: Buffer): VxlanInfo | undefined {
     port: port && port.length >= 2 ? port.readUInt16BE(0) : 0,
     learning: attrU8(data, IFLA_VXLAN_LEARNING) === 1,
   };
-  if (local) vx.local = bytesToIp(local);
+  if (local) vx.local = ipText(local);
   const underlay = attrU32(data, IFLA_VXLAN_LINK);
   if (underlay) vx.underlayIndex = underlay;
   return vx;
@@ -135,7 +135,7 @@ export async function ensureVxlan(
     li.kind(c.IFLA_INFO_KIND, 'vxlan');
     li.nest(c.IFLA_INFO_DATA, (d) => {
       d.u32(IFLA_VXLAN_ID, spec.vni);
-      d.bytes(IFLA_VXLAN_LOCAL, parseIp(spec.local, what).bytes);
+      d.bytes(IFLA_VXLAN_LOCAL, ipAttr(spec.local, what));
       if (underlayIndex !== undefined) d.u32(IFLA_VXLAN_LINK, underlayIndex);
       d.u8(IFLA_VXLAN_TTL, 0);
       d.u8(IFLA_VXLAN_LEARNING, 0);
@@ -182,7 +182,7 @@ function checkSpec(spec: VxlanSpec, what: string): void {
   if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) {
     throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: port must be 1..65535`);
   }
-  if (parseIp(spec.local, what).family !== 4) {
+  if (ipOrThrow(spec.local, what).family !== 4) {
     throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: the local address must be IPv4`);
   }
   if (spec.mac !== undefined && !parseMac(spec.mac)) {
