@@ -1,6 +1,25 @@
 import test from 'ava';
 import { Address6 } from 'ip-address';
-import { contains, formatIp, lastOf, networkOf, parseCidr, parseIp, parseIpOrCidr } from './index.js';
+import {
+  type Cidr,
+  contains,
+  containsCidr,
+  familyOf,
+  formatCidr,
+  formatIp,
+  type IpAddr,
+  ipBytes,
+  ipFromBytes,
+  lastOf,
+  networkOf,
+  overlaps,
+  parseCidr,
+  parseCidrOrHost,
+  parseIp,
+  parseIpOrCidr,
+  requireCidr,
+  subnetOf,
+} from './index.js';
 
 test('IPv4 parses and formats as a dotted quad', (t) => {
   const ip = parseIp('10.1.2.3');
@@ -68,4 +87,23 @@ test('CIDR math: network, last, contains', (t) => {
   t.is(parseCidr('10.0.0.0'), undefined);
   t.is(parseCidr('fd00::/129'), undefined);
   t.is(formatIp(parseIpOrCidr('10.0.0.9/24')!), '10.0.0.9');
+});
+
+test('subnets: overlap, containment, host CIDRs and families', (t) => {
+  const c = (text: string) => parseCidr(text) as Cidr;
+  t.true(overlaps(c('10.0.0.0/8'), c('10.22.0.0/24')));
+  t.false(overlaps(c('10.0.0.0/24'), c('10.0.1.0/24')));
+  t.false(overlaps(c('::/0'), c('10.0.0.0/8')));
+  t.true(containsCidr(c('10.22.0.0/16'), c('10.22.3.0/24')));
+  t.false(containsCidr(c('10.22.3.0/24'), c('10.22.0.0/16')));
+  t.is(formatCidr(subnetOf(c('fd00:1::7/64'))), 'fd00:1::/64');
+  t.is(formatCidr(parseCidrOrHost('10.0.0.5') as Cidr), '10.0.0.5/32');
+  t.is(parseCidrOrHost('10.0.0.5/33'), undefined);
+  t.is(familyOf('fd00::/64'), 6);
+  t.is(familyOf('10.1.2.3'), 4);
+  t.is(familyOf('not:an:address'), undefined);
+  t.deepEqual(ipBytes(parseIp('10.1.2.3') as IpAddr), Buffer.from([10, 1, 2, 3]));
+  t.is(formatIp(ipFromBytes(ipBytes(parseIp('fd00::9') as IpAddr))), 'fd00::9');
+  const err = t.throws(() => requireCidr('10.0.0.0/x', 'subnet'));
+  t.is((err as { code?: number }).code, 7);
 });

@@ -4,7 +4,6 @@
  */
 
 export * from './agent.js';
-export * from './cidr.js';
 export * from './cni-runtime.js';
 export * from './conflist.js';
 export * from './connect.js';

@@ -6,20 +6,28 @@
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CtnetError, ErrorCode, type NetConf, sha256Hex, validateNetworkName } from '../core/index.js';
-import { preferredBackend } from '../iptables/index.js';
 import {
   type Cidr,
-  cidrString,
+  CtnetError,
   contains,
   containsCidr,
+  ErrorCode,
+  familyOf,
+  formatCidr,
   formatIp,
-  lastAddress,
-  nthAddress,
+  lastOf,
+  type NetConf,
+  offset,
   overlaps,
   parseCidr,
+  parseCidrOrHost,
   parseIp,
-} from './cidr.js';
+  requireIp,
+  sha256Hex,
+  subnetOf,
+  validateNetworkName,
+} from '../core/index.js';
+import { preferredBackend } from '../iptables/index.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
 import { runnerContainers } from './containers.js';
@@ -201,31 +209,31 @@ export class NetworkStore {
       throw new CtnetError(ErrorCode.exists, `failed to create network "${opts.name}": a network of that name exists`);
     }
     const options = normaliseOptions(opts.options);
-    const cidrs = opts.subnets.map(parseCidr);
+    const cidrs = opts.subnets.map(parseSubnet);
     const taken = await this.takenSubnets();
     for (const c of cidrs) {
       const clash = taken.find((t) => overlaps(c, t.cidr));
       if (clash) {
         throw invalid(
-          `failed to create network "${opts.name}": subnet ${c.text} overlaps ${clash.owner}`,
+          `failed to create network "${opts.name}": subnet ${formatCidr(c)} overlaps ${clash.owner}`,
           'choose another --subnet, or leave it out to get a free one',
         );
       }
     }
-    if (!cidrs.some((c) => c.family === 4))
+    if (!cidrs.some((c) => c.addr.family === 4))
       cidrs.unshift(
         pickFreeV4(
           taken.map((t) => t.cidr),
           opts.name,
         ),
       );
-    if (opts.ipv6 && !cidrs.some((c) => c.family === 6)) {
-      const v6 = parseCidr(defaultSubnetV6(opts.name));
+    if (opts.ipv6 && !cidrs.some((c) => c.addr.family === 6)) {
+      const v6 = parseSubnet(defaultSubnetV6(opts.name));
       const clash = taken.find((t) => overlaps(v6, t.cidr));
-      if (clash) throw invalid(`failed to create network "${opts.name}": subnet ${cidrString(v6)} overlaps ${clash.owner}`);
+      if (clash) throw invalid(`failed to create network "${opts.name}": subnet ${formatCidr(v6)} overlaps ${clash.owner}`);
       cidrs.push(v6);
     }
-    if (!opts.ipv6 && cidrs.some((c) => c.family === 6)) {
+    if (!opts.ipv6 && cidrs.some((c) => c.addr.family === 6)) {
       throw invalid(`failed to create network "${opts.name}": an IPv6 --subnet needs --ipv6`);
     }
     if (options.firewall !== undefined && options.firewall !== 'iptables' && options.firewall !== 'nftables') {
@@ -244,23 +252,17 @@ export class NetworkStore {
     const out: { cidr: Cidr; owner: string }[] = [];
     for (const net of this.all()) {
       for (const s of subnetsOf(net.list)) {
-        try {
-          out.push({ cidr: parseCidr(s.subnet), owner: `network "${net.list.name}" (${s.subnet})` });
-        } catch {
-          /* a broken foreign config cannot clash */
-        }
+        // A broken foreign config cannot clash.
+        const cidr = parseCidr(s.subnet);
+        if (cidr) out.push({ cidr: subnetOf(cidr), owner: `network "${net.list.name}" (${s.subnet})` });
       }
     }
     for (const r of await routes()) {
       if (r.dst === '0.0.0.0/0' || r.dst === '::/0' || r.type === 'multicast') continue;
-      const dst = r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`;
-      let cidr: Cidr;
-      try {
-        cidr = parseCidr(dst);
-      } catch {
-        continue;
-      }
-      if (cidr.family === 6 && cidr.base >> 118n === 0x3fan) continue; // fe80::/10 is on every link
+      const dst = parseCidrOrHost(r.dst);
+      if (!dst) continue;
+      const cidr = subnetOf(dst);
+      if (cidr.addr.family === 6 && cidr.addr.value >> 118n === 0x3fan) continue; // fe80::/10 is on every link
       out.push({ cidr, owner: `the host route ${r.dst}${r.dev ? ` dev ${r.dev}` : ''}` });
     }
     return out;
@@ -343,10 +345,17 @@ function normaliseOptions(raw: Record<string, string>): Record<string, string> {
   return out;
 }
 
+/** A subnet as given (host bits cleared), or code 7 naming it. */
+function parseSubnet(text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw invalid(`invalid subnet ${JSON.stringify(text)}: not an address/prefix`);
+  return subnetOf(c);
+}
+
 function pickFreeV4(taken: Cidr[], name: string): Cidr {
-  const pool = parseCidr(autoPoolV4);
-  for (let base = pool.base; base + 255n <= lastAddress(pool); base += 256n) {
-    const candidate: Cidr = { family: 4, base, prefix: 24, text: `${formatIp(4, base)}/24` };
+  const pool = parseSubnet(autoPoolV4);
+  for (let base = pool.addr.value; base + 255n <= lastOf(pool).value; base += 256n) {
+    const candidate: Cidr = { addr: { family: 4, value: base }, prefix: 24 };
     if (!taken.some((t) => overlaps(candidate, t))) return candidate;
   }
   throw new CtnetError(ErrorCode.noAddressesLeft, `failed to create network "${name}": no free /24 left in ${autoPoolV4}`, {
@@ -355,29 +364,27 @@ function pickFreeV4(taken: Cidr[], name: string): Cidr {
 }
 
 function rangeFor(c: Cidr, opts: CreateNetworkOptions, name: string): Record<string, string> {
-  const r: Record<string, string> = { subnet: cidrString(c) };
-  const gateway = opts.gateways.find((g) => parseIp(g).family === c.family);
+  const family = c.addr.family;
+  const r: Record<string, string> = { subnet: formatCidr(c) };
+  const gateway = opts.gateways.find((g) => requireIp(g, 'gateway').family === family);
   if (gateway) {
-    if (
-      !contains(c, gateway) ||
-      parseIp(gateway).value === c.base ||
-      (c.family === 4 && parseIp(gateway).value === lastAddress(c))
-    ) {
-      throw invalid(`failed to create network "${name}": gateway ${gateway} is not a host address of ${cidrString(c)}`);
+    const gw = requireIp(gateway, 'gateway');
+    if (!contains(c, gw) || gw.value === c.addr.value || (family === 4 && gw.value === lastOf(c).value)) {
+      throw invalid(`failed to create network "${name}": gateway ${gateway} is not a host address of ${formatCidr(c)}`);
     }
     r.gateway = gateway;
   } else {
-    r.gateway = nthAddress(c, 1);
+    r.gateway = formatIp(offset(c.addr, 1n));
   }
-  const rangeText = opts.ipRanges.find((x) => x.includes(':') === (c.family === 6));
+  const rangeText = opts.ipRanges.find((x) => familyOf(x) === family);
   if (rangeText) {
-    const range = parseCidr(rangeText);
+    const range = parseSubnet(rangeText);
     if (!containsCidr(c, range))
-      throw invalid(`failed to create network "${name}": --ip-range ${rangeText} is not inside ${cidrString(c)}`);
-    const first = range.base === c.base ? c.base + 1n : range.base;
-    const last = c.family === 4 && lastAddress(range) === lastAddress(c) ? lastAddress(c) - 1n : lastAddress(range);
-    r.rangeStart = formatIp(c.family, first);
-    r.rangeEnd = formatIp(c.family, last);
+      throw invalid(`failed to create network "${name}": --ip-range ${rangeText} is not inside ${formatCidr(c)}`);
+    const first = range.addr.value === c.addr.value ? offset(c.addr, 1n) : range.addr;
+    const last = family === 4 && lastOf(range).value === lastOf(c).value ? offset(lastOf(c), -1n) : lastOf(range);
+    r.rangeStart = formatIp(first);
+    r.rangeEnd = formatIp(last);
   }
   return r;
 }
@@ -398,7 +405,7 @@ function buildConflist(
   const isolate = options.isolate === undefined ? true : boolOption('isolate', options.isolate);
   const bridge = options.bridge ?? defaultBridgeName(opts.name);
   if (Buffer.byteLength(bridge) > 15 || /[/:\s]/.test(bridge)) throw invalid(`invalid bridge name ${JSON.stringify(bridge)}`);
-  const routes = opts.internal ? [] : cidrs.map((c) => ({ dst: c.family === 4 ? '0.0.0.0/0' : '::/0' }));
+  const routes = opts.internal ? [] : cidrs.map((c) => ({ dst: c.addr.family === 4 ? '0.0.0.0/0' : '::/0' }));
   const bridgePlugin: Record<string, unknown> = {
     type: 'bridge',
     bridge,
@@ -469,11 +476,7 @@ export function readLeases(net: LoadedNetwork): Lease[] {
   const out: Lease[] = [];
   for (const name of names) {
     if (name === 'lock' || name.startsWith('last_reserved_ip') || name.startsWith('.')) continue;
-    try {
-      parseIp(name);
-    } catch {
-      continue;
-    }
+    if (!parseIp(name)) continue;
     try {
       const [containerId = '', ifname = ''] = readFileSync(join(dir, name), 'utf8').split(/\r\n/);
       out.push({ ip: name, containerId: containerId.trim(), ifname: ifname.trim() });

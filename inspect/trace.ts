@@ -8,8 +8,7 @@
  * (The bridge is checked before the route because a bridge that is down takes its route with it:
  * naming the bridge is the useful answer.) Everything is read, nothing is changed.
  */
-import { CtnetError, ErrorCode } from '../core/index.js';
-import { contains, parseCidr } from './cidr.js';
+import { CtnetError, contains, ErrorCode, parseCidrOrHost, parseIp } from '../core/index.js';
 import { parseNetworkConfig } from './conflist.js';
 import { type ContainerAttachment, type ContainerView, netnsPathOf, type PublishedPort, resolveTarget } from './containers.js';
 import {
@@ -63,12 +62,8 @@ export function parsePortSpec(spec: string): { port: number; protocol: string } 
 export function resolveSource(from: string | undefined, paths: CtnetPaths): TraceSource {
   if (!from || from === 'world') return { kind: 'world', address: defaultWorldAddress };
   if (from === 'host') return { kind: 'host' };
-  try {
-    parseCidr(`${from}/${from.includes(':') ? 128 : 32}`);
-    return { kind: 'world', address: from };
-  } catch {
-    return { kind: 'container', view: resolveTarget(from, paths) };
-  }
+  if (parseIp(from)) return { kind: 'world', address: from };
+  return { kind: 'container', view: resolveTarget(from, paths) };
 }
 
 class HopList {
@@ -356,12 +351,10 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
 
   // 12. The way back: replies must find a route to the client.
   if (source.kind === 'world') {
+    const client = parseIp(source.address);
     const back = ctrRoutes.find((r) => {
-      try {
-        return contains(parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/${family === 4 ? 32 : 128}`), source.address);
-      } catch {
-        return false;
-      }
+      const dst = parseCidrOrHost(r.dst);
+      return dst !== undefined && client !== undefined && contains(dst, client);
     });
     if (!back) {
       hops.broken(

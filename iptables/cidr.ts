@@ -1,11 +1,16 @@
-/** Address parsing for rule rendering: every address that reaches rule text goes through here. */
-import { CtnetError, ErrorCode, type Family, formatIp, type IpAddr, parseIp } from '../core/index.js';
+/**
+ * Addresses as rule text: every address that reaches a rule is parsed with core's CIDR type and
+ * printed back canonically (IPv6 compressed, lower case), as iptables-save and nft list print it,
+ * so rules we write and rules we read compare as text.
+ */
+import { type Family, formatCidr, formatIp, hostCidr, requireCidr, requireIp, subnetOf } from '../core/index.js';
 
 export type { Family } from '../core/index.js';
 
+/** One address with prefix, in the three spellings rules use. */
 export interface ParsedCidr {
   family: Family;
-  /** The address in canonical text (IPv6 compressed, lower case). */
+  /** The address in canonical text. */
   address: string;
   prefix: number;
   /** The subnet, canonical: '10.22.0.0/24', 'fd00::/64'. */
@@ -14,34 +19,20 @@ export interface ParsedCidr {
   host: string;
 }
 
-export function addressFamily(address: string): Family | undefined {
-  return parseIp(address)?.family;
-}
-
 /** Canonical text of a bare address, or a CtnetError (code 7) naming it. */
 export function canonicalAddress(address: string, what = 'address'): { family: Family; address: string } {
-  const ip = parseIp(address);
-  if (ip) return { family: ip.family, address: formatIp(ip) };
-  throw new CtnetError(ErrorCode.invalidConfig, `invalid ${what} ${JSON.stringify(address)}: not an IP address`);
+  const ip = requireIp(address, what);
+  return { family: ip.family, address: formatIp(ip) };
 }
 
-/** Parses 'a.b.c.d/n' or 'x::y/n' (a bare address means a single host). */
+/** Parses 'a.b.c.d/n' or 'x::y/n' (a bare address means a single host); a CtnetError (code 7) otherwise. */
 export function parseCidr(text: string): ParsedCidr {
-  if (typeof text !== 'string') {
-    throw new CtnetError(ErrorCode.invalidConfig, `invalid address ${JSON.stringify(text)}: not a string`);
-  }
-  const slash = text.indexOf('/');
-  const addrText = slash < 0 ? text : text.slice(0, slash);
-  const { family, address } = canonicalAddress(addrText);
-  const max = family === 4 ? 32 : 128;
-  const prefixText = slash < 0 ? String(max) : text.slice(slash + 1);
-  const prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : Number.NaN;
-  if (!(prefix >= 0 && prefix <= max)) {
-    throw new CtnetError(ErrorCode.invalidConfig, `invalid address ${JSON.stringify(text)}: bad prefix length`);
-  }
-  const n = (parseIp(address) as IpAddr).value;
-  const bits = BigInt(max);
-  const mask = ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(prefix))) - 1n);
-  const netText = formatIp({ family, value: n & mask });
-  return { family, address, prefix, subnet: `${netText}/${prefix}`, host: `${address}/${max}` };
+  const c = requireCidr(text);
+  return {
+    family: c.addr.family,
+    address: formatIp(c.addr),
+    prefix: c.prefix,
+    subnet: formatCidr(subnetOf(c)),
+    host: formatCidr(hostCidr(c.addr)),
+  };
 }
