@@ -20,9 +20,13 @@ import {
   ErrorCode,
   ErrorCollector,
   type Executor,
+  formatIp,
   formatResult,
   log,
   type NetConf,
+  overlaps,
+  parseCidr,
+  parseCidrOrHost,
   parseResult,
   run,
 } from '../core/index.js';
@@ -162,20 +166,10 @@ export function networkFromText(text: string, file: string): LoadedNetwork {
 
 // ---- the default network -------------------------------------------------------------------
 
-function v4(cidr: string): [number, number] | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:\/(\d+))?$/.exec(cidr);
-  if (!m) return undefined;
-  const ip = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
-  const len = m[5] === undefined ? 32 : Number(m[5]);
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  const start = (ip & mask) >>> 0;
-  return [start, (start + 2 ** (32 - len) - 1) >>> 0];
-}
-
 export function cidrsOverlap(a: string, b: string): boolean {
-  const x = v4(a);
-  const y = v4(b);
-  return !!x && !!y && x[0] <= y[1] && y[0] <= x[1];
+  const x = parseCidrOrHost(a);
+  const y = parseCidrOrHost(b);
+  return x !== undefined && y !== undefined && overlaps(x, y);
 }
 
 /** The first /24 of 10.90.0.0-10.99.255.0, then 192.168.200-255.0, that overlaps nothing in `used`. */
@@ -285,10 +279,11 @@ async function isolateDefaultNetwork(paths: RunnerPaths): Promise<void> {
 /** The container's first IPv4 address and gateway from a final ADD result. */
 export function primaryAddress(result: Record<string, unknown> | undefined): { ip?: string; gateway?: string; prefix?: number } {
   const ips = (result?.ips ?? []) as { address?: string; gateway?: string }[];
-  const v4ip = ips.find((i) => i.address && !i.address.includes(':'));
-  if (!v4ip?.address) return {};
-  const [ip, prefix] = v4ip.address.split('/');
-  return { ip, gateway: v4ip.gateway, prefix: Number(prefix) };
+  for (const i of ips) {
+    const cidr = i.address === undefined ? undefined : parseCidr(i.address);
+    if (cidr?.addr.family === 4) return { ip: formatIp(cidr.addr), gateway: i.gateway, prefix: cidr.prefix };
+  }
+  return {};
 }
 
 /**
