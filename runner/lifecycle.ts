@@ -107,14 +107,14 @@ export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerCont
       if (!executor) {
         const [{ DefaultExecutor }, { builtinPlugins }] = await Promise.all([
           import('../core/index.js'),
-          import('../plugins/registry.js'),
+          import('../plugins/index.js'),
         ]);
         executor = new DefaultExecutor(builtinPlugins);
       }
       return executor;
     },
     preload(types) {
-      void import('../plugins/registry.js').then(({ builtinPlugins }) => {
+      void import('../plugins/index.js').then(({ builtinPlugins }) => {
         for (const type of types) builtinPlugins[type]?.().catch(() => undefined);
       });
     },

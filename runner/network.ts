@@ -298,7 +298,7 @@ export function primaryAddress(result: Record<string, unknown> | undefined): { i
  */
 export async function retireNetns(nsPath: string, plugins: readonly { type: string }[]): Promise<boolean> {
   const [{ builtinPlugins }, { deleteNetns, withNetlink }] = await Promise.all([
-    import('../plugins/registry.js'),
+    import('../plugins/index.js'),
     import('../netns/index.js'),
   ]);
   if (!plugins.every((p) => Object.hasOwn(builtinPlugins, p.type))) return false;

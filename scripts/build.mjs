@@ -17,7 +17,6 @@ import { build } from 'esbuild';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const require = createRequire(import.meta.url);
-export const pluginNames = ['bridge', 'host-local', 'loopback', 'portmap'];
 const external = ['netlink', 'koffi', 'pino', 'ajv', 'ajv/*', 'etcd3'];
 
 function prelude(marker) {
@@ -63,7 +62,7 @@ async function validatorsPrelude() {
     format: 'cjs',
     logLevel: 'warning',
   });
-  const { schemas } = require(tmp);
+  const { schemas, pluginNames } = require(tmp);
   rmSync(tmp);
   const Ajv = require('ajv').default;
   const standaloneCode = require('ajv/dist/standalone').default;
@@ -74,11 +73,14 @@ async function validatorsPrelude() {
     refs[id] = id;
   }
   const code = standaloneCode(ajv, refs);
-  return `globalThis.__ctnetValidators = (function () { var module = { exports: {} }, exports = module.exports;\n${code}\nreturn module.exports; })();`;
+  return {
+    pluginNames,
+    validators: `globalThis.__ctnetValidators = (function () { var module = { exports: {} }, exports = module.exports;\n${code}\nreturn module.exports; })();`,
+  };
 }
 
 mkdirSync(dist, { recursive: true });
-const validators = await validatorsPrelude();
+const { pluginNames, validators } = await validatorsPrelude();
 const cniBundle = join(dist, 'cni.cjs');
 // No shebang: the plugin loaders (below) compile this file themselves, with V8's code cache.
 await bundle('plugins/cni-main.ts', cniBundle, validators);

@@ -10,6 +10,7 @@ import { isatty } from 'node:tty';
 import { Command } from 'commander';
 import type { RunCall } from '../../agent/index.js';
 import { CtnetError, ErrorCode, log } from '../../core/index.js';
+import { pluginNames } from '../../plugins/index.js';
 import type { RunnerContext } from '../../runner/index.js';
 import { errorReport } from '../output.js';
 import { defineRun, type RunFlags, runCommand } from './container.js';
@@ -109,7 +110,7 @@ export function register(program: Command): void {
       }
       const [{ startAgent }, { builtinPlugins }, r] = await Promise.all([
         import('../../agent/index.js'),
-        import('../../plugins/registry.js'),
+        import('../../plugins/index.js'),
         import('../../runner/index.js'),
       ]);
       const base = r.defaultContext();
@@ -134,7 +135,7 @@ export function register(program: Command): void {
         );
       }
       // The plugins a default network runs, loaded now rather than by the first call.
-      base.preload(['bridge', 'host-local', 'portmap', 'loopback']);
+      base.preload(pluginNames);
       log.info({ socket: `@${socketName}`, pid: process.pid }, 'ctnet agent listening');
       process.stderr.write(`ctnet agent: serving @${socketName} (pid ${process.pid})\n`);
       // The first signal lets the calls in flight finish (runs: their containers' lives); a second one ends at once.

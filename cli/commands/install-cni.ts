@@ -2,8 +2,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync } from 'node
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CtnetError, ErrorCode } from '../../core/index.js';
-
-const pluginNames = ['bridge', 'host-local', 'loopback', 'portmap'];
+import { pluginNames } from '../../plugins/index.js';
 
 /** bin/cni next to the bundled CLI (dist/ctnet.cjs → ../bin/cni). */
 function sourceDir(): string {
@@ -33,7 +32,7 @@ export function installCni(dir: string, from = sourceDir()): string[] {
 export function register(program: Command): void {
   program
     .command('install-cni')
-    .description('install the CNI plugin binaries (bridge, host-local, loopback, portmap) into a plugin directory')
+    .description(`install the CNI plugin binaries (${pluginNames.join(', ')}) into a plugin directory`)
     .option('--dir <dir>', 'CNI plugin directory', '/opt/cni/bin')
     .action((opts: { dir: string }) => {
       for (const file of installCni(opts.dir)) process.stdout.write(`installed ${file}\n`);

@@ -67,7 +67,7 @@ export function defaultContainerId(netns: string): string {
 async function executorFor(forceExec: boolean | undefined): Promise<Executor> {
   if (forceExec) return new ExecExecutor();
   // Our plugins run in-process unless a different binary of that name is on CNI_PATH.
-  const { builtinPlugins } = await import('../../../plugins/registry.js');
+  const { builtinPlugins } = await import('../../../plugins/index.js');
   return new DefaultExecutor(builtinPlugins);
 }
 

@@ -24,7 +24,7 @@ export async function debugDoctor(opts: { fix?: boolean; json?: boolean; cniPath
   findings.push(agentFinding(readProcNetUnix(), builtAgentSocket()));
   let fixed: Awaited<ReturnType<typeof applyFixes>> = [];
   if (opts.fix && findings.some((f) => f.fix)) {
-    const { builtinPlugins } = await import('../../../plugins/registry.js');
+    const { builtinPlugins } = await import('../../../plugins/index.js');
     fixed = await applyFixes(findings, paths, new DefaultExecutor(builtinPlugins), cniPathOf(opts.cniPath));
   }
   const failedFixes = fixed.filter((f) => f.error);

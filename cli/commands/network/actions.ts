@@ -230,7 +230,7 @@ async function runtimeForContainers(): Promise<CniRuntime> {
   // The runner's plugin search path and executor, so connect speaks with the same plugins as run.
   const [{ cniPath }, { builtinPlugins }] = await Promise.all([
     import('../../../runner/index.js'),
-    import('../../../plugins/registry.js'),
+    import('../../../plugins/index.js'),
   ]);
   return new CniRuntime(new DefaultExecutor(builtinPlugins), ctnetPaths().cniResults, cniPath());
 }

@@ -1,0 +1,7 @@
+/**
+ * The built-in plugins: the one list. The registry and the schemas are records keyed by it (the
+ * compiler asks for an entry of each), the build makes a binary for each, `ctnet install-cni`
+ * installs each, and the agent preloads them.
+ */
+export const pluginNames = ['bridge', 'host-local', 'loopback', 'portmap'] as const;
+export type BuiltinPluginName = (typeof pluginNames)[number];
