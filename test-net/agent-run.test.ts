@@ -192,3 +192,27 @@ test('the agent killed during a foreground run: the caller exits 125, and the ne
   t.is((await ctnet(renv, ['ps', '-a', '-q'], { bundle: true })).stdout, '', '--rm honoured by the next command');
   await assertAllReleased(t, renv);
 });
+
+test('-it through the agent: the container’s stdio is the caller’s terminal; a non-root caller is declined', async (t) => {
+  const { renv, image } = await setup(t);
+  const agent = await startAgent(t, renv);
+  const { run } = await import('../core/index.js');
+  const net = `--net=${netnsPath(renv.host)}`;
+  // script(1) gives the front a terminal of its own; the descriptors the agent gets are that terminal.
+  const shell = `${front} run --rm -it ${image} sh -c 'test -t 0 && test -t 1 && echo on-a-tty'`;
+  const tty = await run('nsenter', [net, 'script', '-qec', shell, '/dev/null'], { env: renv.env, allowFailure: true });
+  t.is(tty.code, 0, tty.stdout + tty.stderr);
+  t.regex(tty.stdout, /on-a-tty/);
+  t.notRegex(agent.stderrText(), /run declined/, 'the agent served it');
+
+  const nobody = await run(
+    'nsenter',
+    [net, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', front, 'run', '--rm', image, 'true'],
+    { env: renv.env, allowFailure: true },
+  );
+  t.not(nobody.code, 0, 'the CLI, run as nobody, cannot run a container');
+  for (let i = 0; i < 100 && !/caller uid 65534 is not root/.test(agent.stderrText()); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.regex(agent.stderrText(), /caller uid 65534 is not root/, 'the agent declined the non-root caller');
+});
