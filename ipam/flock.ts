@@ -49,7 +49,8 @@ export async function lockFile(path: string, options: LockOptions = {}): Promise
   const c = loadLibc();
   let fd: number;
   try {
-    fd = openSync(path, constants.O_CREAT | constants.O_RDONLY, 0o600);
+    // O_NONBLOCK: a FIFO put in the lock file's place must not hang the open (flock works on any file).
+    fd = openSync(path, constants.O_CREAT | constants.O_RDONLY | constants.O_NONBLOCK, 0o600);
   } catch (cause) {
     throw new CtnetError(ErrorCode.io, `failed to open lock file ${path}: ${(cause as Error).message}`, { cause });
   }

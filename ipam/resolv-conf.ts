@@ -1,6 +1,5 @@
 /** resolv.conf → CNI `dns` (reference: plugins/ipam/host-local/dns.go). */
-import { readFileSync } from 'node:fs';
-import { type CniDns, ErrorCode, wrapError } from '../core/index.js';
+import { type CniDns, ErrorCode, readRegularFile, wrapError } from '../core/index.js';
 
 export function parseResolvConfText(text: string): CniDns {
   const dns: CniDns = {};
@@ -31,7 +30,7 @@ export function parseResolvConfText(text: string): CniDns {
 export function readResolvConf(path: string): CniDns {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFile(path);
   } catch (cause) {
     throw wrapError(`read ipam.resolvConf ${path}`, cause, ErrorCode.io);
   }

@@ -44,7 +44,7 @@ import {
 } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { CtnetError, ErrorCode, hasErrno, log, makeDirs, wrapError } from '../core/index.js';
+import { CtnetError, ErrorCode, hasErrno, log, makeDirs, readRegularFile, wrapError } from '../core/index.js';
 import { type DirWatch, watchable, watchDir } from './dir-watch.js';
 import { type LockOptions, lockFile } from './flock.js';
 import {
@@ -113,7 +113,7 @@ export function listLeaseNames(dir: string): string[] {
 
 function readText(dir: string, name: string): string | undefined {
   try {
-    return readFileSync(join(dir, name), 'utf8');
+    return readRegularFile(join(dir, name));
   } catch (err) {
     if (hasErrno(err, 'ENOENT')) return undefined;
     throw ioError(`read ${join(dir, name)}`, err);

@@ -58,35 +58,42 @@ function leases(dataDir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
 }
 
-test('host-local with dataDir under /proc gets an error at once; VERSION and an ADD beside it are served', async (t) => {
+test('host-local with dataDir under /proc or a FIFO as resolvConf gets an error at once; VERSION and an ADD beside it are served', async (t) => {
   const sb = await createSandbox(t);
   const agent = await startAgent(t, sb.host, sb.dir);
   const ctr = await createNetns(t, 'c');
-  const bad = {
+  const ipam = { type: 'host-local', ranges: [[{ subnet: '10.78.0.0/24' }]] };
+  const procDir = { cniVersion: '1.1.0', name: 'procnet', type: 'host-local', ipam: { ...ipam, dataDir: '/proc/no-such-dir' } };
+  const fifo = join(sb.dir, 'resolv.fifo');
+  await run('mkfifo', [fifo]);
+  const fifoConf = {
     cniVersion: '1.1.0',
-    name: 'procnet',
+    name: 'fifonet',
     type: 'host-local',
-    ipam: { type: 'host-local', dataDir: '/proc/no-such-dir', ranges: [[{ subnet: '10.78.0.0/24' }]] },
+    ipam: { ...ipam, dataDir: join(sb.dir, 'ipam'), resolvConf: fifo },
   };
   const good = bridgeConf(join(sb.dir, 'ipam'));
+  const hostLocal = join(cniBinDir, 'host-local');
   const started = Date.now();
-  const [wedging, version, add] = await Promise.all([
-    runPlugin(
-      sb.host,
-      join(cniBinDir, 'host-local'),
-      { command: 'ADD', containerId: 'ctr-proc', netns: netnsPath(ctr), ifname: 'eth1' },
-      bad,
-    ),
+  const [wedging, fifoRead, version, add] = await Promise.all([
+    runPlugin(sb.host, hostLocal, { command: 'ADD', containerId: 'ctr-proc', netns: netnsPath(ctr), ifname: 'eth1' }, procDir),
+    runPlugin(sb.host, hostLocal, { command: 'ADD', containerId: 'ctr-fifo', netns: netnsPath(ctr), ifname: 'eth2' }, fifoConf),
     runPlugin(sb.host, bridge, { command: 'VERSION' }, { cniVersion: '1.0.0' }),
     runPlugin(sb.host, bridge, { command: 'ADD', containerId: 'ctr-good', netns: netnsPath(ctr), ifname: 'eth0' }, good),
   ]);
   t.is(wedging.exitCode, 1, wedging.stdout);
   t.regex(String(wedging.json?.msg), /no-such-dir/);
+  t.is(fifoRead.exitCode, 1, fifoRead.stdout);
+  t.regex(String(fifoRead.json?.msg), /resolvConf.*not a regular file/);
   t.true(Date.now() - started < 10_000, 'no call waited on another');
   t.is(version.exitCode, 0, version.stdout);
   t.is(add.exitCode, 0, add.stdout);
   const served = agent.entries('CNI call served').map((e) => `${e.type} ${e.command}`);
-  t.deepEqual(served.sort(), ['bridge ADD', 'bridge VERSION', 'host-local ADD'], 'all three were served by the agent');
+  t.deepEqual(
+    served.sort(),
+    ['bridge ADD', 'bridge VERSION', 'host-local ADD', 'host-local ADD'],
+    'all were served by the agent',
+  );
   await runPlugin(sb.host, bridge, { command: 'DEL', containerId: 'ctr-good', netns: netnsPath(ctr), ifname: 'eth0' }, good);
 });
 
