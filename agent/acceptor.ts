@@ -219,13 +219,22 @@ function acceptorMain(data: WorkerData): void {
   const ownRoot = fs.statSync('/');
   const alive = (pidfd: number) =>
     Number(c.syscall(SYS_pidfd_send_signal, 'int', pidfd, 'int', 0, 'void *', null, 'unsigned int', 0)) === 0;
-  /** The caller, or undefined when its process is gone (or cannot be pinned by a pidfd). */
+  const SYS_pidfd_open = 434;
+  /**
+   * The caller, or undefined when its process is gone (or cannot be pinned by a pidfd). SO_PEERPIDFD
+   * (Linux 6.5) names the process that connected; before it, pidfd_open of SO_PEERCRED's pid names
+   * whoever has that pid at accept time, which is the connecting process unless it exited in between.
+   */
   const identify = (fd: number): { caller: Caller; pidfd: number } | undefined => {
     const cred = Buffer.alloc(12);
     if (c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, [12]) < 0) return undefined;
     const pidfdBuf = Buffer.alloc(4);
-    if (c.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, pidfdBuf, [4]) < 0) return undefined;
-    const pidfd = pidfdBuf.readInt32LE(0);
+    let pidfd = -1;
+    if (c.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, pidfdBuf, [4]) === 0) pidfd = pidfdBuf.readInt32LE(0);
+    else if (errnoName() === 'ENOPROTOOPT' && cred.readInt32LE(0) > 0) {
+      pidfd = Number(c.syscall(SYS_pidfd_open, 'int', cred.readInt32LE(0), 'unsigned int', 0));
+    }
+    if (pidfd < 0) return undefined;
     const caller: Caller = { pid: 0, uid: cred.readUInt32LE(4), sameMount: false, samePid: false, sameRoot: false };
     try {
       const info = fs.readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8');
@@ -332,7 +341,17 @@ function acceptorMain(data: WorkerData): void {
     }
   };
 
-  // ---- handing over to the main thread
+  // ---- handing over to the main thread, or declining (the client then does the work itself)
+  const declineAndClose = (fd: number, reason: string): void => {
+    const text = Buffer.from(reason, 'utf8');
+    const frame = Buffer.alloc(8 + text.length);
+    frame.writeUInt32LE(4 + text.length, 0);
+    frame.writeUInt32LE(1, 4); // DECLINED
+    text.copy(frame, 8);
+    c.write(fd, frame, frame.length);
+    c.close(fd);
+  };
+
   let seq = 0;
   const handed: { seq: number; fd: number; fds: number[] }[] = [];
   const slotOf = (s: number) => 4 + (s % data.slots);
@@ -343,7 +362,7 @@ function acceptorMain(data: WorkerData): void {
     c.close(conn.pidfd);
     if (gone) {
       for (const fd of conn.fds) c.close(fd);
-      c.close(conn.fd);
+      declineAndClose(conn.fd, 'the process that connected is gone');
       lastWords('request refused: the process that connected is gone', { level: 40, pid: conn.caller.pid });
       return;
     }
@@ -362,16 +381,10 @@ function acceptorMain(data: WorkerData): void {
     c.close(listenFd);
     const stuckMs = Date.now() - lastBeatAt;
     let declined = 0;
-    const reason = Buffer.from('the ctnet agent is out of service', 'utf8');
-    const frame = Buffer.alloc(8 + reason.length);
-    frame.writeUInt32LE(4 + reason.length, 0);
-    frame.writeUInt32LE(1, 4);
-    reason.copy(frame, 8);
     for (const h of handed) {
       if (Atomics.compareExchange(shared, slotOf(h.seq), 0, 2) !== 0) continue;
-      c.write(h.fd, frame, frame.length);
       for (const fd of h.fds) c.close(fd);
-      c.close(h.fd);
+      declineAndClose(h.fd, 'the ctnet agent is out of service');
       declined++;
     }
     for (const conn of [...conns.values()]) drop(conn);
@@ -414,7 +427,8 @@ function acceptorMain(data: WorkerData): void {
           if (fd < 0) break;
           const who = identify(fd);
           if (!who) {
-            c.close(fd);
+            // Nobody to serve: a client still there runs the work itself; one that is gone reads nothing.
+            declineAndClose(fd, 'the process that connected is gone');
             continue;
           }
           const conn: Conn = {

@@ -327,8 +327,9 @@ test('identity is bound at accept: a gone caller whose pid a host process took i
   );
   t.is(Number(taker.stdout.trim()), pid, 'a host process now has the pid that connected');
   writeFileSync(goReused, '');
-  t.is(await reused.reply, null, 'no answer: the connection was refused');
+  t.is(await reused.reply, 1, 'declined');
   await until('the refusal logged', () => agent.entries('request refused: the process that connected is gone').length === 1);
+  t.is(agent.entries('CNI call declined').length, 1, 'refused before it reached the main thread, whatever the pid now names');
   t.is(agent.entries('CNI call served').length, 1, 'only the control was served');
 });
 
