@@ -35,7 +35,6 @@ import {
   constants,
   openSync,
   readdirSync,
-  readFileSync,
   renameSync,
   statSync,
   unlinkSync,
