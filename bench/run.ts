@@ -6,6 +6,7 @@
  * runc and the ctnet phase breakdown (from CTNET_TIMING).
  *
  *   node --import tsx bench/run.ts [--rounds 15] [--before DIR]
+ * Five more show what the seccomp filter and the devices allow-list cost (left out one by one).
  * `--before DIR` adds the same six for another built checkout (e.g. main before a change; a build
  * from before the agent has `ctnet daemon` for runs), interleaved in the same run.
  * Needs root, a built tree (npm run build) and runc.
@@ -45,7 +46,8 @@ async function main(): Promise<void> {
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
   const cgroupParent = `ctt-bench-${randomSuffix()}`;
   cleanups.push(() => {
-    for (const c of ['pids', 'memory', 'cpu']) spawnSync('rmdir', [join('/sys/fs/cgroup', c, cgroupParent)]);
+    for (const c of ['pids', 'memory', 'cpu', 'devices', 'unified'])
+      spawnSync('rmdir', [join('/sys/fs/cgroup', c, cgroupParent)]);
   });
   const image = await busyboxRootfs(t);
 
@@ -89,6 +91,17 @@ async function main(): Promise<void> {
       { name: `${c.label}agent bridge + -p`, argv: [...ctnet, '-p', '18080:80', image, 'true'], timings: `${i}-a-publish` },
     );
   }
+  // What the seccomp filter and the devices allow-list cost: each left out, both, and devices as a BPF program.
+  const none = [...ns, join(repoRoot, 'bin', 'ctnet'), 'run', '--rm', '--network', 'none'];
+  const unconfined = ['--security-opt', 'seccomp=unconfined'];
+  const noDevices = { CTNET_DEVICES_CGROUP: 'none' };
+  variants.push(
+    { name: 'ctnet none, no seccomp', argv: [...none, ...unconfined, image, 'true'], env: cli },
+    { name: 'ctnet none, no devices cgroup', argv: [...none, image, 'true'], env: { ...cli, ...noDevices } },
+    { name: 'ctnet none, neither', argv: [...none, ...unconfined, image, 'true'], env: { ...cli, ...noDevices } },
+    { name: 'ctnet none, devices as BPF', argv: [...none, image, 'true'], env: { ...cli, CTNET_DEVICES_CGROUP: 'v2' } },
+    { name: 'agent none, no seccomp', argv: [...none, ...unconfined, image, 'true'] },
+  );
   for (const v of variants) if (v.timings) v.timings = join(root, `${v.timings}.jsonl`);
   // Each checkout's resident process in the sandbox host, with the environment of the runs it serves: the agent,
   // or the runner daemon (`ctnet daemon`) of a build from before it. Their sockets are named per build.
@@ -139,7 +152,7 @@ async function main(): Promise<void> {
   for (const v of variants) {
     const xs = results.get(v.name) ?? [];
     process.stdout.write(
-      `${v.name.padEnd(24)} ${median(xs).toFixed(1).padStart(7)} / ${mean(xs).toFixed(1).padStart(7)}   ×${(median(xs) / runcMedian).toFixed(2)}\n`,
+      `${v.name.padEnd(30)} ${median(xs).toFixed(1).padStart(7)} / ${mean(xs).toFixed(1).padStart(7)}   ×${(median(xs) / runcMedian).toFixed(2)}\n`,
     );
   }
   process.stdout.write(
@@ -153,7 +166,7 @@ async function main(): Promise<void> {
       .map((l) => JSON.parse(l) as Record<string, number>);
     const phases = Object.keys(rows[0] ?? {});
     const text = phases.map((p) => `${p} ${median(rows.map((r) => r[p] ?? 0)).toFixed(1)}`).join(', ');
-    process.stdout.write(`${v.name.padEnd(24)} ${text}\n`);
+    process.stdout.write(`${v.name.padEnd(30)} ${text}\n`);
   }
 }
 

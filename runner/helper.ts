@@ -33,6 +33,13 @@ export interface RunPlan {
   user?: string;
   exitFile?: string;
   exitCommand?: string[];
+  /** The compiled seccomp filter (runner/isolation.ts); undefined: unconfined. */
+  seccomp?: string;
+  /** A cgroup v2 directory that gets the devices allow-list as a BPF program. */
+  deviceCgroup?: string;
+  deviceRules?: string[];
+  /** The caller's fds 3 .. 3+N-1 stay open in the workload (--preserve-fds); all others are closed. */
+  preserveFds?: number;
   command: string[];
 }
 
@@ -42,6 +49,7 @@ export interface ExecPlan {
   env: string[];
   cwd?: string;
   user?: string;
+  seccomp?: string;
   command: string[];
 }
 
@@ -60,6 +68,10 @@ export function runArgs(plan: RunPlan, statusFd: number, waitFd?: number): strin
   if (plan.user) args.push('--user', plan.user);
   if (plan.exitFile) args.push('--exit-file', plan.exitFile);
   for (const a of plan.exitCommand ?? []) args.push('--exit-command', a);
+  pushIsolation(args, plan);
+  if (plan.deviceCgroup) args.push('--device-cgroup', plan.deviceCgroup);
+  for (const r of plan.deviceRules ?? []) args.push('--device-allow', r);
+  if (plan.preserveFds) args.push('--preserve-fds', String(plan.preserveFds));
   args.push('--', ...plan.command);
   return args;
 }
@@ -70,8 +82,13 @@ export function execArgs(plan: ExecPlan): string[] {
   for (const e of plan.env) args.push('--env', e);
   if (plan.cwd) args.push('--cwd', plan.cwd);
   if (plan.user) args.push('--user', plan.user);
+  pushIsolation(args, plan);
   args.push('--', ...plan.command);
   return args;
+}
+
+function pushIsolation(args: string[], plan: { seccomp?: string }): void {
+  if (plan.seccomp) args.push('--seccomp', plan.seccomp);
 }
 
 /** `details` of a start error whose command could not be run (Docker exits 127 / 126 then). */
@@ -99,8 +116,11 @@ export function startContainerProcess(
   detached: boolean,
   whenReady?: () => Promise<void>,
 ): Promise<Started> {
-  const child = spawn(helperPath(), runArgs(plan, 3, whenReady ? 4 : undefined), {
-    stdio: [stdio.stdin, stdio.out, stdio.err, 'pipe', ...(whenReady ? (['pipe'] as const) : [])],
+  // The preserved fds keep their numbers; the helper's own pipes come after them.
+  const kept = Array.from({ length: plan.preserveFds ?? 0 }, (_, i) => 3 + i);
+  const statusFd = 3 + kept.length;
+  const child = spawn(helperPath(), runArgs(plan, statusFd, whenReady ? statusFd + 1 : undefined), {
+    stdio: [stdio.stdin, stdio.out, stdio.err, ...kept, 'pipe', ...(whenReady ? (['pipe'] as const) : [])],
     detached,
     env: process.env,
   });
@@ -109,10 +129,10 @@ export function startContainerProcess(
     let readyError: unknown;
     let readyDone: Promise<void> = Promise.resolve();
     let readySeen = false;
-    const status = child.stdio[3] as NodeJS.ReadableStream | null;
+    const status = child.stdio[statusFd] as NodeJS.ReadableStream | null;
     // A pipe to the helper is a socket pair: after writing, destroy our end, or its open read side
     // keeps this process alive for as long as the (detached) monitor runs.
-    const go = child.stdio[4] as import('node:net').Socket | null | undefined;
+    const go = child.stdio[statusFd + 1] as import('node:net').Socket | null | undefined;
     // init may die while the network is being attached (a failed cgroup join): its message on the
     // status pipe is the error to report, not the EPIPE of our "go".
     go?.on('error', () => {});

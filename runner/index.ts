@@ -3,6 +3,7 @@ export * from './cgroups/index.js';
 export * from './etc-files.js';
 export { execFailed, execNotFound } from './helper.js';
 export * from './images.js';
+export { parsePreserveFds, parseSecurityOpts } from './isolation.js';
 export * from './lifecycle.js';
 export * from './network.js';
 export * from './oci/index.js';

@@ -20,10 +20,19 @@ import {
   log,
   wrapError,
 } from '../core/index.js';
-import { type CgroupManager, cgroupManager, destroyCgroup, killCgroup, type Limits, oomKillCount } from './cgroups/index.js';
+import {
+  type CgroupManager,
+  cgroupManager,
+  destroyCgroup,
+  detectCgroups,
+  killCgroup,
+  type Limits,
+  oomKillCount,
+} from './cgroups/index.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
 import { resolveImage, resolveUser } from './images.js';
+import { allowedDevices, applyV1DeviceRules, helperDeviceRule, type SecurityOptions, seccompFilterText } from './isolation.js';
 import {
   addNetwork,
   checkNetwork,
@@ -101,7 +110,7 @@ export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerCont
   let executor: Executor | undefined;
   return {
     paths: runnerPaths(),
-    cgroups: cgroupManager(),
+    cgroups: cgroupManager(detectCgroups(env)),
     cgroupParent: env.CTNET_CGROUP_PARENT || 'ctnet',
     async executor() {
       if (!executor) {
@@ -144,6 +153,10 @@ export interface CreateRequest {
   autoRemove: boolean;
   interactive: boolean;
   tty: boolean;
+  /** --security-opt, parsed (a profile file already read). */
+  security?: SecurityOptions;
+  /** --preserve-fds N: the caller's fds 3 .. 3+N-1 reach the workload. */
+  preserveFds?: number;
 }
 
 export function parseNetworkMode(text: string): NetworkMode {
@@ -225,6 +238,8 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
       }
     }
   }
+  const seccomp = req.security?.seccomp;
+  const filter = seccompFilterText(seccomp); // a bad profile is refused before anything is made
   const config: ContainerConfig = {
     id,
     name: req.name ?? `ctnet-${id.slice(0, 8)}`,
@@ -242,9 +257,11 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
     autoRemove: req.autoRemove,
     interactive: req.interactive,
     tty: req.tty,
+    seccomp,
     createdAt: new Date().toISOString(),
   };
   mkdirSync(containerDir(ctx.paths, id), { recursive: true });
+  if (filter !== undefined) writeFileSync(seccompFile(ctx, id), filter);
   try {
     reserveName(ctx.paths, config.name, id);
   } catch (err) {
@@ -305,7 +322,7 @@ function cgroupName(id: string): string {
 export async function startContainer(
   ctx: RunnerContext,
   rec: ContainerRecord,
-  opts: { detach: boolean },
+  opts: { detach: boolean; preserveFds?: number },
 ): Promise<{ rec: ContainerRecord; exited?: Promise<number> }> {
   const { paths } = ctx;
   const dir = containerDir(paths, rec.config.id);
@@ -320,6 +337,7 @@ export async function startContainer(
     st.cgroup = ctx.cgroups.describe(ctx.cgroupParent, cgroupName(rec.config.id));
     save();
     ctx.cgroups.create(ctx.cgroupParent, cgroupName(rec.config.id), rec.config.limits);
+    if (st.cgroup.devices?.kind === 'v1') applyV1DeviceRules(st.cgroup.devices.dir);
     mark('cgroup');
     const net = rec.config.network;
     let netnsCreate: string | undefined;
@@ -381,6 +399,7 @@ export async function startContainer(
       netnsCreate,
       // Without CNI nothing needs the namespace after the workload: the monitor removes it.
       netnsRemoveOnExit: net.kind === 'none',
+      preserveFds: opts.preserveFds,
     };
     const logFd = opts.detach ? openSync(join(dir, 'log'), 'a') : undefined;
     let started: Awaited<ReturnType<typeof startContainerProcess>>;
@@ -476,7 +495,26 @@ function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
     cwd: rec.config.workdir,
     user: rec.config.user,
     exitFile: exitFilePath(ctx, rec),
+    ...isolationPlan(ctx, rec),
     command: rec.config.command,
+  };
+}
+
+function seccompFile(ctx: RunnerContext, id: string): string {
+  return join(containerDir(ctx.paths, id), 'seccomp.rules');
+}
+
+/** The filter file exists unless the container is unconfined. */
+function seccompPath(ctx: RunnerContext, rec: ContainerRecord): string | undefined {
+  const file = seccompFile(ctx, rec.config.id);
+  return existsSync(file) ? file : undefined;
+}
+
+function isolationPlan(ctx: RunnerContext, rec: ContainerRecord): Pick<RunPlan, 'seccomp' | 'deviceCgroup' | 'deviceRules'> {
+  const devices = rec.state.cgroup?.devices;
+  return {
+    seccomp: seccompPath(ctx, rec),
+    ...(devices?.kind === 'bpf' ? { deviceCgroup: devices.dir, deviceRules: allowedDevices.map(helperDeviceRule) } : {}),
   };
 }
 
@@ -661,7 +699,7 @@ export async function runContainer(
   mark('create');
   let started: Awaited<ReturnType<typeof startContainer>>;
   try {
-    started = await startContainer(ctx, rec, { detach });
+    started = await startContainer(ctx, rec, { detach, preserveFds: req.preserveFds });
   } catch (err) {
     removeRecord(ctx.paths, rec);
     throw err;
@@ -889,6 +927,7 @@ export async function execInContainer(
     env,
     cwd: opts.workdir ?? rec.config.workdir,
     user: opts.user ? resolveUser(image.lowers, opts.user) : rec.config.user,
+    seccomp: seccompPath(ctx, rec),
     command: opts.command,
   });
   const child = spawn(helperPath(), args, { stdio: [opts.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });

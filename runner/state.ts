@@ -61,6 +61,8 @@ export interface ContainerConfig {
   autoRemove: boolean;
   interactive: boolean;
   tty: boolean;
+  /** --security-opt seccomp=…; absent: the default profile. */
+  seccomp?: import('./isolation.js').SeccompChoice;
   createdAt: string;
 }
 

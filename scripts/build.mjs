@@ -200,13 +200,14 @@ writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify(info, null, 2)}\n
 console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${pluginNames.join(',')}}, dist/ctnet.cjs`);
 
 // ---- runner helper (owned by runner/): ctnet-init, a small C program that sets up a container's
-// namespaces and mounts (Node cannot unshare mount/pid namespaces itself). Static, so its exec
-// skips the dynamic loader; written beside bin/ctnet, where runner/paths.ts looks for it.
+// namespaces and mounts (Node cannot unshare mount/pid namespaces itself), with libseccomp for the
+// seccomp filter. Static, so its exec skips the dynamic loader; written beside bin/ctnet, where runner/paths.ts looks for it.
 {
   const { execFileSync } = await import('node:child_process');
   const out = join(root, 'bin', 'ctnet-init');
   const tmp = `${out}.tmp-${process.pid}`;
-  const flags = ['-O2', '-Wall', '-Wextra', '-o', tmp, join(root, 'runner', 'helper', 'ctnet-init.c')];
+  const sources = ['ctnet-init.c', 'isolation.c'].map((f) => join(root, 'runner', 'helper', f));
+  const flags = ['-O2', '-Wall', '-Wextra', '-o', tmp, ...sources, '-lseccomp'];
   try {
     execFileSync('gcc', ['-static', ...flags], { stdio: 'inherit' });
   } catch {

@@ -34,7 +34,8 @@ export const busybox = '/bin/busybox';
 /** The runner's C helper is a build product: build it when this checkout has not yet (ava before hook). */
 export function ensureInitHelper(): void {
   const out = join(repoRoot, 'bin', 'ctnet-init');
-  if (!existsSync(out)) execFileSync('gcc', ['-O2', '-static', '-o', out, join(repoRoot, 'runner', 'helper', 'ctnet-init.c')]);
+  const sources = ['ctnet-init.c', 'isolation.c'].map((f) => join(repoRoot, 'runner', 'helper', f));
+  if (!existsSync(out)) execFileSync('gcc', ['-O2', '-static', '-o', out, ...sources, '-lseccomp']);
 }
 
 /** A root filesystem holding only busybox and its applet links (relative, so they work inside). */
@@ -107,7 +108,8 @@ async function killAll(renv: RunnerEnv): Promise<void> {
   await new Promise((r) => setTimeout(r, 100));
 }
 
-const v1Controllers = ['pids', 'memory', 'cpu'];
+/** Every hierarchy a container's cgroup may be made in (the devices allow-list: v1 devices, or the cgroup2 tree). */
+const v1Controllers = ['pids', 'memory', 'cpu', 'devices', 'unified'];
 
 export function cgroupDirs(parent: string): string[] {
   const out: string[] = [];

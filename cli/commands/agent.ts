@@ -48,7 +48,8 @@ async function serveRun(r: Runner, base: RunnerContext, call: RunCall): Promise<
   } catch {
     return 'decline';
   }
-  if (!parsed) return 'decline';
+  // --preserve-fds names descriptors that only the caller holds: the CLI runs that one.
+  if (!parsed || parsed.f.preserveFds) return 'decline';
   const { image, command, f } = parsed;
   const ctx: RunnerContext = {
     ...base,

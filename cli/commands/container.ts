@@ -42,6 +42,8 @@ export interface RunFlags {
   memory?: string;
   cpus?: string;
   pidsLimit?: string;
+  securityOpt: string[];
+  preserveFds?: string;
 }
 
 /** Where `run` writes and what it runs with: the CLI's own process, or the agent's caller. */
@@ -81,6 +83,8 @@ export function defineRun(program: Command, action: RunAction): void {
     .option('-m, --memory <bytes>', 'memory limit, e.g. 64m')
     .option('--cpus <n>', 'CPU limit, e.g. 0.5')
     .option('--pids-limit <n>', 'process limit')
+    .option('--security-opt <opt>', 'seccomp=unconfined | seccomp=PROFILE.json | no-new-privileges (repeatable)', collect, [])
+    .option('--preserve-fds <n>', "pass the caller's file descriptors 3 .. 3+N-1 to the container")
     .passThroughOptions()
     .action(action);
 }
@@ -133,6 +137,8 @@ async function runParsed(image: string, command: string[], f: RunFlags, io: RunI
     autoRemove: !!f.rm,
     interactive: !!f.interactive,
     tty: !!f.tty && io.stdinIsTTY,
+    security: r.parseSecurityOpts(f.securityOpt, io.cwd),
+    preserveFds: f.preserveFds ? r.parsePreserveFds(f.preserveFds) : undefined,
   };
   const { rec, exitCode } = await r.runContainer(ctx, req, !!f.detach);
   if (f.detach) {

@@ -5,7 +5,7 @@ import test from 'ava';
 import { parseCgroupLayout } from './detect.js';
 import { parseCpus, parseMemory, parsePidsLimit } from './limits.js';
 import { oomKillCount } from './ops.js';
-import { NoCgroupManager } from './v1.js';
+import { NoCgroupManager, V1CgroupManager } from './v1.js';
 import { V2CgroupManager } from './v2.js';
 
 /** A directory shaped like a cgroup2 root: the files the kernel would provide. */
@@ -111,4 +111,27 @@ test('without cgroups a limit cannot be honoured: error; no limits: fine', (t) =
   const none = new NoCgroupManager();
   t.deepEqual(none.create('ctnet', 'x', {}).dirs, []);
   t.throws(() => none.create('ctnet', 'x', { pidsLimit: 5 }), { message: /no usable cgroups/ });
+});
+
+test('the devices allow-list: v1 devices controller, or the cgroup2 tree (asked for, or no devices controller), or v2', (t) => {
+  const c = { pids: '/cg/pids', memory: '/cg/memory', cpu: '/cg/cpu', devices: '/cg/devices' };
+  const v1 = new V1CgroupManager(c, { unified: '/cg/unified' }).describe('p', 'n');
+  t.deepEqual(v1.devices, { kind: 'v1', dir: '/cg/devices/p/n' });
+  t.true(v1.procsFiles.includes('/cg/devices/p/n/cgroup.procs'));
+  t.false(v1.dirs.some((d) => d.startsWith('/cg/unified')));
+  const bpf = new V1CgroupManager(c, { unified: '/cg/unified', devices: 'v2' }).describe('p', 'n');
+  t.deepEqual(bpf.devices, { kind: 'bpf', dir: '/cg/unified/p/n' });
+  t.true(bpf.procsFiles.includes('/cg/unified/p/n/cgroup.procs'));
+  t.true(bpf.parents.includes('/cg/unified/p'));
+  t.false(bpf.dirs.some((d) => d.startsWith('/cg/devices')));
+  const { devices: _, ...noDevices } = c;
+  t.deepEqual(new V1CgroupManager(noDevices, { unified: '/cg/unified' }).describe('p', 'n').devices, {
+    kind: 'bpf',
+    dir: '/cg/unified/p/n',
+  });
+  t.is(new V1CgroupManager(noDevices).describe('p', 'n').devices, undefined);
+  t.is(new V1CgroupManager(c, { unified: '/cg/unified', devices: 'none' }).describe('p', 'n').devices, undefined);
+  t.is(new V2CgroupManager('/cg2', { devices: 'none' }).describe('p', 'n').devices, undefined);
+  t.deepEqual(new V2CgroupManager('/cg2').describe('p', 'n').devices, { kind: 'bpf', dir: '/cg2/p/n' });
+  t.deepEqual(parseCgroupLayout(hybrid).unified, '/sys/fs/cgroup/unified');
 });

@@ -17,6 +17,11 @@ export interface CgroupRecord {
   oomFile?: string;
   /** Parent directories made for ctnet, removed when they become empty. */
   parents: string[];
+  /**
+   * Where the devices allow-list goes: v1 rules into this devices-controller directory, or a BPF
+   * program that ctnet-init attaches to this cgroup v2 directory. Absent: no cgroups to hold it.
+   */
+  devices?: { kind: 'v1' | 'bpf'; dir: string };
 }
 
 export interface CgroupManager {

@@ -2,7 +2,9 @@
  * cgroup v1 (and hybrid hosts): one directory per controller hierarchy. The container always
  * gets a pids, memory and cpu cgroup (even without limits: pids lets us find and kill every
  * process later, memory reports OOM kills). memory.memsw follows memory when swap accounting
- * exists, so --memory is the whole budget, as on v2.
+ * exists, so --memory is the whole budget, as on v2. The devices allow-list goes into the devices
+ * controller, or (CTNET_DEVICES_CGROUP=v2, or no devices controller) into a cgroup of the hybrid
+ * host's cgroup2 tree, where ctnet-init attaches it as a BPF program.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,13 +17,26 @@ const used = ['pids', 'memory', 'cpu'] as const;
 
 export class V1CgroupManager implements CgroupManager {
   readonly driver = 'v1' as const;
-  constructor(readonly controllers: Record<string, string>) {}
+  constructor(
+    readonly controllers: Record<string, string>,
+    readonly devices: { unified?: string; devices?: 'v1' | 'v2' | 'none' } = {},
+  ) {}
+
+  /** Mount points that get a directory: the controllers we use, and where devices are controlled. */
+  private mounts(): { controller: string; mount: string }[] {
+    const out: { controller: string; mount: string }[] = used.flatMap((c) =>
+      this.controllers[c] ? [{ controller: c, mount: this.controllers[c] }] : [],
+    );
+    const v1Devices = this.controllers.devices;
+    if (this.devices.devices === 'none') return out;
+    if (v1Devices && this.devices.devices !== 'v2') out.push({ controller: 'devices', mount: v1Devices });
+    else if (this.devices.unified) out.push({ controller: 'unified', mount: this.devices.unified });
+    return out;
+  }
 
   describe(parent: string, name: string): CgroupRecord {
     const rec: CgroupRecord = { driver: 'v1', dirs: [], procsFiles: [], parents: [] };
-    for (const controller of used) {
-      const mount = this.controllers[controller];
-      if (!mount) continue;
+    for (const { controller, mount } of this.mounts()) {
       let dir = mount;
       const parents: string[] = [];
       for (const segment of parent.split('/').filter(Boolean)) {
@@ -33,6 +48,8 @@ export class V1CgroupManager implements CgroupManager {
       rec.dirs.push(leaf);
       rec.procsFiles.push(join(leaf, 'cgroup.procs'));
       if (controller === 'memory') rec.oomFile = join(leaf, 'memory.oom_control');
+      if (controller === 'devices') rec.devices = { kind: 'v1', dir: leaf };
+      if (controller === 'unified') rec.devices = { kind: 'bpf', dir: leaf };
     }
     return rec;
   }

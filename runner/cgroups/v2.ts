@@ -15,7 +15,10 @@ const wanted = ['cpu', 'memory', 'pids'];
 
 export class V2CgroupManager implements CgroupManager {
   readonly driver = 'v2' as const;
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    readonly options: { devices?: 'v1' | 'v2' | 'none' } = {},
+  ) {}
 
   /** Enables our controllers in `dir`'s subtree_control (those `dir` has at all). */
   private enableControllers(dir: string): void {
@@ -46,6 +49,7 @@ export class V2CgroupManager implements CgroupManager {
       procsFiles: [join(leaf, 'cgroup.procs')],
       oomFile: join(leaf, 'memory.events'),
       parents,
+      ...(this.options.devices === 'none' ? {} : { devices: { kind: 'bpf' as const, dir: leaf } }),
     };
   }
 

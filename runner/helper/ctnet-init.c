@@ -40,6 +40,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "isolation.h"
+
 #define MAX_ITEMS 128
 
 /* Docker's default capability set (moby daemon/pkg/oci/caps/defaults.go). */
@@ -48,12 +50,14 @@ static const int default_caps[] = {
     CAP_NET_RAW, CAP_SETGID,      CAP_SETUID,           CAP_SETFCAP,    CAP_SETPCAP,
     CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,     CAP_AUDIT_WRITE,
 };
+static const int n_default_caps = sizeof default_caps / sizeof default_caps[0];
 
-/* Docker's masked and read-only paths (moby oci/defaults.go). */
+/* Docker's masked and read-only paths (moby oci/defaults.go), with Podman's where it masks more
+   (/sys/dev/block, /sys/fs/selinux); every CPU's thermal_throttle is masked too (mask_cpu_files). */
 static const char *masked_paths[] = {
     "/proc/asound", "/proc/acpi",         "/proc/interrupts", "/proc/kcore",   "/proc/keys",
     "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap", NULL,
+    "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/dev/block", "/sys/fs/selinux", NULL,
 };
 static const char *readonly_paths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
 
@@ -78,12 +82,16 @@ struct plan {
   const char *exit_cmd[MAX_ITEMS]; int n_exit_cmd;
   int target_pid;                /* exec: the container's init */
   int no_new_privs_off;          /* reserved for a future --privileged */
+  const char *seccomp;           /* the compiled profile (runner/seccomp.ts); NULL: unconfined */
+  const char *device_cgroup;     /* cgroup v2 dir that gets the devices program */
+  struct device_rule device_rules[MAX_DEVICE_RULES]; int n_device_rules;
+  int preserve_fds;              /* fds 3 .. 3+N-1 reach the workload */
   char **cmd;
 };
 
 static int err_fd = -1; /* where a failing child reports its error (CLOEXEC pipe) */
 
-static void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -228,6 +236,24 @@ static void make_dev(const char *rootfs) {
   }
 }
 
+static void mask_path(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) return;
+  if (S_ISDIR(st.st_mode)) do_mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0");
+  else do_mount("/dev/null", path, NULL, MS_BIND, NULL);
+}
+
+/* /sys/devices/system/cpu/cpu<N>/thermal_throttle for every CPU that has one. */
+static void mask_cpu_files(void) {
+  char path[128];
+  for (int cpu = 0; cpu < 4096; cpu++) {
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d", cpu);
+    if (access(path, F_OK) < 0) break;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/thermal_throttle", cpu);
+    mask_path(path);
+  }
+}
+
 static void setup_rootfs(const struct plan *p) {
   char path[4096];
   /* Nothing we mount from here on may propagate back to the host. */
@@ -262,12 +288,8 @@ static void setup_rootfs(const struct plan *p) {
   if (umount2(".", MNT_DETACH) < 0) die("failed to detach the old root: %s", strerror(errno));
   if (chdir("/") < 0) die("failed to enter /: %s", strerror(errno));
 
-  for (int i = 0; masked_paths[i]; i++) {
-    struct stat st;
-    if (stat(masked_paths[i], &st) < 0) continue;
-    if (S_ISDIR(st.st_mode)) do_mount("tmpfs", masked_paths[i], "tmpfs", MS_RDONLY, "size=0");
-    else do_mount("/dev/null", masked_paths[i], NULL, MS_BIND, NULL);
-  }
+  for (int i = 0; masked_paths[i]; i++) mask_path(masked_paths[i]);
+  mask_cpu_files();
   for (int i = 0; readonly_paths[i]; i++) {
     struct stat st;
     if (stat(readonly_paths[i], &st) < 0) continue;
@@ -276,28 +298,11 @@ static void setup_rootfs(const struct plan *p) {
   }
 }
 
-static int in_default_set(int cap) {
-  for (size_t i = 0; i < sizeof default_caps / sizeof default_caps[0]; i++)
-    if (default_caps[i] == cap) return 1;
-  return 0;
-}
-
-static int last_cap(void) {
-  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return CAP_LAST_CAP;
-  char buf[16] = {0};
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  return n > 0 ? atoi(buf) : CAP_LAST_CAP;
-}
 
 /* no_new_privs, bounding set, user, then the capability sets (root keeps Docker's default set). */
 static void drop_privileges(const struct plan *p) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("failed to set no_new_privs: %s", strerror(errno));
-  int last = last_cap();
-  for (int cap = 0; cap <= last; cap++)
-    if (!in_default_set(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-      die("failed to drop capability %d: %s", cap, strerror(errno));
+  drop_bounding_set(default_caps, n_default_caps);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   if (p->set_user) {
     gid_t groups[1] = {p->gid};
@@ -335,6 +340,12 @@ static void exec_workload(const struct plan *p) {
   else setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
   execvpe(p->cmd[0], p->cmd, envp);
   die("failed to exec %s: %s", p->cmd[0], strerror(errno));
+}
+
+/* Last steps before exec: only 0-2 and the preserved fds stay open, and the seccomp filter goes in. */
+static void confine_workload(const struct plan *p, const struct sock_fprog *filter) {
+  cloexec_from(3 + p->preserve_fds);
+  if (filter) seccomp_install(filter);
 }
 
 static void enter_workdir(const struct plan *p) {
@@ -450,22 +461,40 @@ static int run_main(struct plan *p) {
     } else {
       join_cgroups(p);
     }
+    if (p->device_cgroup) attach_device_filter(p->device_cgroup, p->device_rules, p->n_device_rules);
+    struct sock_fprog filter = {0, NULL};
+    if (p->seccomp) filter = seccomp_compile_file(p->seccomp);
     if (p->status_fd >= 0) close(p->status_fd);
     if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) < 0) die("failed to create namespaces: %s", strerror(errno));
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
       die("failed to set hostname %s: %s", p->hostname, strerror(errno));
     setup_rootfs(p);
+    /* The workload waits at this gate until init has dropped what it must not keep. */
+    int gate[2];
+    if (pipe2(gate, O_CLOEXEC) < 0) die("failed to create pipe: %s", strerror(errno));
     pid_t workload = fork();
     if (workload < 0) die("failed to fork the workload: %s", strerror(errno));
     if (workload == 0) {
+      close(gate[1]);
+      char go;
+      if (read(gate[0], &go, 1) != 1) _exit(127); /* init failed, and said why */
+      close(gate[0]);
       /* A session of its own would take the terminal away; keep the caller's, as docker -t does. */
       enter_workdir(p);
       drop_privileges(p);
+      confine_workload(p, filter.filter ? &filter : NULL);
       exec_workload(p);
     }
+    close(gate[0]);
     forward_to = workload;
     install_forwarding();
+    harden_init(default_caps, n_default_caps);
+    if (write(gate[1], "g", 1) != 1) die("failed to start the workload: %s", strerror(errno));
+    close(gate[1]);
     close(pipefd[1]);
+    /* Nothing the caller or the runtime opened stays open in the container's PID 1. */
+    syscall(SYS_close_range, 3U, ~0U, 0U);
+    if (filter.filter) seccomp_install(&filter);
     _exit(reap_until(workload));
   }
   close(pipefd[1]);
@@ -529,6 +558,8 @@ static int exec_main(struct plan *p) {
   int root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) die("failed to open %s: %s", path, strerror(errno));
   join_cgroups(p);
+  struct sock_fprog filter = {0, NULL};
+  if (p->seccomp) filter = seccomp_compile_file(p->seccomp);
   for (int i = 0; i < 5; i++)
     if (setns(fds[i], kinds[i].flag) < 0) die("failed to join the %s namespace of %d: %s", kinds[i].name, p->target_pid, strerror(errno));
   if (fchdir(root) < 0 || chroot(".") < 0 || chdir("/") < 0) die("failed to enter the container's root: %s", strerror(errno));
@@ -542,6 +573,7 @@ static int exec_main(struct plan *p) {
     reset_signals();
     enter_workdir(p);
     drop_privileges(p);
+    confine_workload(p, filter.filter ? &filter : NULL);
     exec_workload(p);
   }
   close(pipefd[1]);
@@ -609,14 +641,21 @@ static void parse(struct plan *p, int argc, char **argv, int start) {
     } else if (strcmp(a, "--exit-file") == 0) p->exit_file = need(argc, argv, ++i);
     else if (strcmp(a, "--exit-command") == 0) { FULL(p->n_exit_cmd, MAX_ITEMS - 1); p->exit_cmd[p->n_exit_cmd++] = need(argc, argv, ++i); }
     else if (strcmp(a, "--pid") == 0) p->target_pid = atoi(need(argc, argv, ++i));
+    else if (strcmp(a, "--seccomp") == 0) p->seccomp = need(argc, argv, ++i);
+    else if (strcmp(a, "--device-cgroup") == 0) p->device_cgroup = need(argc, argv, ++i);
+    else if (strcmp(a, "--device-allow") == 0) {
+      FULL(p->n_device_rules, MAX_DEVICE_RULES);
+      parse_device_rule(need(argc, argv, ++i), &p->device_rules[p->n_device_rules++]);
+    } else if (strcmp(a, "--preserve-fds") == 0) p->preserve_fds = atoi(need(argc, argv, ++i));
     else die("unknown option %s", a);
   }
   if (i >= argc) die("no command given (expected -- CMD ...)");
   p->cmd = argv + i;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv, char **envp) {
   static struct plan p;
+  remember_process_args(argc, argv, envp);
   if (argc >= 2 && strcmp(argv[1], "run") == 0) {
     parse(&p, argc, argv, 2);
     if (!p.rootfs || p.n_overlay == 0) die("run needs --rootfs and at least one --overlay");
