@@ -11,7 +11,8 @@
  * record and every watcher sees the delete.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
 import { CtnetError, ErrorCode } from '../core/index.js';
 import type {
   AcquireRequest,
@@ -109,7 +110,9 @@ export class EtcdStore implements SubnetStore {
         ...(opts.tls.key && { privateKey: readPem(opts.tls.key, 'client key') }),
       };
     }
-    this.client = new Etcd3(options);
+    // Loaded on first use: the client and gRPC cost ~100 ms to load, which no other command should pay.
+    const { Etcd3: Client } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
+    this.client = new Client(options);
   }
 
   private key(...parts: string[]): Buffer {

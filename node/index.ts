@@ -35,3 +35,4 @@ export type {
   SubnetStore,
 } from './store.js';
 export { candidateSubnets, checkSubnetSize, nodeSubnets, parseCidr4 } from './subnets.js';
+export { type ClusterView, clusterView, type PodTraceReport, tracePod } from './trace.js';

@@ -77,7 +77,7 @@ interface Pod {
 }
 
 async function runPod(node: SimNode, name: string, image: string): Promise<Pod> {
-  await ctnet(node.renv, ['run', '-d', '--name', name, '--network', 'cluster', image, 'sleep', '600']);
+  await ctnet(node.renv, ['run', '-d', '--name', name, '--network', 'cluster', image, 'sleep', '600'], { bundle: true });
   const view = await inspect(node.renv, name);
   return { node, name, ip: view.NetworkSettings.IPAddress, netns: view.NetworkSettings.SandboxKey };
 }
@@ -94,61 +94,206 @@ async function status(node: SimNode): Promise<{ subnet: string; storeConnected: 
   return JSON.parse((await nodeCli(node, ['status', '--json'])).stdout);
 }
 
-test('three nodes join at once; pod to pod without NAT (host-gw and VXLAN), NAT to the world', async (t) => {
-  const cluster: Cluster = await createCluster(t);
-  const n1 = await addNode(t, cluster, 'n1', 'A', 11);
-  const n2 = await addNode(t, cluster, 'n2', 'A', 12);
-  const n3 = await addNode(t, cluster, 'n3', 'B', 13);
-  const image = await busyboxRootfs(t);
+test.serial(
+  'three nodes join at once; pod to pod without NAT (host-gw and VXLAN), NAT to the world; graph shows the peers, trace names a broken FDB entry and route, a restarted agent repairs them',
+  async (t) => {
+    const cluster: Cluster = await createCluster(t);
+    const n1 = await addNode(t, cluster, 'n1', 'A', 11);
+    const n2 = await addNode(t, cluster, 'n2', 'A', 12);
+    const n3 = await addNode(t, cluster, 'n3', 'B', 13);
+    const image = await busyboxRootfs(t);
 
-  // Three nodes joining at the same instant get three distinct subnets.
-  const joined = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n)));
-  const subnets = joined.map((j) => j.subnet);
-  t.is(new Set(subnets).size, 3, `distinct subnets: ${subnets}`);
-  const listed = JSON.parse((await nodeCli(n1, ['ls', '--json'])).stdout) as { node: string; subnet: string; backend: string }[];
-  t.deepEqual(
-    listed.map((n) => `${n.node}=${n.subnet}`).sort(),
-    [`n1=${subnets[0]}`, `n2=${subnets[1]}`, `n3=${subnets[2]}`].sort(),
-  );
+    // Three nodes joining at the same instant get three distinct subnets.
+    const joined = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n)));
+    const subnets = joined.map((j) => j.subnet);
+    t.is(new Set(subnets).size, 3, `distinct subnets: ${subnets}`);
+    const listed = JSON.parse((await nodeCli(n1, ['ls', '--json'])).stdout) as {
+      node: string;
+      subnet: string;
+      vtepMac?: string;
+    }[];
+    t.deepEqual(
+      listed.map((n) => `${n.node}=${n.subnet}`).sort(),
+      [`n1=${subnets[0]}`, `n2=${subnets[1]}`, `n3=${subnets[2]}`].sort(),
+    );
 
-  // auto: host-gw between the two nodes of segment A, VXLAN to the node behind the router.
-  const s1 = await waitFor('n1 to program both peers', async () => {
-    const s = await status(n1);
-    return s.peers.length === 2 && s.peers.every((p) => p.route) ? s : undefined;
+    // auto: host-gw between the two nodes of segment A, VXLAN to the node behind the router.
+    const s1 = await waitFor('n1 to program both peers', async () => {
+      const s = await status(n1);
+      return s.peers.length === 2 && s.peers.every((p) => p.route) ? s : undefined;
+    });
+    t.deepEqual(s1.peers.map((p) => `${p.node}:${p.mode}`).sort(), ['n2:host-gw', 'n3:vxlan']);
+    t.like(
+      s1.peers.find((p) => p.node === 'n3'),
+      { route: true, fdb: true, neighbour: true },
+    );
+    const s3 = await waitFor('n3 to program both peers', async () => {
+      const s = await status(n3);
+      return s.peers.length === 2 && s.peers.every((p) => p.route) ? s : undefined;
+    });
+    t.deepEqual(s3.peers.map((p) => `${p.node}:${p.mode}`).sort(), ['n1:vxlan', 'n2:vxlan']);
+
+    // The conflist for kubelet is in the node's CNI dir, reference keys only in the plugins.
+    const conflistFile = join(n1.cniDir, '10-ctnet-cluster.conflist');
+    t.true(existsSync(conflistFile));
+
+    const [c1, c2, c3] = await Promise.all([runPod(n1, 'c1', image), runPod(n2, 'c2', image), runPod(n3, 'c3', image)]);
+    t.true(c1.ip.startsWith((subnets[0] as string).replace(/0\/24$/, '')), `c1 ${c1.ip} in ${subnets[0]}`);
+    for (const pod of [c1, c2, c3]) await serve(t, pod.netns, 7000);
+
+    // Pod to pod, both ways, over TCP and ping; the peer sees the sender's own pod IP.
+    t.is(await ask(c1.netns, c3.ip, 7000), `from ${c1.ip} hi`, 'n1 → n3 (VXLAN)');
+    t.is(await ask(c3.netns, c1.ip, 7000), `from ${c3.ip} hi`, 'n3 → n1 (VXLAN)');
+    t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, 'n1 → n2 (host-gw)');
+    t.is(await ask(c2.netns, c1.ip, 7000), `from ${c2.ip} hi`, 'n2 → n1 (host-gw)');
+    t.is(await ask(c2.netns, c3.ip, 7000), `from ${c2.ip} hi`, 'n2 → n3 (VXLAN)');
+    t.true(await ping(c1.netns, c3.ip));
+    t.true(await ping(c1.netns, c2.ip));
+    t.true(await ping(c3.netns, c1.ip));
+    // The node reaches its own pods and, without NAT, the pods of other nodes.
+    t.is(await ask(n1.ns, c1.ip, 7000), `from ${(subnets[0] as string).replace(/0\/24$/, '1')} hi`);
+
+    // Off the cluster: masqueraded to the node's address.
+    await serve(t, netnsPath(cluster.world), 7000);
+    t.is(await ask(c1.netns, worldIp, 7000), `from ${n1.ip} hi`);
+    t.is(await ask(c3.netns, worldIp, 7000), `from ${n3.ip} hi`);
+
+    // The debugger crosses nodes: graph shows the peers; trace names the hop broken by hand.
+    const graph = (await ctnet(n1.renv, ['debug', 'graph'], { bundle: true })).stdout;
+    t.regex(graph, new RegExp(`n2 ${subnets[1]}  host-gw via ${n2.ip}`));
+    t.regex(graph, new RegExp(`n3 ${subnets[2]}  vxlan ctnet\\.1 → ${n3.ip}`));
+    const trace = (ip: string) => ctnet(n1.renv, ['debug', 'trace', 'c1', ip], { bundle: true, allowFailure: true });
+    t.is((await trace(c3.ip)).code, 0, 'the VXLAN path is whole');
+    t.is((await trace(c2.ip)).code, 0, 'the host-gw path is whole');
+    const vtep3 = listed.find((n) => n.node === 'n3')?.vtepMac as string;
+    await nsRun(n1.ns, 'bridge', ['fdb', 'del', vtep3, 'dev', 'ctnet.1', 'dst', n3.ip]);
+    const noFdb = await trace(c3.ip);
+    t.is(noFdb.code, 1);
+    t.regex(noFdb.stderr, new RegExp(`broken at hop \\d+ \\(FDB\\): no FDB entry ${vtep3} → ${n3.ip} on ctnet\\.1`));
+    t.not(await ask(c1.netns, c3.ip, 7000), `from ${c1.ip} hi`, 'no FDB entry, no path');
+    await nsRun(n1.ns, 'ip', ['route', 'del', subnets[1] as string]);
+    const noRoute = await trace(c2.ip);
+    t.is(noRoute.code, 1);
+    t.regex(noRoute.stderr, new RegExp(`broken at hop \\d+ \\(host route\\): no route to ${subnets[1]} via ${n2.ip}`));
+    // A restarted agent fixes the drift.
+    await stopAgent(n1);
+    await startAgent(cluster, n1);
+    await waitFor('n1 to reprogram its peers', async () => (await trace(c3.ip)).code === 0 && (await trace(c2.ip)).code === 0);
+    t.is(await ask(c1.netns, c3.ip, 7000), `from ${c1.ip} hi`);
+    t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`);
+
+    for (const pod of [c1, c2, c3]) await ctnet(pod.node.renv, ['rm', '-f', pod.name], { bundle: true });
+  },
+);
+
+test.serial(
+  'a crashed agent keeps traffic flowing, its lease lapses, it comes back on its subnet; an etcd outage changes nothing; a late joiner is routed; node down leaves nothing',
+  async (t) => {
+    const cluster: Cluster = await createCluster(t);
+    const n1 = await addNode(t, cluster, 'n1', 'A', 11);
+    const n2 = await addNode(t, cluster, 'n2', 'A', 12);
+    const n3 = await addNode(t, cluster, 'n3', 'B', 13);
+    const image = await busyboxRootfs(t);
+    const [, j2] = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n)));
+    const subnet2 = j2?.subnet as string;
+    for (const n of [n1, n3])
+      await waitFor(`${n.name} to route n2`, async () => (await ownedRoutes(n)).some((r) => r.startsWith(`${subnet2} `)));
+    const [c1, c2, c3] = await Promise.all([runPod(n1, 'c1', image), runPod(n2, 'c2', image), runPod(n3, 'c3', image)]);
+    for (const pod of [c1, c2, c3]) await serve(t, pod.netns, 7000);
+
+    // kill -9 of node 2's agent: its traffic keeps flowing while its lease lives.
+    await stopAgent(n2, 'SIGKILL');
+    t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, 'n1 → n2 right after the crash');
+    t.is(await ask(c3.netns, c2.ip, 7000), `from ${c3.ip} hi`, 'n3 → n2 right after the crash');
+    // After the TTL the others withdraw its routes.
+    const lapsed = Date.now();
+    for (const n of [n1, n3]) {
+      await waitFor(
+        `${n.name} to withdraw n2`,
+        async () => !(await ownedRoutes(n)).some((r) => r.startsWith(`${subnet2} `)),
+        20_000,
+      );
+    }
+    t.log(`n2's routes withdrawn ${Date.now() - lapsed} ms after the crash (TTL 4 s)`);
+    t.not(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, 'no route to n2 any more');
+    // Restarted, it gets the same subnet back and the routes return.
+    const again = await startAgent(cluster, n2);
+    t.is(again.subnet, subnet2);
+    for (const n of [n1, n3])
+      await waitFor(`${n.name} to route n2 again`, async () => (await ownedRoutes(n)).some((r) => r.startsWith(`${subnet2} `)));
+    t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, 'n1 → n2 after the restart');
+
+    // etcd killed: an established connection and new ones keep working, also after the lease TTL has passed.
+    const established = spawn('nsenter', [`--net=${c1.netns}`, process.execPath, '-e', twoStepClient, c3.ip, '7000'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    t.teardown(() => {
+      established.kill('SIGKILL');
+    });
+    const firstAnswer = new Promise<void>((resolve) => established.stdout?.once('data', () => resolve()));
+    await firstAnswer;
+    const routesBefore = await Promise.all([n1, n2, n3].map(ownedRoutes));
+    await cluster.etcd.kill();
+    await new Promise((r) => setTimeout(r, 6000));
+    const allOutput = collect(established);
+    established.stdin?.write('go\n');
+    t.is((await allOutput).trim(), `from ${c1.ip} one\nfrom ${c1.ip} two`, 'the established connection lived through the outage');
+    t.is(await ask(c1.netns, c3.ip, 7000), `from ${c1.ip} hi`, 'a new connection n1 → n3 during the outage');
+    t.is(await ask(c2.netns, c1.ip, 7000), `from ${c2.ip} hi`, 'a new connection n2 → n1 during the outage');
+    t.deepEqual(await Promise.all([n1, n2, n3].map(ownedRoutes)), routesBefore, 'no route changed during the outage');
+    t.false((await status(n1)).storeConnected, 'status says the store is away');
+
+    // etcd back: a node that joins afterwards is routed by every other node within the convergence bound.
+    await cluster.etcd.start();
+    const n4 = await addNode(t, cluster, 'n4', 'A', 14);
+    const j4 = await startAgent(cluster, n4);
+    await Promise.all(
+      [n1, n2, n3].map((n) =>
+        waitFor(
+          `${n.name} to route the late joiner`,
+          async () => (await ownedRoutes(n)).some((r) => r.startsWith(`${j4.subnet} `)),
+          10_000,
+        ),
+      ),
+    );
+    const converged = Date.now() - j4.joinedAt;
+    t.log(`late joiner routed by all three others ${converged} ms after it joined`);
+    t.true(converged < 10_000, 'within the documented 10 s after an outage');
+    t.true((await status(n1)).storeConnected);
+
+    // node down everywhere (containers first): no route, link, FDB/neighbour entry, rule or conflist left.
+    for (const n of [n1, n2, n3]) await ctnet(n.renv, ['rm', '-f', `c${n.name.slice(1)}`], { bundle: true });
+    for (const n of [n1, n2, n3, n4]) {
+      const r = await nodeCli(n, ['down', '--json']);
+      t.like(JSON.parse(r.stdout), { node: n.name, released: true });
+    }
+    for (const n of [n1, n2, n3, n4]) {
+      t.deepEqual(await ownedRoutes(n), [], `${n.name}: no route`);
+      const links = (await nsRun(n.ns, 'ip', ['-o', 'link', 'show'])).stdout;
+      t.notRegex(links, /ctnet\.\d|ctnode0/, `${n.name}: no VXLAN link, no bridge`);
+      t.is((await nsRun(n.ns, 'bridge', ['fdb', 'show', 'dynamic'])).stdout.trim(), '', `${n.name}: no FDB entry`);
+      t.is((await nsRun(n.ns, 'ip', ['neigh', 'show', 'nud', 'permanent'])).stdout.trim(), '', `${n.name}: no neighbour entry`);
+      const rules = (await nsRun(n.ns, 'iptables-save', [])).stdout;
+      t.notRegex(rules, /CTNET-NODE/, `${n.name}: no rule or chain`);
+      t.deepEqual(readdirSync(n.cniDir), [], `${n.name}: no conflist`);
+      t.false(existsSync(join(n.renv.root, 'networks', 'cluster.conflist')));
+      t.is(
+        (await nsRun(n.ns, 'ip', ['route', 'show', clusterCidr, 'root', clusterCidr])).stdout.trim(),
+        '',
+        `${n.name}: nothing in ${clusterCidr}`,
+      );
+    }
+    const left = await nodeCli(n1, ['ls', '--json', '--store', cluster.etcd.storeUrl]);
+    t.deepEqual(JSON.parse(left.stdout), [], 'every subnet released');
+  },
+);
+
+function collect(child: ChildProcess): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('exit', () => resolve(out));
   });
-  t.deepEqual(s1.peers.map((p) => `${p.node}:${p.mode}`).sort(), ['n2:host-gw', 'n3:vxlan']);
-  t.like(
-    s1.peers.find((p) => p.node === 'n3'),
-    { route: true, fdb: true, neighbour: true },
-  );
-  const s3 = await waitFor('n3 to program both peers', async () => {
-    const s = await status(n3);
-    return s.peers.length === 2 && s.peers.every((p) => p.route) ? s : undefined;
-  });
-  t.deepEqual(s3.peers.map((p) => `${p.node}:${p.mode}`).sort(), ['n1:vxlan', 'n2:vxlan']);
-
-  // The conflist for kubelet is in the node's CNI dir, reference keys only in the plugins.
-  const conflistFile = join(n1.cniDir, '10-ctnet-cluster.conflist');
-  t.true(existsSync(conflistFile));
-
-  const [c1, c2, c3] = await Promise.all([runPod(n1, 'c1', image), runPod(n2, 'c2', image), runPod(n3, 'c3', image)]);
-  t.true(c1.ip.startsWith((subnets[0] as string).replace(/0\/24$/, '')), `c1 ${c1.ip} in ${subnets[0]}`);
-  for (const pod of [c1, c2, c3]) await serve(t, pod.netns, 7000);
-
-  // Pod to pod, both ways, over TCP and ping; the peer sees the sender's own pod IP.
-  t.is(await ask(c1.netns, c3.ip, 7000), `from ${c1.ip} hi`, 'n1 → n3 (VXLAN)');
-  t.is(await ask(c3.netns, c1.ip, 7000), `from ${c3.ip} hi`, 'n3 → n1 (VXLAN)');
-  t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, 'n1 → n2 (host-gw)');
-  t.is(await ask(c2.netns, c1.ip, 7000), `from ${c2.ip} hi`, 'n2 → n1 (host-gw)');
-  t.is(await ask(c2.netns, c3.ip, 7000), `from ${c2.ip} hi`, 'n2 → n3 (VXLAN)');
-  t.true(await ping(c1.netns, c3.ip));
-  t.true(await ping(c1.netns, c2.ip));
-  t.true(await ping(c3.netns, c1.ip));
-  // The node reaches its own pods and, without NAT, the pods of other nodes.
-  t.is(await ask(n1.ns, c1.ip, 7000), `from ${(subnets[0] as string).replace(/0\/24$/, '1')} hi`);
-
-  // Off the cluster: masqueraded to the node's address.
-  await serve(t, netnsPath(cluster.world), 7000);
-  t.is(await ask(c1.netns, worldIp, 7000), `from ${n1.ip} hi`);
-  t.is(await ask(c3.netns, worldIp, 7000), `from ${n3.ip} hi`);
-});
+}

@@ -60,9 +60,11 @@ export function register(program: Command): void {
 
   debug
     .command('trace')
-    .description("check every hop of a published port's path and name the first broken one")
+    .description(
+      "check every hop of a published port's path (or of the path to a pod on another node) and name the first broken one",
+    )
     .argument('<container>', 'container name or ID')
-    .argument('<port>', 'published host port (or container port), e.g. 8080 or 5353/udp')
+    .argument('<port>', 'published host port (or container port), e.g. 8080 or 5353/udp; or a pod IP on another node')
     .option('--from <source>', 'world (default), an outside address, host, or a container name', 'world')
     .option('--json', 'print JSON')
     .action(async (container: string, port: string, opts) =>

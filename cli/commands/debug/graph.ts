@@ -1,5 +1,6 @@
 /** `ctnet debug graph [--dot]`: bridges, veths, containers, addresses, published ports. */
 import { ctnetPaths, type Topology, topology } from '../../../inspect/index.js';
+import type { ClusterView } from '../../../node/index.js';
 import { printJson } from '../../output.js';
 
 function containerLabel(c: { id: string; name?: string }): string {
@@ -61,6 +62,38 @@ export function renderDot(t: Topology): string {
 
 export async function debugGraph(opts: { dot?: boolean; json?: boolean }): Promise<void> {
   const t = await topology(ctnetPaths());
-  if (opts.json) return printJson(t);
-  process.stdout.write(opts.dot ? renderDot(t) : renderTree(t));
+  const { clusterView } = await import('../../../node/index.js');
+  const cluster = clusterView(ctnetPaths());
+  if (opts.json) return printJson(cluster ? { ...t, cluster } : t);
+  if (opts.dot) {
+    const dot = renderDot(t);
+    process.stdout.write(cluster ? dot.replace(/\}\n$/, `${renderClusterDot(cluster)}}\n`) : dot);
+  } else process.stdout.write(renderTree(t) + (cluster ? renderClusterTree(cluster) : ''));
+}
+
+function peerVia(p: ClusterView['peers'][number], c: ClusterView): string {
+  if (p.mode === 'host-gw') return `host-gw via ${p.nodeIp}`;
+  if (p.mode === 'vxlan') return `vxlan ${c.vxlanLink ?? ''} → ${p.nodeIp}`;
+  return `NOT ROUTED: ${p.problem ?? ''}`;
+}
+
+/** The other nodes of the cluster (`ctnet node`) as the agent last programmed them. */
+export function renderClusterTree(c: ClusterView): string {
+  const lines = [`cluster ${c.clusterCidr}  (this node ${c.node} ${c.subnet}, backend ${c.backend})`];
+  if (!c.peers.length) lines.push('└── (no other node)');
+  c.peers.forEach((p, i) => {
+    lines.push(`${i === c.peers.length - 1 ? '└── ' : '├── '}${p.node} ${p.subnet}  ${peerVia(p, c)}`);
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+function renderClusterDot(c: ClusterView): string {
+  const out = [`  ${q('cluster')} [shape=cloud label=${q(`cluster ${c.clusterCidr}`)}];`, `  ${q('host')} -> ${q('cluster')};`];
+  for (const p of c.peers) {
+    out.push(
+      `  ${q(`peer:${p.node}`)} [shape=box3d label=${q(`${p.node} ${p.subnet}`)}${p.mode === 'unreachable' ? ' color=red' : ''}];`,
+    );
+    out.push(`  ${q('cluster')} -> ${q(`peer:${p.node}`)} [label=${q(p.mode)}];`);
+  }
+  return `${out.join('\n')}\n`;
 }
