@@ -1,5 +1,5 @@
 /**
- * One long-lived process (run with the sandbox host namespace as its own, as the CNI daemon runs) that makes
+ * One long-lived process (run with the sandbox host namespace as its own, as the agent runs) that makes
  * many netlink calls at once and checks every reply against what it asked for. Started by
  * netlink-stress.test.ts; prints one JSON summary line.
  *
