@@ -180,7 +180,7 @@ function acceptorMain(data: WorkerData): void {
   const lastWords = (msg: string, extra: Record<string, unknown>) => {
     const line = `${JSON.stringify({ level: 60, time: Date.now(), pid: process.pid, msg, ...extra })}\n`;
     try {
-      fs.writeSync(2, `ctnet agent: ${msg}\n`);
+      fs.writeSync(2, `ctnet agent: ${msg} ${JSON.stringify(extra)}\n`);
       if (data.logFile) fs.appendFileSync(data.logFile, line);
     } catch {
       /* the kill below matters more */

@@ -46,9 +46,11 @@ async function setup(t: ExecutionContext) {
 async function startAgent(
   t: ExecutionContext,
   renv: RunnerEnv,
+  args: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<ChildProcess & { pid: number; stderrText: () => string }> {
-  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'agent'], {
-    env: renv.env,
+  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'agent', ...args], {
+    env: { ...renv.env, ...env },
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -215,4 +217,37 @@ test('-it through the agent: the container’s stdio is the caller’s terminal;
     await new Promise((r) => setTimeout(r, 50));
   }
   t.regex(agent.stderrText(), /caller uid 65534 is not root/, 'the agent declined the non-root caller');
+});
+
+test('a run that waits on a stuck agent is declined by its watchdog and runs in the CLI', async (t) => {
+  const { renv, image } = await setup(t);
+  const agent = await startAgent(t, renv, ['--watchdog', '2'], { CTNET_AGENT_TEST_STALL: 'ctr-stall' });
+  const { run } = await import('../core/index.js');
+  const net = `--net=${netnsPath(renv.host)}`;
+  const stuck = run('nsenter', [net, join(repoRoot, 'bin', 'cni', 'bridge')], {
+    env: {
+      PATH: process.env.PATH,
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'ctr-stall',
+      CNI_NETNS: '/proc/self/ns/net',
+      CNI_IFNAME: 'eth0',
+    },
+    input: '{"cniVersion":"1.0.0","name":"n","type":"bridge"}',
+    allowFailure: true,
+  });
+  for (let i = 0; i < 100 && !/test hook: blocking the event loop/.test(agent.stderrText()); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const started = Date.now();
+  const served = await run('nsenter', [net, front, 'run', '--rm', image, 'echo', 'ran-anyway'], {
+    env: renv.env,
+    allowFailure: true,
+  });
+  t.is(served.code, 0, served.stderr);
+  t.is(served.stdout, 'ran-anyway\n');
+  t.true(Date.now() - started < 30_000);
+  t.regex(JSON.parse((await stuck).stdout).msg, /ctnet agent closed the connection/, 'the stuck CNI call: error 11');
+  t.regex(agent.stderrText(), /the event loop is stuck: out of service, exiting .*"declined":1/, 'the run was declined, not lost');
+  await new Promise((r) => (agent.exitCode === null && agent.signalCode === null ? agent.once('exit', r) : r(null)));
+  t.is(agent.signalCode, 'SIGKILL', 'the watchdog ended the agent');
 });
