@@ -247,7 +247,11 @@ test('a run that waits on a stuck agent is declined by its watchdog and runs in 
   t.is(served.stdout, 'ran-anyway\n');
   t.true(Date.now() - started < 30_000);
   t.regex(JSON.parse((await stuck).stdout).msg, /ctnet agent closed the connection/, 'the stuck CNI call: error 11');
-  t.regex(agent.stderrText(), /the event loop is stuck: out of service, exiting .*"declined":1/, 'the run was declined, not lost');
+  t.regex(
+    agent.stderrText(),
+    /the event loop is stuck: out of service, exiting .*"declined":1/,
+    'the run was declined, not lost',
+  );
   await new Promise((r) => (agent.exitCode === null && agent.signalCode === null ? agent.once('exit', r) : r(null)));
   t.is(agent.signalCode, 'SIGKILL', 'the watchdog ended the agent');
 });
