@@ -7,8 +7,7 @@
  * by exact key (the kernel removes an element of an interval set of concatenations in time that grows with the
  * set: 3–17 ms at 1000 attachments), so an ADD or DEL never changes a rule and costs the same however many
  * containers publish ports. Mappings with extra match conditions, or hairpin without a known host interface, need
- * rules of their own: they keep a chain per attachment (nftables-chain-forwards.ts), which is also how attachments
- * made by earlier versions are removed.
+ * rules of their own: they keep a chain per attachment (nftables-chain-forwards.ts).
  */
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
@@ -119,7 +118,7 @@ export class NftForwards {
       if (candidates) {
         const outcome = await this.owned.removeKnown(comment, candidates);
         if (outcome === 'removed') return;
-        // Nothing of ours under those keys: a chain attachment (conditions, or made by an earlier version)?
+        // Nothing of ours under those keys: a chain attachment (forwards with conditions)?
         if (outcome === 'none' && (await this.chains.teardown(key, known))) return;
       }
       if (await this.owned.removeListed(comment, forwardSets())) return;

@@ -3,8 +3,8 @@
  * rules that look packets up in sets and maps (made and repaired by nft scripts); an attachment's state is
  * elements of those sets, each carrying the attachment's comment, added and removed in one nf_tables transaction
  * over netlink (nft-netlink.ts): no rule changes per container, and a cost that does not grow with their number.
- * Chains per attachment remain only for port forwards with extra match conditions, and for removing what earlier
- * versions made (a masquerade or DNAT chain per attachment, reached through verdict maps).
+ * Chains per attachment remain only for port forwards with extra match conditions (a DNAT chain per attachment,
+ * reached through verdict maps).
  */
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
@@ -20,11 +20,8 @@ import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwar
 export const nftNames = {
   table: 'ctnet',
   family: 'inet',
-  /** nat postrouting base chain: `ip saddr vmap @masq4`, `ip6 saddr vmap @masq6`. */
+  /** nat postrouting base chain: masquerade by the mark, by the masquerade sets. */
   postrouting: 'postrouting',
-  masqMap: { 4: 'masq4', 6: 'masq6' } as Record<Family, string>,
-  /** Per-attachment masquerade chain: prefix + first 20 hex digits of the attachment hash. */
-  masqPrefix: 'masq-',
   /** nat prerouting / output base chains: `fib daddr type local jump hostports`. */
   prerouting: 'prerouting',
   output: 'output',
@@ -51,10 +48,6 @@ export const T = `${nftNames.family} ${nftNames.table}`;
 const markForMasquerade = `meta mark set meta mark | ${nftMasqMark}`;
 export const ipKeyword: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const multicast: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
-
-export function nftMasqChainName(key: AttachmentKey): string {
-  return `${nftNames.masqPrefix}${attachmentHash(key).slice(0, 20)}`;
-}
 
 export function nftDnatChainName(key: AttachmentKey): string {
   return `${nftNames.dnatPrefix}${attachmentHash(key).slice(0, 20)}`;
@@ -107,9 +100,7 @@ export function baseLines(): string[] {
   const base = (name: string, spec: string) => [`add chain ${T} ${name} { ${spec}; policy accept; }`, `flush chain ${T} ${name}`];
   return [
     `add table ${T}`,
-    // Verdict maps of attachments with a chain of their own (conditions; earlier versions).
-    `add map ${T} ${N.masqMap[4]} { type ipv4_addr : verdict; }`,
-    `add map ${T} ${N.masqMap[6]} { type ipv6_addr : verdict; }`,
+    // Verdict maps of attachments with a chain of their own (forwards with conditions).
     `add map ${T} ${N.hostportMap} { type inet_proto . inet_service : verdict; }`,
     `add map ${T} ${N.hostportAddrMap[4]} { type ipv4_addr . inet_proto . inet_service : verdict; }`,
     `add map ${T} ${N.hostportAddrMap[6]} { type ipv6_addr . inet_proto . inet_service : verdict; }`,
@@ -137,8 +128,6 @@ export function baseLines(): string[] {
     `add rule ${T} ${N.postrouting} ct status dnat ip saddr 127.0.0.0/8 ip daddr @${S.localhost4} masquerade`,
     `add rule ${T} ${N.postrouting} ct status dnat ip daddr @${S.masqAll[4]} masquerade`,
     `add rule ${T} ${N.postrouting} ct status dnat ip6 daddr @${S.masqAll[6]} masquerade`,
-    `add rule ${T} ${N.postrouting} ip saddr vmap @${N.masqMap[4]}`,
-    `add rule ${T} ${N.postrouting} ip6 saddr vmap @${N.masqMap[6]}`,
     `add rule ${T} ${N.postrouting} ip daddr != ${multicast[4]} ip saddr @${S.masqSource[4]} ip saddr . oifname != @${S.masqLocal[4]} masquerade`,
     `add rule ${T} ${N.postrouting} ip6 daddr != ${multicast[6]} ip6 saddr @${S.masqSource[6]} ip6 saddr . oifname != @${S.masqLocal[6]} masquerade`,
     `add chain ${T} ${N.admin}`,
@@ -149,16 +138,6 @@ export function baseLines(): string[] {
   ];
 }
 
-/** Source addresses of the masquerade rules listed in `text` (a `nft list chain` of a per-attachment chain). */
-function sourcesIn(text: string): { family: Family; address: string }[] {
-  const out: { family: Family; address: string }[] = [];
-  for (const m of text.matchAll(/\b(ip6?) saddr (\S+)/g)) {
-    out.push({ family: m[1] === 'ip6' ? 6 : 4, address: m[2] ?? '' });
-  }
-  return out;
-}
-
-/** Map elements in a listing: address → chain it jumps to. */
 /**
  * GC: the attachment chains (`prefix`, named by `nameOf`) in a `list table` text that belong to
  * `network` and are not in `keep`. A chain counts only when its comment names an attachment whose
@@ -180,12 +159,6 @@ export function staleChains(
     if (owner?.key.network === network && nameOf(owner.key) === name) stale.add(name);
   }
   return stale;
-}
-
-export function elementsIn(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const m of text.matchAll(/([0-9a-fA-F:.]+) : (?:jump|goto) ([A-Za-z0-9_-]+)/g)) out.set(m[1] ?? '', m[2] ?? '');
-  return out;
 }
 
 function groupByFamily(addresses: string[]): ParsedCidr[] {
@@ -249,52 +222,11 @@ export class NftablesFirewall implements Firewall {
         const candidates = masqueradeState(key, knownAddresses, hostInterface, comment);
         const outcome = await this.owned.removeKnown(comment, candidates);
         if (outcome === 'removed') return;
-        if (outcome === 'none' && (await this.teardownMasqueradeChain(key, knownAddresses))) return;
       }
-      if (await this.owned.removeListed(comment, masqueradeSets())) return;
-      await this.teardownMasqueradeChain(key);
+      await this.owned.removeListed(comment, masqueradeSets());
     } catch (err) {
       throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
     }
-  }
-
-  /** Lines removing map elements for `sources` that point at `chain` (add-then-delete: no error when absent). */
-  private elementRemoval(chain: string, sources: { family: Family; address: string }[]): string[] {
-    return sources.flatMap(({ family, address }) => [
-      `add element ${T} ${nftNames.masqMap[family]} { ${address} : jump ${chain} }`,
-      `delete element ${T} ${nftNames.masqMap[family]} { ${address} }`,
-    ]);
-  }
-
-  /** Removes a masquerade chain of an earlier version and the map elements that jump to it; true when it existed. */
-  private async teardownMasqueradeChain(key: AttachmentKey, knownAddresses?: string[]): Promise<boolean> {
-    const chain = nftMasqChainName(key);
-    const tail = [`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`];
-    if (knownAddresses?.length) {
-      const known = groupByFamily(knownAddresses);
-      // Plain deletes: an element that is not there fails the fast path (add-then-delete would cost a validation).
-      const deletes = known.map((a) => `delete element ${T} ${nftNames.masqMap[a.family]} { ${a.address} }`);
-      if (await tryFastPath(this.exec, [...deletes, ...tail], 'masquerade teardown')) return true;
-    }
-    const existing = await this.exec.list(`list chain ${T} ${chain}`);
-    if (!existing) return false;
-    try {
-      await nftApply(this.exec, [...this.elementRemoval(chain, sourcesIn(existing)), ...tail]);
-    } catch (err) {
-      // An address was taken over by a newer attachment, or our rules were removed behind our back so the chain no
-      // longer tells which elements point at it: list the maps and remove exactly the elements that do.
-      log.info({ err, chain }, 'masquerade elements differ from the chain; removing by listing the maps');
-      const lines: string[] = [];
-      for (const family of [4, 6] as const) {
-        const map = nftNames.masqMap[family];
-        const text = (await this.exec.list(`list map ${T} ${map}`)) ?? '';
-        for (const [address, owner] of elementsIn(text)) {
-          if (owner === chain) lines.push(`delete element ${T} ${map} { ${address} }`);
-        }
-      }
-      await nftApply(this.exec, [...lines, ...tail]);
-    }
-    return true;
   }
 
   async checkMasquerade(spec: MasqueradeSpec): Promise<void> {
@@ -317,20 +249,10 @@ export class NftablesFirewall implements Firewall {
   async gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
     validateKey({ network, containerId: 'x', ifname: 'x' });
     const keepComments = new Set(valid.map((k) => attachmentComment('masq', { ...k, network })));
-    const keep = new Set(valid.map((k) => nftMasqChainName({ ...k, network })));
     try {
       await this.owned.collect(network, 'masq', masqueradeSets(), (k) => keepComments.has(attachmentComment('masq', k)));
-      const text = await this.exec.list(`list table ${T}`);
-      if (!text) return;
-      const stale = staleChains(text, network, keep, nftNames.masqPrefix, nftMasqChainName);
       // GC also rewrites the base: an ADD leaves base chains as it finds them.
-      const lines: string[] = baseLines();
-      for (const [address, owner] of elementsIn(text)) {
-        if (stale.has(owner)) lines.push(`delete element ${T} ${nftNames.masqMap[address.includes(':') ? 6 : 4]} { ${address} }`);
-      }
-      for (const chain of stale) lines.push(`flush chain ${T} ${chain}`, `delete chain ${T} ${chain}`);
-      if (stale.size) log.info({ network, chains: [...stale] }, 'removing stale masquerade chains');
-      await nftApply(this.exec, lines);
+      if (await this.exec.list(`list table ${T}`)) await nftApply(this.exec, baseLines());
     } catch (err) {
       throw wrapError(`garbage-collect masquerade rules of network "${network}"`, err);
     }
