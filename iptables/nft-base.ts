@@ -1,20 +1,13 @@
 /**
- * The nftables backend: everything lives in one table of our own (`inet ctnet`). Base chains hold only static
- * rules that look packets up in sets and maps (made and repaired by nft scripts); an attachment's state is
- * elements of those sets, each carrying the attachment's comment, added and removed in one nf_tables transaction
- * over netlink (nft-netlink.ts): no rule changes per container, and a cost that does not grow with their number.
- * Chains per attachment remain only for port forwards with extra match conditions (a DNAT chain per attachment,
- * reached through verdict maps).
+ * What every part of the nftables backend shares: the names the kernel sees, the base (table, maps, base chains and
+ * their static rules, rewritten whole and idempotently), and applying an nft script as one transaction.
  */
-import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
-import { attachmentComment, attachmentHash, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
-import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
+import { CtnetError, ErrorCode, log } from '../core/index.js';
+import { attachmentHash, parseAttachmentComment } from './attachment.js';
+import type { Family } from './cidr.js';
 import type { NftExec } from './nft-exec.js';
-import { NftElements } from './nft-netlink.js';
-import { OwnedElements } from './nft-owned.js';
-import { markerElement, masqueradeElements, masqueradeSets, nftSets, setDeclarations } from './nft-sets.js';
-import { NftForwards } from './nftables-forwards.js';
-import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
+import { nftSets, setDeclarations } from './nft-sets.js';
+import type { AttachmentKey } from './types.js';
 
 /** Names the kernel sees: part of ctnet's on-host contract (iptables/README.md). */
 export const nftNames = {
@@ -159,102 +152,4 @@ export function staleChains(
     if (owner?.key.network === network && nameOf(owner.key) === name) stale.add(name);
   }
   return stale;
-}
-
-function groupByFamily(addresses: string[]): ParsedCidr[] {
-  const seen = new Set<string>();
-  return addresses.map(parseCidr).filter((p) => !seen.has(p.host) && seen.add(p.host));
-}
-
-/** The elements of an attachment's masquerade (none without addresses). */
-function masqueradeState(key: AttachmentKey, addresses: string[], hostInterface: string | undefined, comment: string) {
-  const addrs = groupByFamily(addresses);
-  if (!addrs.length) return [];
-  if (!hostInterface) {
-    throw new CtnetError(
-      ErrorCode.invalidConfig,
-      `failed to set up masquerade for ${attachmentLabel(key)}: the nftables backend needs the host interface of the container's subnet`,
-    );
-  }
-  return [markerElement('masq', key, comment), ...addrs.flatMap((a) => masqueradeElements(a, hostInterface, comment))];
-}
-
-export class NftablesFirewall implements Firewall {
-  private readonly forwards: NftForwards;
-  private readonly owned: OwnedElements;
-  readonly backend = 'nftables' as const;
-
-  constructor(readonly exec: NftExec) {
-    this.owned = new OwnedElements(new NftElements(nftNames.table), () => nftApply(exec, baseLines()));
-    this.forwards = new NftForwards(exec, this.owned);
-  }
-
-  setupPortForwards(spec: PortForwardSpec): Promise<void> {
-    return this.forwards.setup(spec);
-  }
-  teardownPortForwards(key: AttachmentKey, known?: KnownForwards): Promise<void> {
-    return this.forwards.teardown(key, known);
-  }
-  checkPortForwards(spec: PortForwardSpec): Promise<void> {
-    return this.forwards.check(spec);
-  }
-  gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void> {
-    return this.forwards.gc(network, valid);
-  }
-
-  async setupMasquerade(spec: MasqueradeSpec): Promise<void> {
-    validateKey(spec);
-    const comment = attachmentComment('masq', spec);
-    const want = masqueradeState(spec, spec.addresses, spec.hostInterface, comment);
-    try {
-      if (!want.length) await this.owned.removeListed(comment, masqueradeSets());
-      else await this.owned.install(want, comment, masqueradeSets());
-    } catch (err) {
-      throw wrapError(`set up masquerade for ${attachmentLabel(spec)}`, err);
-    }
-  }
-
-  async teardownMasquerade(key: AttachmentKey, knownAddresses?: string[], hostInterface?: string): Promise<void> {
-    validateKey(key);
-    const comment = attachmentComment('masq', key);
-    try {
-      if (knownAddresses?.length && hostInterface) {
-        const candidates = masqueradeState(key, knownAddresses, hostInterface, comment);
-        const outcome = await this.owned.removeKnown(comment, candidates);
-        if (outcome === 'removed') return;
-      }
-      await this.owned.removeListed(comment, masqueradeSets());
-    } catch (err) {
-      throw wrapError(`tear down masquerade for ${attachmentLabel(key)}`, err);
-    }
-  }
-
-  async checkMasquerade(spec: MasqueradeSpec): Promise<void> {
-    validateKey(spec);
-    const addrs = groupByFamily(spec.addresses);
-    const comment = attachmentComment('masq', spec);
-    const fail = (what: string) =>
-      new CtnetError(ErrorCode.internal, `failed to check masquerade for ${attachmentLabel(spec)}: ${what}`);
-    const base = await this.exec.list(`list chain ${T} ${nftNames.postrouting}`);
-    for (const f of [4, 6] as const) {
-      if (addrs.some((a) => a.family === f) && !base?.includes(`oifname != @${nftSets.masqLocal[f]} masquerade`)) {
-        throw fail(`the ${nftNames.postrouting} chain does not masquerade sources in @${nftSets.masqSource[f]}`);
-      }
-    }
-    const want = masqueradeState(spec, spec.addresses, spec.hostInterface, comment);
-    const missing = await this.owned.firstMissing(want, comment);
-    if (missing) throw fail(`an element of @${missing.set} for ${addrs.map((a) => a.address).join(', ')} is missing`);
-  }
-
-  async gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
-    validateKey({ network, containerId: 'x', ifname: 'x' });
-    const keepComments = new Set(valid.map((k) => attachmentComment('masq', { ...k, network })));
-    try {
-      await this.owned.collect(network, 'masq', masqueradeSets(), (k) => keepComments.has(attachmentComment('masq', k)));
-      // GC also rewrites the base: an ADD leaves base chains as it finds them.
-      if (await this.exec.list(`list table ${T}`)) await nftApply(this.exec, baseLines());
-    } catch (err) {
-      throw wrapError(`garbage-collect masquerade rules of network "${network}"`, err);
-    }
-  }
 }

@@ -10,7 +10,6 @@ import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
 import type { Family } from './cidr.js';
 import { type NormalizedForwards, normalizeForwards, parseHostIP } from './forwards.js';
-import type { NftExec } from './nft-exec.js';
 import {
   baseLines,
   ipKeyword,
@@ -22,7 +21,8 @@ import {
   staleChains,
   T,
   tryFastPath,
-} from './nftables.js';
+} from './nft-base.js';
+import type { NftExec } from './nft-exec.js';
 import type { AttachmentKey, KnownForwards, PortForwardSpec } from './types.js';
 
 /** A map element: which map, its key text, as nft prints it. */

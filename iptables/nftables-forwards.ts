@@ -12,6 +12,7 @@
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
 import { type NormalizedForwards, normalizeForwards } from './forwards.js';
+import { nftNames, T } from './nft-base.js';
 import type { NftExec } from './nft-exec.js';
 import type { SetElement } from './nft-netlink.js';
 import type { OwnedElements } from './nft-owned.js';
@@ -24,7 +25,6 @@ import {
   masqAllElement,
   nftSets,
 } from './nft-sets.js';
-import { nftNames, T } from './nftables.js';
 import { NftChainForwards, normalizeNftForwards } from './nftables-chain-forwards.js';
 import type { AttachmentKey, KnownForwards, PortForwardSpec, PortProtocol } from './types.js';
 
