@@ -8,6 +8,7 @@
 import { CtnetError, ErrorCode, ErrorCollector, type NetConf } from '../core/index.js';
 import type { CniRuntime } from './cni-runtime.js';
 import type { LoadedNetwork } from './conflist.js';
+import { parseNetworkConfig } from './conflist.js';
 import { type ContainerView, netnsAlive, netnsPathOf } from './containers.js';
 
 /** The conflist used for an extra attachment: no default route over it. */
@@ -65,7 +66,6 @@ export async function disconnectContainer(runtime: CniRuntime, network: string, 
     );
   }
   const raw = Buffer.from(cached.config, 'base64').toString('utf8');
-  const { parseNetworkConfig } = await import('./conflist.js');
   await runtime.del(
     { list: parseNetworkConfig(raw, 'cache'), file: '', raw },
     { containerId: c.id, ifname: att.ifname, netns: netnsAlive(c) ? netnsPathOf(c) : '' },
@@ -79,7 +79,6 @@ export async function disconnectContainer(runtime: CniRuntime, network: string, 
  */
 export async function releaseExtraAttachments(runtime: CniRuntime, containerId: string, netns: string): Promise<CtnetError[]> {
   const failures = new ErrorCollector();
-  const { parseNetworkConfig } = await import('./conflist.js');
   for (const cached of runtime.cachedAttachments().filter((a) => a.containerId === containerId)) {
     await failures.attempt(undefined, () => {
       const raw = Buffer.from(cached.config, 'base64').toString('utf8');

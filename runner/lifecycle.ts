@@ -14,12 +14,21 @@ import {
   type CniDns,
   CtnetError,
   CtnetErrorList,
+  DefaultExecutor,
   ErrorCode,
   ErrorCollector,
   type Executor,
   log,
   wrapError,
 } from '../core/index.js';
+import {
+  CniRuntime,
+  releaseExtraAttachments as releaseCachedAttachments,
+  syncHostsFiles,
+  unnamedNetworks,
+} from '../inspect/index.js';
+import { deleteNetns } from '../netns/index.js';
+import { builtinPlugins } from '../plugins/index.js';
 import {
   type CgroupManager,
   cgroupManager,
@@ -30,7 +39,7 @@ import {
   oomKillCount,
 } from './cgroups/index.js';
 import { hostsFile, resolvConf } from './etc-files.js';
-import { type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
+import { execArgs, type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
 import { resolveImage, resolveUser } from './images.js';
 import { allowedDevices, applyV1DeviceRules, helperDeviceRule, type SecurityOptions, seccompFilterText } from './isolation.js';
 import {
@@ -48,7 +57,7 @@ import {
   retireNetns,
 } from './network.js';
 import { commandLine } from './oci/index.js';
-import { cliCommand, type RunnerPaths, runnerPaths } from './paths.js';
+import { cliCommand, helperPath, type RunnerPaths, runnerPaths } from './paths.js';
 import { probePort } from './port-probe.js';
 import { allocatePorts, overlaps, type PortMapping, type PortRequest, parseExpose, portTaken } from './ports.js';
 import {
@@ -113,19 +122,11 @@ export function defaultContext(env: NodeJS.ProcessEnv = process.env): RunnerCont
     cgroups: cgroupManager(detectCgroups(env)),
     cgroupParent: env.CTNET_CGROUP_PARENT || 'ctnet',
     async executor() {
-      if (!executor) {
-        const [{ DefaultExecutor }, { builtinPlugins }] = await Promise.all([
-          import('../core/index.js'),
-          import('../plugins/index.js'),
-        ]);
-        executor = new DefaultExecutor(builtinPlugins);
-      }
+      executor ??= new DefaultExecutor(builtinPlugins);
       return executor;
     },
     preload(types) {
-      void import('../plugins/index.js').then(({ builtinPlugins }) => {
-        for (const type of types) builtinPlugins[type]?.().catch(() => undefined);
-      });
+      for (const type of types) builtinPlugins[type]?.().catch(() => undefined);
     },
     env,
     signals: processSignals,
@@ -572,7 +573,6 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
     try {
       if (existsSync(st.netnsPath)) {
         // In-process (an unmount): a helper process for it cost ~5 ms of every teardown.
-        const { deleteNetns } = await import('../netns/index.js');
         await deleteNetns(st.netnsPath);
       }
       st.netnsPath = undefined;
@@ -612,12 +612,11 @@ async function releaseExtraAttachments(
   ctx: RunnerContext,
   rec: ContainerRecord,
 ): Promise<{ count: number; errors: CtnetError[] }> {
-  const { CniRuntime, releaseExtraAttachments: releaseAll } = await import('../inspect/index.js');
   const runtime = new CniRuntime(await ctx.executor(), ctx.paths.cniResults, cniPath());
   const count = runtime.cachedAttachments().filter((a) => a.containerId === rec.config.id).length;
   if (count === 0) return { count, errors: [] };
   const netns = rec.state.netnsPath && existsSync(rec.state.netnsPath) ? rec.state.netnsPath : '';
-  return { count, errors: await releaseAll(runtime, rec.config.id, netns) };
+  return { count, errors: await releaseCachedAttachments(runtime, rec.config.id, netns) };
 }
 
 /**
@@ -626,7 +625,6 @@ async function releaseExtraAttachments(
  */
 async function refreshPeerNames(ctx: RunnerContext, network: string | undefined): Promise<void> {
   try {
-    const { syncHostsFiles, unnamedNetworks } = await import('../inspect/names.js');
     if (network === undefined || !unnamedNetworks.has(network)) syncHostsFiles(ctx.paths);
   } catch (err) {
     log.warn({ err }, 'failed to update the hosts files of containers on shared networks');
@@ -919,8 +917,6 @@ export async function execInContainer(
   const rec = requireRunning(ctx, ref);
   const image = resolveImage(ctx.paths, rec.config.imageId ?? rec.config.image);
   const env = withEnv(rec.config.env, opts.env, ctx.env);
-  const { execArgs } = await import('./helper.js');
-  const { helperPath } = await import('./paths.js');
   const args = execArgs({
     pid: rec.state.pid as number,
     cgroupProcs: rec.state.cgroup?.procsFiles ?? [],

@@ -35,9 +35,14 @@ import {
   invokeListPlugin,
   type LoadedNetwork,
   loadNetwork,
+  NetworkStore,
   negotiatedVersion,
   parseNetworkConfig,
+  syncIsolation,
 } from '../inspect/index.js';
+import { preferredBackend } from '../iptables/index.js';
+import { deleteNetns, withNetlink } from '../netns/index.js';
+import { builtinPlugins } from '../plugins/index.js';
 import type { RunnerPaths } from './paths.js';
 import type { PortMapping } from './ports.js';
 
@@ -239,7 +244,6 @@ export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Pro
   const file = join(paths.networks, `${defaultNetworkName}.conflist`);
   if (name === defaultNetworkName && !existsSync(file)) {
     const { used, onBridge } = await hostPrefixes();
-    const { preferredBackend } = await import('../iptables/index.js');
     const backend = await preferredBackend();
     const conf = defaultConflist(onBridge ?? pickSubnet(used), paths.leases, join(paths.root, 'portmap'), backend);
     mkdirSync(paths.networks, { recursive: true });
@@ -269,7 +273,6 @@ export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Pro
  */
 async function isolateDefaultNetwork(paths: RunnerPaths): Promise<void> {
   try {
-    const { NetworkStore, syncIsolation } = await import('../inspect/index.js');
     await syncIsolation(new NetworkStore(paths).isolatedBridges());
   } catch (err) {
     log.warn({ err }, 'failed to write the isolation rules of the default network');
@@ -297,10 +300,6 @@ export function primaryAddress(result: Record<string, unknown> | undefined): { i
  * false when a step failed (the caller then does the ordinary DEL with the namespace).
  */
 export async function retireNetns(nsPath: string, plugins: readonly { type: string }[]): Promise<boolean> {
-  const [{ builtinPlugins }, { deleteNetns, withNetlink }] = await Promise.all([
-    import('../plugins/index.js'),
-    import('../netns/index.js'),
-  ]);
   if (!plugins.every((p) => Object.hasOwn(builtinPlugins, p.type))) return false;
   try {
     await withNetlink(nsPath, async (nl) => {

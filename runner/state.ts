@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CtnetError, ErrorCode, hasErrno, randomHex } from '../core/index.js';
 import type { CgroupRecord, Limits } from './cgroups/index.js';
 import type { RunnerPaths } from './paths.js';
-import type { PortMapping } from './ports.js';
+import type { PortMapping, PortRequest } from './ports.js';
 
 export type NetworkMode =
   | { kind: 'none' }
@@ -56,7 +56,7 @@ export interface ContainerConfig {
   volumes: Volume[];
   network: NetworkMode;
   /** What -p/-P asked for, re-allocated on every start. */
-  publish: import('./ports.js').PortRequest[];
+  publish: PortRequest[];
   limits: Limits;
   autoRemove: boolean;
   interactive: boolean;
