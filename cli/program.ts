@@ -31,7 +31,7 @@ const groups: CommandGroup[] = [
     summary: 'run and manage containers',
     load: () => import('./commands/container.js'),
   },
-  { names: ['image'], summary: 'manage images', load: () => import('./commands/image.js') },
+  { names: ['image', 'pull'], summary: 'manage images', load: () => import('./commands/image.js') },
   { names: ['system'], summary: 'state-wide maintenance', load: () => import('./commands/system.js') },
 ];
 

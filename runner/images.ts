@@ -142,6 +142,11 @@ function importedDir(paths: RunnerPaths, name: string): string {
   return join(paths.images, name);
 }
 
+/** Whether `ref` is the built-in image, a directory or an imported root filesystem (never pulled). */
+export function isLocalImage(ref: string): boolean {
+  return ref === defaultImageName || isAbsolute(ref) || ref.startsWith('./') || ref.startsWith('../');
+}
+
 /** Resolves what `ctnet run IMAGE` names: default, a directory path, or an imported image. */
 export function resolveImage(paths: RunnerPaths, ref: string): ResolvedImage {
   if (ref === defaultImageName) {

@@ -15,10 +15,11 @@ export interface CliResult extends RunResult {
 
 /**
  * The environment of a ctnet run by a test: its own state root, and other runtimes' config directory
- * (NETCONFPATH) inside that root, so nothing of the machine's /etc/cni/net.d is ever read.
+ * (NETCONFPATH) inside that root, so nothing of the machine's /etc/cni/net.d is ever read; and `run`
+ * never pulls a missing image (CTNET_PULL=never) unless a test asks, so no test reaches out for one.
  */
 export function testEnv(root: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...process.env, CTNET_ROOT: root, NETCONFPATH: join(root, 'foreign-netconf'), ...env };
+  return { ...process.env, CTNET_ROOT: root, NETCONFPATH: join(root, 'foreign-netconf'), CTNET_PULL: 'never', ...env };
 }
 
 /** Runs `ctnet ARGS` in namespace `host` with CTNET_ROOT=root; never throws on a non-zero exit. */

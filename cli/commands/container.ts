@@ -44,6 +44,7 @@ export interface RunFlags {
   pidsLimit?: string;
   securityOpt: string[];
   preserveFds?: string;
+  pull?: string;
 }
 
 /** Where `run` writes and what it runs with: the CLI's own process, or the agent's caller. */
@@ -85,6 +86,7 @@ export function defineRun(program: Command, action: RunAction): void {
     .option('--pids-limit <n>', 'process limit')
     .option('--security-opt <opt>', 'seccomp=unconfined | seccomp=PROFILE.json | no-new-privileges (repeatable)', collect, [])
     .option('--preserve-fds <n>', "pass the caller's file descriptors 3 .. 3+N-1 to the container")
+    .option('--pull <policy>', 'pull the image: missing | always | never (default: $CTNET_PULL, else missing)')
     .passThroughOptions()
     .action(action);
 }
@@ -109,6 +111,26 @@ export async function runCommand(image: string, command: string[], f: RunFlags, 
     return await runParsed(image, command, f, io);
   } catch (err) {
     return toolFailureCode(err, io.r, io.write, io.ctx.env);
+  }
+}
+
+const pullPolicies = ['missing', 'always', 'never'] as const;
+
+function pullPolicy(text: string | undefined): (typeof pullPolicies)[number] {
+  const policy = text || 'missing';
+  if (!(pullPolicies as readonly string[]).includes(policy)) {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid pull policy "${policy}": use missing, always or never`);
+  }
+  return policy as (typeof pullPolicies)[number];
+}
+
+/** Whether `ref` names an image that is not here but could be pulled. */
+function missingImage(r: RunIo['r'], ctx: RunnerContext, ref: string): boolean {
+  try {
+    r.resolveImage(ctx.paths, ref);
+    return false;
+  } catch (err) {
+    return (err as { details?: unknown }).details === r.noSuchImage && r.looksLikeReference(ref);
   }
 }
 
@@ -140,6 +162,17 @@ async function runParsed(image: string, command: string[], f: RunFlags, io: RunI
     security: r.parseSecurityOpts(f.securityOpt, io.cwd),
     preserveFds: f.preserveFds ? r.parsePreserveFds(f.preserveFds) : undefined,
   };
+  const policy = pullPolicy(f.pull ?? ctx.env.CTNET_PULL);
+  const pull =
+    policy === 'always'
+      ? r.looksLikeReference(req.image) && !r.isLocalImage(req.image)
+      : policy === 'missing' && missingImage(r, ctx, req.image);
+  if (pull) {
+    // As `docker run`: an image that is nowhere here is pulled first (its progress on stderr).
+    if (policy === 'missing') io.write('err', `Unable to find image '${image}' locally\n`);
+    const { pullWithProgress } = await import('./image.js');
+    await pullWithProgress(r, ctx.paths, req.image, { write: (t) => io.write('err', t), terminal: io.stdinIsTTY }, ctx.env);
+  }
   const { rec, exitCode } = await r.runContainer(ctx, req, !!f.detach);
   if (f.detach) {
     io.write('out', `${rec.config.id}\n`);

@@ -1,6 +1,7 @@
 /** `ctnet image load|import|ls|rm`: images kept under the state root. */
 import type { Command } from 'commander';
 import { ago, eachName, printJson, printTable } from '../output.js';
+import { pullProgress } from '../pull-progress.js';
 
 type Runner = typeof import('../../runner/index.js');
 
@@ -25,7 +26,42 @@ function size(bytes: number | undefined): string {
       : `${(bytes / 1e3).toFixed(1)}kB`;
 }
 
+/** Pulls `ref` with Docker's messages and per-layer progress; returns the stored name. */
+export async function pullWithProgress(
+  r: Runner,
+  paths: ReturnType<Runner['runnerPaths']>,
+  ref: string,
+  out: { write(text: string): void; terminal: boolean; quiet?: boolean },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const parsed = r.parseReference(ref);
+  const say = (text: string) => void (out.quiet ? undefined : out.write(text));
+  if (!ref.includes(':') && !ref.includes('@')) say('Using default tag: latest\n');
+  say(`${parsed.tag ?? parsed.digest}: Pulling from ${r.familiarRepository(parsed)}\n`);
+  const progress = pullProgress((t) => say(t), out.terminal);
+  const result = await r.pullImage(paths, ref, (p) => progress.update(p), env);
+  progress.finish();
+  say(`Digest: ${result.digest}\n`);
+  say(`Status: ${result.downloaded ? 'Downloaded newer image' : 'Image is up to date'} for ${result.name}\n`);
+  return result.name;
+}
+
 export function register(program: Command): void {
+  program
+    .command('pull')
+    .description('pull an image from a registry (credentials from the Docker config: DOCKER_CONFIG or ~/.docker/config.json)')
+    .argument('<image>', '[registry/]repository[:tag|@digest]')
+    .option('-q, --quiet', 'print only the image name')
+    .action(async (ref: string, f: { quiet?: boolean }) => {
+      const r = await import('../../runner/index.js');
+      const name = await pullWithProgress(r, r.runnerPaths(), ref, {
+        write: (t) => process.stdout.write(t),
+        terminal: !!process.stdout.isTTY,
+        quiet: f.quiet,
+      });
+      process.stdout.write(`${name}\n`);
+    });
+
   const image = program.command('image').description('manage images');
   image
     .command('load')
