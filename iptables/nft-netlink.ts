@@ -156,23 +156,36 @@ export function decodeElements(message: Buffer): SetElement[] {
 
 const subsystem = (msg: number) => (NFNL_SUBSYS_NFTABLES << 8) | msg;
 
-/** Set elements of one `inet` table. Sockets are kept per network namespace (as nft-exec.ts keeps contexts). */
-export class NftElements {
-  private readonly sockets = new Map<string, RtnlSocket>();
+/**
+ * The socket of the process's own namespace, kept for the life of the process and shared by every NftElements: a
+ * firewall is opened per CNI call, and in the daemon a socket per firewall would stay open for good.
+ */
+const ownSocket: { socket?: RtnlSocket } = {};
 
+/** Set elements of one `inet` table. */
+export class NftElements {
   constructor(readonly table: string) {}
 
-  private socket(): RtnlSocket {
+  /**
+   * Runs `fn` with a socket in the namespace the thread is in now: the kept one in the process's own namespace,
+   * else one made for this request and closed after it (a socket holds its namespace alive).
+   */
+  private async withSocket<T>(fn: (s: RtnlSocket) => Promise<T>): Promise<T> {
     const netns = threadNetnsKey();
-    let s = this.sockets.get(netns);
-    if (!s) {
-      s = new RtnlSocket(NETLINK_NETFILTER);
-      this.sockets.set(netns, s);
+    if (netns !== 'own') {
+      const s = new RtnlSocket(NETLINK_NETFILTER);
+      try {
+        return await fn(s);
+      } finally {
+        s.close();
+      }
     }
+    ownSocket.socket ??= new RtnlSocket(NETLINK_NETFILTER);
+    const s = ownSocket.socket;
     if (s.netns !== netns) {
-      throw new CtnetError(ErrorCode.internal, `nftables socket kept for namespace ${netns} belongs to ${s.netns}`);
+      throw new CtnetError(ErrorCode.internal, `the kept nftables socket belongs to namespace ${s.netns}, not ${netns}`);
     }
-    return s;
+    return fn(s);
   }
 
   /** Applies `ops` as one nf_tables transaction: all or nothing. Throws NftTransactionError when refused. */
@@ -190,7 +203,7 @@ export class NftElements {
       });
     }
     parts.push({ type: NFNL_MSG_BATCH_END, body: batchBody, ack: false });
-    const outcomes = await this.socket().batch(parts);
+    const outcomes = await this.withSocket((s) => s.batch(parts));
     const i = outcomes.findIndex((o) => o.error);
     const failed = outcomes[i]?.error;
     if (failed) throw new NftTransactionError(failed.code, (ops[i] as ElementOp).element, failed);
@@ -199,11 +212,9 @@ export class NftElements {
   /** The element with `element`'s key (and key end), or undefined when the set has none (or does not exist). */
   async get(element: SetElement): Promise<SetElement | undefined> {
     try {
-      const replies = await this.socket().request(
-        subsystem(NFT_MSG_GETSETELEM),
-        0,
-        elementsBody(this.table, element.set, [elementAttr(element, false)]),
-        [subsystem(NFT_MSG_NEWSETELEM)],
+      const body = elementsBody(this.table, element.set, [elementAttr(element, false)]);
+      const replies = await this.withSocket((s) =>
+        s.request(subsystem(NFT_MSG_GETSETELEM), 0, body, [subsystem(NFT_MSG_NEWSETELEM)]),
       );
       return replies.flatMap(decodeElements)[0];
     } catch (err) {
@@ -220,9 +231,10 @@ export class NftElements {
   /** Every element of `set`, or undefined when the table or set does not exist. */
   async dump(set: string): Promise<SetElement[] | undefined> {
     try {
-      const replies = await this.socket().request(subsystem(NFT_MSG_GETSETELEM), NLM_F_DUMP, elementsBody(this.table, set, []), [
-        subsystem(NFT_MSG_NEWSETELEM),
-      ]);
+      const body = elementsBody(this.table, set, []);
+      const replies = await this.withSocket((s) =>
+        s.request(subsystem(NFT_MSG_GETSETELEM), NLM_F_DUMP, body, [subsystem(NFT_MSG_NEWSETELEM)]),
+      );
       return replies.flatMap(decodeElements);
     } catch (err) {
       if ((err as NetlinkError).code === 'ENOENT') return undefined;
