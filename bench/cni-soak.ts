@@ -1,8 +1,9 @@
 /**
  * Soak: the CNI daemon serves many ADD/DEL cycles of the chain bridge (host-local, ipMasq) + portmap (one published
- * TCP port), as a runtime makes them (nsenter into the sandbox host, the shim bin/cni/<type> per call), over a pool
- * of container namespaces. Not a timed test: it prints what the daemon and the kernel hold at the start (after a
- * warm-up) and at checkpoints up to the end, so growth shows:
+ * TCP port) over a pool of container namespaces. Each call is sent as the shim bin/cni/<type> sends it, over the
+ * daemon's socket from a socket made inside the sandbox host (no process per call: the figures are about the
+ * daemon, and ten thousand cycles stay within minutes). Not a timed test: it prints what the daemon and the kernel
+ * hold at the start (after a warm-up) and at checkpoints up to the end, so growth shows:
  *
  * - the daemon's memory: RSS, V8 heap used and total, external (after a forced GC), from a probe preloaded into it
  *   (bench/soak-probe.cjs);
@@ -15,16 +16,20 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callPlugin, cleanup, netns, opt, repo, sh, tempDir } from './common.js';
+import { inNetns } from '../netns/index.js';
+import { decodeResponse, encodeRequest } from '../plugins/daemon/protocol.js';
+import { cleanup, netns, opt, repo, sh, tempDir } from './common.js';
 
 const cycles = Number(opt('cycles', '10000'));
 const every = Number(opt('every', '1000'));
 const poolSize = Number(opt('pool', '16'));
 const backend = opt('backend', 'nftables');
 const warmup = 50;
-const shims = join(repo, 'bin', 'cni');
+const socketName = (JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { cniDaemonSocket: string })
+  .cniDaemonSocket;
 
 const host = netns('soakh');
 const pool = Array.from({ length: poolSize }, (_, i) => netns(`soak${i}`));
@@ -74,11 +79,9 @@ function startDaemon(): number {
     { stdio: 'ignore', env: { ...process.env, CTNET_SOAK_PROBE: probeFile } },
   );
   if (daemon.pid === undefined) throw new Error('failed to start the CNI daemon');
-  const socket = (JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { cniDaemonSocket: string })
-    .cniDaemonSocket;
   for (let i = 0; i < 200; i++) {
     const unix = spawnSync('nsenter', [`--net=/run/netns/${host}`, 'cat', '/proc/net/unix'], { encoding: 'utf8' });
-    if (unix.stdout.includes(socket)) return daemon.pid;
+    if (unix.stdout.includes(socketName)) return daemon.pid;
     spawnSync('sleep', ['0.05']);
   }
   throw new Error('the CNI daemon did not start listening');
@@ -145,22 +148,50 @@ function figures(cycle: number, pid: number): Figures {
   };
 }
 
-function cycle(i: number): void {
+/** One call as the shim makes it: the socket is made inside the sandbox host, where the daemon's name exists. */
+function callDaemon(type: string, command: string, ctr: string, conf: unknown): Promise<string> {
+  const env = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: ctr,
+    CNI_NETNS: `/run/netns/${ctr}`,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: join(repo, 'bin', 'cni'),
+  };
+  const request = encodeRequest({ type, cwd: process.cwd(), env, stdin: JSON.stringify(conf) });
+  return new Promise((resolve, reject) => {
+    const socket = inNetns(`/run/netns/${host}`, () => connect({ path: `\0${socketName.slice(1)}`, allowHalfOpen: true }));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const r = decodeResponse(Buffer.concat(chunks));
+      if (!r.served) return reject(new Error(`the daemon declined ${type} ${command}`));
+      if (r.exitCode !== 0) return reject(new Error(`${type} ${command} failed: ${r.stdout} ${r.stderr}`));
+      resolve(r.stdout);
+    });
+    socket.end(request);
+  });
+}
+
+async function cycle(i: number): Promise<void> {
   const ctr = pool[i % pool.length] as string;
-  const add = callPlugin(shims, 'bridge', host, 'ADD', ctr, JSON.stringify(bridgeConf));
-  const result = JSON.parse(add.stdout) as unknown;
-  callPlugin(shims, 'portmap', host, 'ADD', ctr, JSON.stringify(portmapConf(result)));
-  callPlugin(shims, 'portmap', host, 'DEL', ctr, JSON.stringify(portmapConf(result)));
-  callPlugin(shims, 'bridge', host, 'DEL', ctr, JSON.stringify({ ...bridgeConf, prevResult: result }));
+  const result = JSON.parse(await callDaemon('bridge', 'ADD', ctr, bridgeConf)) as unknown;
+  await callDaemon('portmap', 'ADD', ctr, portmapConf(result));
+  await callDaemon('portmap', 'DEL', ctr, portmapConf(result));
+  await callDaemon('bridge', 'DEL', ctr, { ...bridgeConf, prevResult: result });
 }
 
 let pid: number | undefined;
+process.on('exit', () => {
+  if (pid !== undefined) process.kill(pid, 'SIGTERM');
+});
 try {
   pid = startDaemon();
   const rows: Figures[] = [figures(0, pid)];
   const started = Date.now();
   for (let i = 1; i <= cycles; i++) {
-    cycle(i);
+    await cycle(i);
     if (i === warmup || i % every === 0 || i === cycles) {
       rows.push(figures(i, pid));
       const last = rows[rows.length - 1] as Figures;
@@ -180,5 +211,6 @@ try {
   );
 } finally {
   if (pid !== undefined) process.kill(pid, 'SIGTERM');
+  pid = undefined;
   cleanup();
 }
