@@ -1,4 +1,4 @@
-// Preloaded into the CNI daemon by bench/cni-soak.ts (node --require): on SIGUSR2 it collects garbage (with
+// Preloaded into the agent by bench/agent-soak.ts (node --require): on SIGUSR2 it collects garbage (with
 // --expose-gc) and writes the process's memory figures as one JSON line to $CTNET_SOAK_PROBE. Benchmark use only.
 const { writeFileSync } = require('node:fs');
 

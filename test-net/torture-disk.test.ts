@@ -1,10 +1,10 @@
 /**
  * Torture: the IPAM data dir full (ENOSPC, a small tmpfs), read-only (EROFS, a read-only bind mount), and its
- * files truncated or filled with garbage, with the plugins as processes and through the CNI daemon.
+ * files truncated or filled with garbage, with the plugins as processes and through the agent.
  *
  * The mounts exist only in a mount namespace of the test's own: a holder process started with `unshare -m` (slave
  * propagation: the host's netns mounts reach it, its own mounts stay in it), whose
- * namespace every plugin call (and the daemon) enters with `nsenter --mount`. The machine's mounts never change.
+ * namespace every plugin call (and the agent) enters with `nsenter --mount`. The machine's mounts never change.
  *
  * What must hold: a failed call gives a clean CNI error (exit 1, error JSON with a code and a message), leaves no
  * lease half-written and no host state (veth) behind, and loses no lease of another container; once the disk is
@@ -18,7 +18,7 @@ import test, { type ExecutionContext } from 'ava';
 import { run } from '../core/index.js';
 import { newContainer } from './bridge-helpers.js';
 import { cniBinDir, createSandbox, type PluginCall, type Sandbox, tempDir } from './sandbox.js';
-import { inventory, seededRandom, startCniDaemon, startPlugin } from './torture-helpers.js';
+import { inventory, seededRandom, startAgent, startPlugin } from './torture-helpers.js';
 
 const bridgeBin = join(cniBinDir, 'bridge');
 const network = 'tdisk';
@@ -102,13 +102,13 @@ function assertCleanError(
   t.notRegex(r.stderr, /at .*\.(ts|js):\d+|Uncaught|TypeError|RangeError/, `${what}: no crash on stderr`);
 }
 
-async function disks(t: ExecutionContext, daemonMode: boolean) {
+async function disks(t: ExecutionContext, agentMode: boolean) {
   const w = await world(t);
   mkdirSync(w.dataDir, { recursive: true });
   // A 1 MiB tmpfs over the data dir, in the holder's namespace only.
   const m = await w.inMounts('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tdisk', w.dataDir]);
   t.is(m.code, 0, m.stderr);
-  if (daemonMode) await startCniDaemon(t, w.sb.host, { wrap: ['nsenter', `--mount=${w.mountNs}`] });
+  if (agentMode) await startAgent(t, w.sb.host, { wrap: ['nsenter', `--mount=${w.mountNs}`] });
 
   const a = await newContainer(t, 'a');
   const addA = await call(w, 'ADD', a);
@@ -167,7 +167,7 @@ test('IPAM data dir full (ENOSPC) or read-only (EROFS), plugins as processes: cl
   await disks(t, false);
 });
 
-test('IPAM data dir full (ENOSPC) or read-only (EROFS), through the CNI daemon: clean errors, no lease lost or half-written', async (t) => {
+test('IPAM data dir full (ENOSPC) or read-only (EROFS), through the agent: clean errors, no lease lost or half-written', async (t) => {
   await disks(t, true);
 });
 
@@ -193,13 +193,13 @@ function damage(random: () => number, original: string): { how: string; bytes: B
   return { how: 'plausible garbage', bytes: Buffer.from(`10.124.0.${Math.floor(random() * 300)}\r\n../../etc\0\n`) };
 }
 
-async function garbage(t: ExecutionContext, daemonMode: boolean) {
-  const random = seededRandom(t, `damaged IPAM files${daemonMode ? ' (daemon)' : ''}`);
+async function garbage(t: ExecutionContext, agentMode: boolean) {
+  const random = seededRandom(t, `damaged IPAM files${agentMode ? ' (agent)' : ''}`);
   const sb = await createSandbox(t);
   const dataDir = tempDir(t, 'tg-ipam');
   const leaseDir = join(dataDir, network);
   const w = { sb, dataDir } as World;
-  if (daemonMode) await startCniDaemon(t, sb.host);
+  if (agentMode) await startAgent(t, sb.host);
   const callPlain = async (command: 'ADD' | 'DEL', c: { id: string; netns: string }) =>
     startPlugin(sb.host, bridgeBin, { command, containerId: c.id, netns: c.netns, ifname: 'eth0' }, conf(w)).done;
 
@@ -248,6 +248,6 @@ test('lease files, cursors and the owner log damaged, plugins as processes: no c
   await garbage(t, false);
 });
 
-test('lease files, cursors and the owner log damaged, through the CNI daemon: no crash, no address handed out twice', async (t) => {
+test('lease files, cursors and the owner log damaged, through the agent: no crash, no address handed out twice', async (t) => {
   await garbage(t, true);
 });

@@ -1,6 +1,6 @@
 /**
  * Helpers for the torture suite (test-net/torture-*.test.ts): a seeded random source whose seed every test
- * prints (set CTNET_TORTURE_SEED to replay a run), the resident daemons started in a sandbox host namespace
+ * prints (set CTNET_TORTURE_SEED to replay a run), the agent started in a sandbox host namespace
  * (the one place that knows their command lines), plugin calls that can be killed mid-way, and the inventory
  * of everything an attachment may leave on a host.
  */
@@ -26,7 +26,7 @@ export function seededRandom(t: ExecutionContext, label: string): () => number {
   };
 }
 
-export interface Daemon {
+export interface Resident {
   pid: number;
   child: ChildProcess;
   exited: Promise<void>;
@@ -35,20 +35,16 @@ export interface Daemon {
 }
 
 /**
- * The CNI daemon serving the sandbox host namespace `host` (shims called there reach it). `wrap` runs it under
- * another program first (e.g. `unshare -m …` for a mount namespace of its own). Teardown kills it by PID.
+ * The resident agent (`ctnet agent`: CNI calls and `ctnet run`) serving the sandbox host namespace `host`, for
+ * the shims called there and for the state root in `opts.env` (CTNET_ROOT). `wrap` runs it under another program
+ * first (e.g. `nsenter --mount=…` for a mount namespace of the test's own). Teardown kills it by PID.
  */
-export async function startCniDaemon(
+export async function startAgent(
   t: ExecutionContext,
   host: string,
   opts: { env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
-): Promise<Daemon> {
-  return startResident(t, host, [...(opts.wrap ?? []), ctnetBin, 'cni-daemon'], /serving @/, opts.env ?? process.env);
-}
-
-/** The runner daemon (`ctnet daemon`) for the state root in `env` (CTNET_ROOT). */
-export async function startRunnerDaemon(t: ExecutionContext, host: string, env: NodeJS.ProcessEnv): Promise<Daemon> {
-  return startResident(t, host, [ctnetBin, 'daemon'], /serving @ctnet-run-/, env);
+): Promise<Resident> {
+  return startResident(t, host, [...(opts.wrap ?? []), ctnetBin, 'agent'], /serving @/, opts.env ?? process.env);
 }
 
 async function startResident(
@@ -57,7 +53,7 @@ async function startResident(
   command: string[],
   ready: RegExp,
   env: NodeJS.ProcessEnv,
-): Promise<Daemon> {
+): Promise<Resident> {
   const child = spawn('nsenter', [`--net=${netnsPath(host)}`, ...command], {
     env,
     cwd: repoRoot,

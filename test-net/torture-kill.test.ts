@@ -4,9 +4,9 @@
  * or in the container, no lease, no per-attachment rule or nft element, no port reservation.
  *
  * - As processes: the plugin itself is killed (bridge with host-local and ipMasq, and portmap; nftables backend).
- * - With the CNI daemon: the daemon is killed mid-call. The shim then answers CNI error 11 (try again later), or,
- *   when the daemon died before taking the call, runs the plugin itself; either way the runtime's DEL cleans up
- *   (through a restarted daemon or without one, chosen at random).
+ * - With the agent (`ctnet agent`): the agent is killed mid-call. The shim then answers CNI error 11 (try again
+ *   later), or, when the agent died before taking the call, runs the plugin itself; either way the runtime's DEL
+ *   cleans up (through a restarted agent or without one, chosen at random).
  *
  * The delay before the kill is drawn uniformly over the time a whole call takes here (measured first), so the
  * kills land anywhere from the start of the process to its last step. The seed is printed.
@@ -16,18 +16,18 @@ import test, { type ExecutionContext } from 'ava';
 import { newContainer } from './bridge-helpers.js';
 import { cniBinDir, createSandbox, type PluginCall, type PluginOutcome, runPlugin, type Sandbox, tempDir } from './sandbox.js';
 import {
-  type Daemon,
   inventory,
   type KillableCall,
   leakCount,
   nothing,
+  type Resident,
   seededRandom,
-  startCniDaemon,
+  startAgent,
   startPlugin,
 } from './torture-helpers.js';
 
-/** Trials per mode: a daemon call takes ~15 ms, a process ~500 ms. */
-const trialCount = { processes: 10, daemon: 16 };
+/** Trials per mode: a call through the agent takes ~15 ms, a process ~500 ms. */
+const trialCount = { processes: 10, agent: 16 };
 const bridgeBin = join(cniBinDir, 'bridge');
 const portmapBin = join(cniBinDir, 'portmap');
 
@@ -110,7 +110,7 @@ async function runtimeDel(net: Net, call: PluginCall): Promise<void> {
 
 /**
  * One ADD bridge and its DEL on a container of its own: how long the ADD took (the range of kill delays). Also
- * warms a freshly started daemon up, as one that has served before is.
+ * warms a freshly started agent up, as one that has served before is.
  */
 async function calibrate(net: Net, c: { id: string; netns: string }): Promise<number> {
   const call: PluginCall = { command: 'ADD', containerId: c.id, netns: c.netns, ifname: 'eth0' };
@@ -129,42 +129,42 @@ async function setup(t: ExecutionContext): Promise<Net> {
 
 const steps: Step[] = ['ADD bridge', 'ADD portmap', 'DEL portmap', 'DEL bridge'];
 
-async function trials(t: ExecutionContext, net: Net, daemonMode: boolean): Promise<void> {
-  const random = seededRandom(t, daemonMode ? 'kill -9 of the CNI daemon' : 'kill -9 of the plugin processes');
-  let daemon: Daemon | undefined = daemonMode ? await startCniDaemon(t, net.sb.host) : undefined;
+async function trials(t: ExecutionContext, net: Net, agentMode: boolean): Promise<void> {
+  const random = seededRandom(t, agentMode ? 'kill -9 of the agent' : 'kill -9 of the plugin processes');
+  let agent: Resident | undefined = agentMode ? await startAgent(t, net.sb.host) : undefined;
   const warm = await newContainer(t, 'warm');
   await calibrate(net, warm);
   const callMs = await calibrate(net, warm);
   t.log(`a whole ADD takes ${callMs} ms here: kills land in 0..${callMs} ms`);
   const outcomes: string[] = [];
   let leaks = 0;
-  const trialsPerMode = daemonMode ? trialCount.daemon : trialCount.processes;
+  const trialsPerMode = agentMode ? trialCount.agent : trialCount.processes;
   for (let i = 0; i < trialsPerMode; i++) {
     const step = steps[Math.floor(random() * steps.length)] as Step;
     const afterMs = Math.floor(random() * callMs);
     const restart = random() < 0.5;
     const c = await newContainer(t, `k${i}`);
     const call: PluginCall = { command: 'ADD', containerId: c.id, netns: c.netns, ifname: 'eth0' };
-    if (daemonMode && !daemon) {
-      daemon = await startCniDaemon(t, net.sb.host);
+    if (agentMode && !agent) {
+      agent = await startAgent(t, net.sb.host);
       await calibrate(net, warm);
     }
     const victim = async (p: KillableCall) => {
-      if (daemon) {
-        await daemon.kill9();
-        daemon = undefined;
+      if (agent) {
+        await agent.kill9();
+        agent = undefined;
       } else p.kill9();
     };
     const { killed } = await chain(net, call, { step, afterMs, victim });
-    if (daemonMode) {
-      // The shim either lost the daemon after sending (error 11) or ran the plugin itself (a complete answer).
+    if (agentMode) {
+      // The shim either lost the agent after sending (error 11) or ran the plugin itself (a complete answer).
       const code = killed.json?.code;
       t.true(
         (killed.exitCode !== 0 && code === 11) || killed.exitCode === 0,
         `${step} after ${afterMs} ms: ${killed.exitCode} ${killed.stdout}${killed.stderr}`,
       );
       if (restart) {
-        daemon = await startCniDaemon(t, net.sb.host);
+        agent = await startAgent(t, net.sb.host);
         await calibrate(net, warm);
       }
     }
@@ -188,6 +188,6 @@ test('kill -9 of plugin processes at random points of ADD and DEL: the runtime�
   await trials(t, await setup(t), false);
 });
 
-test('kill -9 of the CNI daemon mid-call: error 11 (or the shim’s own run), and the runtime’s DEL leaves nothing', async (t) => {
+test('kill -9 of the agent mid-call: error 11 (or the shim’s own run), and the runtime’s DEL leaves nothing', async (t) => {
   await trials(t, await setup(t), true);
 });

@@ -1,5 +1,5 @@
 /**
- * Torture for the runner: `ctnet daemon` killed with kill -9 at random points of `ctnet run` (-d, a published port,
+ * Torture for the runner: the agent (`ctnet agent`, which serves `ctnet run`) killed with kill -9 at random points of `ctnet run` (-d, a published port,
  * the default bridge network), then the next commands (`ps -a`, and `rm -f` of what it lists): nothing may be left
  * (no container record or name, netns file, cgroup, mount, veth, lease, per-container rule or port reservation).
  * The delay is drawn over the time a whole `run -d` takes here; the seed is printed.
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { assertAllReleased, busyboxRootfs, ctnet, ensureInitHelper, type RunnerEnv, runnerEnv } from './runner-helpers.js';
 import { createSandbox, netnsPath, repoRoot } from './sandbox.js';
-import { type Daemon, seededRandom, startRunnerDaemon } from './torture-helpers.js';
+import { type Resident, seededRandom, startAgent } from './torture-helpers.js';
 
 const front = join(repoRoot, 'bin', 'ctnet');
 const trials = 10;
@@ -18,7 +18,7 @@ test.before(() => {
   ensureInitHelper();
 });
 
-/** `ctnet run -d …` through the front (served by the daemon when one runs); resolves with its exit code. */
+/** `ctnet run -d …` through the front (served by the agent when one runs); resolves with its exit code. */
 function runDetached(renv: RunnerEnv, args: string[]): Promise<{ code: number; stderr: string }> {
   const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'run', '-d', ...args], {
     env: renv.env,
@@ -43,13 +43,13 @@ async function removeAll(t: ExecutionContext, renv: RunnerEnv): Promise<string[]
   return lines;
 }
 
-test('kill -9 of `ctnet daemon` at random points of `ctnet run`: the next commands leave nothing behind', async (t) => {
-  const random = seededRandom(t, 'kill -9 of the runner daemon');
+test('kill -9 of the agent at random points of `ctnet run`: the next commands leave nothing behind', async (t) => {
+  const random = seededRandom(t, 'kill -9 of the agent during ctnet run');
   const sb = await createSandbox(t);
   const renv = runnerEnv(t, sb.host);
   const image = await busyboxRootfs(t);
-  let daemon: Daemon = await startRunnerDaemon(t, sb.host, renv.env);
-  // A whole run -d through the daemon, twice (the first one also sets up the default network): the range of delays.
+  let agent: Resident = await startAgent(t, sb.host, { env: renv.env });
+  // A whole run -d through the agent, twice (the first one also sets up the default network): the range of delays.
   let runMs = 0;
   for (const name of ['cal1', 'cal2']) {
     const started = Date.now();
@@ -65,12 +65,12 @@ test('kill -9 of `ctnet daemon` at random points of `ctnet run`: the next comman
     const afterMs = Math.floor(random() * runMs * 1.2);
     const run = runDetached(renv, ['--name', `t${i}`, '-p', `${18210 + i}:80`, image, 'sleep', '600']);
     await new Promise((r) => setTimeout(r, afterMs));
-    await daemon.kill9();
+    await agent.kill9();
     const { code } = await run;
     const listed = await removeAll(t, renv);
     outcomes.push(`+${afterMs}ms: run exited ${code}, ps -a then listed ${listed.length ? listed.join(', ') : 'nothing'}`);
     await assertAllReleased(t, renv);
-    daemon = await startRunnerDaemon(t, sb.host, renv.env);
+    agent = await startAgent(t, sb.host, { env: renv.env });
   }
   t.log(`${trials} faults: ${outcomes.join('; ')}`);
 });

@@ -1,26 +1,27 @@
 /**
- * Soak: the CNI daemon serves many ADD/DEL cycles of the chain bridge (host-local, ipMasq) + portmap (one published
- * TCP port) over a pool of container namespaces. Each call is sent as the shim bin/cni/<type> sends it, over the
- * daemon's socket from a socket made inside the sandbox host (no process per call: the figures are about the
- * daemon, and ten thousand cycles stay within minutes). Not a timed test: it prints what the daemon and the kernel
+ * Soak: the agent (`ctnet agent`) serves many ADD/DEL cycles of the chain bridge (host-local, ipMasq) + portmap
+ * (one published TCP port) over a pool of container namespaces. Each call is sent as the shim bin/cni/<type> sends it, over the
+ * agent's socket from a socket made inside the sandbox host (no process per call: the figures are about the
+ * agent, and ten thousand cycles stay within minutes). Not a timed test: it prints what the agent and the kernel
  * hold at the start (after a warm-up) and at checkpoints up to the end, so growth shows:
  *
- * - the daemon's memory: RSS, V8 heap used and total, external (after a forced GC), from a probe preloaded into it
+ * - the agent's memory: RSS, V8 heap used and total, external (after a forced GC), from a probe preloaded into it
  *   (bench/soak-probe.cjs);
  * - its open file descriptors (/proc/PID/fd);
  * - kernel objects in the sandbox host: links, addresses, nft elements of the inet ctnet table, iptables rules;
  * - files: leases in the IPAM dir, portmap's claims and attachment records.
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
- * Usage: node --import tsx bench/cni-soak.ts [--cycles 10000] [--every 1000] [--pool 16] [--backend nftables|iptables]
+ * Usage: node --import tsx bench/agent-soak.ts [--cycles 10000] [--every 1000] [--pool 16] [--backend nftables|iptables]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeReply, encodeRequest, takeFrames } from '../agent/protocol.js';
+import { loadKoffi } from '../core/index.js';
 import { inNetns } from '../netns/index.js';
-import { decodeResponse, encodeRequest } from '../plugins/daemon/protocol.js';
 import { cleanup, netns, opt, repo, sh, tempDir } from './common.js';
 
 const cycles = Number(opt('cycles', '10000'));
@@ -28,8 +29,8 @@ const every = Number(opt('every', '1000'));
 const poolSize = Number(opt('pool', '16'));
 const backend = opt('backend', 'nftables');
 const warmup = 50;
-const socketName = (JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { cniDaemonSocket: string })
-  .cniDaemonSocket;
+const socketName = (JSON.parse(readFileSync(join(repo, 'dist', 'build-info.json'), 'utf8')) as { agentSocket: string })
+  .agentSocket;
 
 const host = netns('soakh');
 const pool = Array.from({ length: poolSize }, (_, i) => netns(`soak${i}`));
@@ -63,9 +64,9 @@ function portmapConf(prevResult: unknown) {
   };
 }
 
-/** The daemon, with the probe preloaded; its PID is the Node process's (nsenter execs). */
-function startDaemon(): number {
-  const daemon = spawn(
+/** The agent, with the probe preloaded; its PID is the Node process's (nsenter execs). */
+function startAgent(): number {
+  const agent = spawn(
     'nsenter',
     [
       `--net=/run/netns/${host}`,
@@ -74,17 +75,17 @@ function startDaemon(): number {
       '--require',
       join(repo, 'bench', 'soak-probe.cjs'),
       join(repo, 'bin', 'ctnet-node'),
-      'cni-daemon',
+      'agent',
     ],
     { stdio: 'ignore', env: { ...process.env, CTNET_SOAK_PROBE: probeFile } },
   );
-  if (daemon.pid === undefined) throw new Error('failed to start the CNI daemon');
+  if (agent.pid === undefined) throw new Error('failed to start the agent');
   for (let i = 0; i < 200; i++) {
     const unix = spawnSync('nsenter', [`--net=/run/netns/${host}`, 'cat', '/proc/net/unix'], { encoding: 'utf8' });
-    if (unix.stdout.includes(socketName)) return daemon.pid;
+    if (unix.stdout.includes(socketName)) return agent.pid;
     spawnSync('sleep', ['0.05']);
   }
-  throw new Error('the CNI daemon did not start listening');
+  throw new Error('the agent did not start listening');
 }
 
 interface Figures {
@@ -113,7 +114,7 @@ function probe(pid: number): { rss: number; heapUsed: number; heapTotal: number;
       spawnSync('sleep', ['0.02']);
     }
   }
-  throw new Error('the daemon did not answer the memory probe');
+  throw new Error('the agent did not answer the memory probe');
 }
 
 const count = (text: string) => text.split('\n').filter(Boolean).length;
@@ -148,38 +149,63 @@ function figures(cycle: number, pid: number): Figures {
   };
 }
 
-/** One call as the shim makes it: the socket is made inside the sandbox host, where the daemon's name exists. */
-function callDaemon(type: string, command: string, ctr: string, conf: unknown): Promise<string> {
+/**
+ * A unix socket connected to the agent's abstract name, made inside the sandbox host (the name exists only there).
+ * By hand: the address must be exactly the name's length (no padding), as the agent binds it.
+ */
+const libc = (() => {
+  const lib = loadKoffi().load('libc.so.6');
+  return {
+    socket: lib.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number,
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)') as (fd: number, a: Buffer, n: number) => number,
+  };
+})();
+
+function connectAgent(): Socket {
+  const name = Buffer.from(socketName.slice(1), 'utf8');
+  const addr = Buffer.alloc(3 + name.length); // sa_family AF_UNIX, then NUL (abstract), then the name
+  addr.writeUInt16LE(1, 0);
+  name.copy(addr, 3);
+  const fd = inNetns(`/run/netns/${host}`, () => libc.socket(1, 1 | 0x80000, 0)); // AF_UNIX, SOCK_STREAM | CLOEXEC
+  if (fd < 0 || libc.connect(fd, addr, addr.length) < 0) throw new Error(`failed to connect to ${socketName}`);
+  return new Socket({ fd, readable: true, writable: true });
+}
+
+/** One call as the shim makes it: the socket is made inside the sandbox host, where the agent's name exists. */
+function callAgent(plugin: string, command: string, ctr: string, conf: unknown): Promise<string> {
   const env = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,
     CNI_CONTAINERID: ctr,
     CNI_NETNS: `/run/netns/${ctr}`,
     CNI_IFNAME: 'eth0',
     CNI_PATH: join(repo, 'bin', 'cni'),
   };
-  const request = encodeRequest({ type, cwd: process.cwd(), env, stdin: JSON.stringify(conf) });
+  const request = encodeRequest({ api: 1, kind: 'cni', plugin, env, config: JSON.stringify(conf) });
   return new Promise((resolve, reject) => {
-    const socket = inNetns(`/run/netns/${host}`, () => connect({ path: `\0${socketName.slice(1)}`, allowHalfOpen: true }));
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('end', () => {
-      const r = decodeResponse(Buffer.concat(chunks));
-      if (!r.served) return reject(new Error(`the daemon declined ${type} ${command}`));
-      if (r.exitCode !== 0) return reject(new Error(`${type} ${command} failed: ${r.stdout} ${r.stderr}`));
+    const socket = connectAgent();
+    let data = Buffer.alloc(0);
+    socket.on('data', (c: Buffer) => {
+      data = Buffer.concat([data, c]);
+      const [frame] = takeFrames(data).frames;
+      if (!frame) return;
+      socket.destroy();
+      const r = decodeReply(frame);
+      if (r.kind !== 'cni') return reject(new Error(`the agent answered ${plugin} ${command} with ${JSON.stringify(r)}`));
+      if (r.exitCode !== 0) return reject(new Error(`${plugin} ${command} failed: ${r.stdout} ${r.stderr}`));
       resolve(r.stdout);
     });
-    socket.end(request);
+    socket.on('error', reject);
+    socket.on('end', () => reject(new Error(`the agent closed the connection without answering ${plugin} ${command}`)));
+    socket.write(request);
   });
 }
 
 async function cycle(i: number): Promise<void> {
   const ctr = pool[i % pool.length] as string;
-  const result = JSON.parse(await callDaemon('bridge', 'ADD', ctr, bridgeConf)) as unknown;
-  await callDaemon('portmap', 'ADD', ctr, portmapConf(result));
-  await callDaemon('portmap', 'DEL', ctr, portmapConf(result));
-  await callDaemon('bridge', 'DEL', ctr, { ...bridgeConf, prevResult: result });
+  const result = JSON.parse(await callAgent('bridge', 'ADD', ctr, bridgeConf)) as unknown;
+  await callAgent('portmap', 'ADD', ctr, portmapConf(result));
+  await callAgent('portmap', 'DEL', ctr, portmapConf(result));
+  await callAgent('bridge', 'DEL', ctr, { ...bridgeConf, prevResult: result });
 }
 
 let pid: number | undefined;
@@ -187,7 +213,7 @@ process.on('exit', () => {
   if (pid !== undefined) process.kill(pid, 'SIGTERM');
 });
 try {
-  pid = startDaemon();
+  pid = startAgent();
   const rows: Figures[] = [figures(0, pid)];
   const started = Date.now();
   for (let i = 1; i <= cycles; i++) {
@@ -199,7 +225,7 @@ try {
     }
   }
   const keys = Object.keys(rows[0] as Figures) as (keyof Figures)[];
-  console.log(`\nCNI daemon soak: ${cycles} ADD/DEL cycles of bridge (host-local, ipMasq) + portmap, ${backend} backend,`);
+  console.log(`\nagent soak: ${cycles} ADD/DEL cycles of bridge (host-local, ipMasq) + portmap, ${backend} backend,`);
   console.log(`${poolSize} container namespaces reused, ${((Date.now() - started) / cycles).toFixed(1)} ms a cycle (4 calls)\n`);
   console.log(`| ${keys.join(' | ')} |`);
   console.log(`| ${keys.map(() => '---').join(' | ')} |`);
