@@ -65,13 +65,23 @@ function portmapConf(net: Net, prevResult: unknown) {
 
 type Step = 'ADD bridge' | 'ADD portmap' | 'DEL portmap' | 'DEL bridge';
 
-/** The runtime's chain, step by step; `killAt` names the step to kill and after how many ms. */
+interface Kill {
+  step: Step;
+  afterMs: number;
+  victim: (c: KillableCall) => Promise<void>;
+}
+
+/**
+ * The runtime's chain, step by step: ADD bridge, ADD portmap, DEL portmap, DEL bridge. With `kill`, the step it
+ * names is killed after its delay and the chain stops there; without, every step runs and is timed.
+ */
 async function chain(
   net: Net,
   call: PluginCall,
-  kill: { step: Step; afterMs: number; victim: (c: KillableCall) => Promise<void> },
-): Promise<{ killed: PluginOutcome & { signal: NodeJS.Signals | null }; result: Record<string, unknown> | undefined }> {
+  kill?: Kill,
+): Promise<{ killed?: PluginOutcome & { signal: NodeJS.Signals | null }; ms: Record<Step, number> }> {
   let result: Record<string, unknown> | undefined;
+  const ms = {} as Record<Step, number>;
   const steps: [Step, string, () => unknown][] = [
     ['ADD bridge', bridgeBin, () => bridgeConf(net)],
     ['ADD portmap', portmapBin, () => portmapConf(net, result)],
@@ -80,17 +90,19 @@ async function chain(
   ];
   for (const [step, bin, conf] of steps) {
     const command = step.startsWith('ADD') ? 'ADD' : 'DEL';
+    const started = Date.now();
     const c = startPlugin(net.sb.host, bin, { ...call, command }, conf());
-    if (step === kill.step) {
+    if (step === kill?.step) {
       await new Promise((r) => setTimeout(r, kill.afterMs));
       await kill.victim(c);
-      return { killed: await c.done, result };
+      return { killed: await c.done, ms };
     }
     const out = await c.done;
-    if (out.exitCode !== 0) throw new Error(`${step} failed before the kill: ${out.stdout}${out.stderr}`);
+    ms[step] = Date.now() - started;
+    if (out.exitCode !== 0) throw new Error(`${step} failed${kill ? ' before the kill' : ''}: ${out.stdout}${out.stderr}`);
     if (step === 'ADD bridge') result = out.json;
   }
-  throw new Error(`no step ${kill.step}`);
+  return { ms };
 }
 
 /** The runtime's cleanup after a failed call: DEL portmap, DEL bridge; each retried (a runtime retries DEL). */
@@ -109,17 +121,11 @@ async function runtimeDel(net: Net, call: PluginCall): Promise<void> {
 }
 
 /**
- * One ADD bridge and its DEL on a container of its own: how long the ADD took (the range of kill delays). Also
+ * The whole chain once on a container of its own, timed step by step: the range of each step's kill delays. Also
  * warms a freshly started agent up, as one that has served before is.
  */
-async function calibrate(net: Net, c: { id: string; netns: string }): Promise<number> {
-  const call: PluginCall = { command: 'ADD', containerId: c.id, netns: c.netns, ifname: 'eth0' };
-  const started = Date.now();
-  const add = await runPlugin(net.sb.host, bridgeBin, call, bridgeConf(net));
-  const ms = Date.now() - started;
-  if (add.exitCode !== 0) throw new Error(`calibration ADD failed: ${add.stdout}${add.stderr}`);
-  await runtimeDel(net, call);
-  return ms;
+async function calibrate(net: Net, c: { id: string; netns: string }): Promise<Record<Step, number>> {
+  return (await chain(net, { command: 'ADD', containerId: c.id, netns: c.netns, ifname: 'eth0' })).ms;
 }
 
 async function setup(t: ExecutionContext): Promise<Net> {
@@ -134,28 +140,32 @@ async function trials(t: ExecutionContext, net: Net, agentMode: boolean): Promis
   let agent: Resident | undefined = agentMode ? await startAgent(t, net.sb.host) : undefined;
   const warm = await newContainer(t, 'warm');
   await calibrate(net, warm);
-  const callMs = await calibrate(net, warm);
-  t.log(`a whole ADD takes ${callMs} ms here: kills land in 0..${callMs} ms`);
+  const stepMs = await calibrate(net, warm);
+  t.log(`each step takes here (ms): ${JSON.stringify(stepMs)}; its kills land in 0 to that`);
   const outcomes: string[] = [];
   let leaks = 0;
+  let cold = false;
   const trialsPerMode = agentMode ? trialCount.agent : trialCount.processes;
   for (let i = 0; i < trialsPerMode; i++) {
     const step = steps[Math.floor(random() * steps.length)] as Step;
-    const afterMs = Math.floor(random() * callMs);
+    const afterMs = Math.floor(random() * stepMs[step]);
     const restart = random() < 0.5;
     const c = await newContainer(t, `k${i}`);
     const call: PluginCall = { command: 'ADD', containerId: c.id, netns: c.netns, ifname: 'eth0' };
     if (agentMode && !agent) {
       agent = await startAgent(t, net.sb.host);
       await calibrate(net, warm);
-    }
+    } else if (cold) await calibrate(net, warm);
+    cold = false;
     const victim = async (p: KillableCall) => {
       if (agent) {
         await agent.kill9();
         agent = undefined;
       } else p.kill9();
     };
-    const { killed } = await chain(net, call, { step, afterMs, victim });
+    const killed = (await chain(net, call, { step, afterMs, victim })).killed as PluginOutcome & {
+      signal: NodeJS.Signals | null;
+    };
     if (agentMode) {
       // The shim either lost the agent after sending (error 11) or ran the plugin itself (a complete answer).
       const code = killed.json?.code;
@@ -164,8 +174,9 @@ async function trials(t: ExecutionContext, net: Net, agentMode: boolean): Promis
         `${step} after ${afterMs} ms: ${killed.exitCode} ${killed.stdout}${killed.stderr}`,
       );
       if (restart) {
+        // Restarted before the runtime's DEL, which it then serves; warmed up before the next trial.
         agent = await startAgent(t, net.sb.host);
-        await calibrate(net, warm);
+        cold = true;
       }
     }
     const outcome = killed.signal ? 'killed' : killed.exitCode === 0 ? 'completed' : `error ${String(killed.json?.code)}`;
