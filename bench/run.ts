@@ -96,11 +96,26 @@ async function main(): Promise<void> {
   const unconfined = ['--security-opt', 'seccomp=unconfined'];
   const noDevices = { CTNET_DEVICES_CGROUP: 'none' };
   variants.push(
-    { name: 'ctnet none, no seccomp', argv: [...none, ...unconfined, image, 'true'], env: cli },
-    { name: 'ctnet none, no devices cgroup', argv: [...none, image, 'true'], env: { ...cli, ...noDevices } },
-    { name: 'ctnet none, neither', argv: [...none, ...unconfined, image, 'true'], env: { ...cli, ...noDevices } },
-    { name: 'ctnet none, devices as BPF', argv: [...none, image, 'true'], env: { ...cli, CTNET_DEVICES_CGROUP: 'v2' } },
-    { name: 'agent none, no seccomp', argv: [...none, ...unconfined, image, 'true'] },
+    { name: 'ctnet none, no seccomp', argv: [...none, ...unconfined, image, 'true'], timings: 'x-seccomp', env: cli },
+    {
+      name: 'ctnet none, no devices cgroup',
+      argv: [...none, image, 'true'],
+      timings: 'x-devices',
+      env: { ...cli, ...noDevices },
+    },
+    {
+      name: 'ctnet none, neither',
+      argv: [...none, ...unconfined, image, 'true'],
+      timings: 'x-neither',
+      env: { ...cli, ...noDevices },
+    },
+    {
+      name: 'ctnet none, devices as BPF',
+      argv: [...none, image, 'true'],
+      timings: 'x-bpf',
+      env: { ...cli, CTNET_DEVICES_CGROUP: 'v2' },
+    },
+    { name: 'agent none, no seccomp', argv: [...none, ...unconfined, image, 'true'], timings: 'x-a-seccomp' },
   );
   for (const v of variants) if (v.timings) v.timings = join(root, `${v.timings}.jsonl`);
   // Each checkout's resident process in the sandbox host, with the environment of the runs it serves: the agent,

@@ -35,6 +35,8 @@ export interface RunPlan {
   exitCommand?: string[];
   /** The compiled seccomp filter (runner/isolation.ts); undefined: unconfined. */
   seccomp?: string;
+  /** Where the helper keeps the BPF program made from that filter (shared by equal filters). */
+  seccompCache?: string;
   /** A cgroup v2 directory that gets the devices allow-list as a BPF program. */
   deviceCgroup?: string;
   deviceRules?: string[];
@@ -50,6 +52,7 @@ export interface ExecPlan {
   cwd?: string;
   user?: string;
   seccomp?: string;
+  seccompCache?: string;
   command: string[];
 }
 
@@ -87,8 +90,9 @@ export function execArgs(plan: ExecPlan): string[] {
   return args;
 }
 
-function pushIsolation(args: string[], plan: { seccomp?: string }): void {
+function pushIsolation(args: string[], plan: { seccomp?: string; seccompCache?: string }): void {
   if (plan.seccomp) args.push('--seccomp', plan.seccomp);
+  if (plan.seccomp && plan.seccompCache) args.push('--seccomp-cache', plan.seccompCache);
 }
 
 /** `details` of a start error whose command could not be run (Docker exits 127 / 126 then). */

@@ -8,6 +8,7 @@
  * exactly that, from any point, in any later process.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -505,16 +506,28 @@ function seccompFile(ctx: RunnerContext, id: string): string {
   return join(containerDir(ctx.paths, id), 'seccomp.rules');
 }
 
-/** The filter file exists unless the container is unconfined. */
-function seccompPath(ctx: RunnerContext, rec: ContainerRecord): string | undefined {
+/**
+ * The container's compiled filter (undefined when it is unconfined; written at create, remade if
+ * missing) and where the helper keeps the BPF program made from it: `seccomp/<hash>.bpf` under the
+ * state root, shared by every container with the same filter (libseccomp takes milliseconds).
+ */
+function seccompFiles(ctx: RunnerContext, rec: ContainerRecord): Pick<RunPlan, 'seccomp' | 'seccompCache'> {
+  if (rec.config.seccomp?.kind === 'unconfined') return {};
   const file = seccompFile(ctx, rec.config.id);
-  return existsSync(file) ? file : undefined;
+  if (!existsSync(file)) writeFileSync(file, seccompFilterText(rec.config.seccomp) ?? '');
+  const cacheDir = ctx.paths.seccomp;
+  mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+  const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 32);
+  return { seccomp: file, seccompCache: join(cacheDir, `${hash}.bpf`) };
 }
 
-function isolationPlan(ctx: RunnerContext, rec: ContainerRecord): Pick<RunPlan, 'seccomp' | 'deviceCgroup' | 'deviceRules'> {
+function isolationPlan(
+  ctx: RunnerContext,
+  rec: ContainerRecord,
+): Pick<RunPlan, 'seccomp' | 'seccompCache' | 'deviceCgroup' | 'deviceRules'> {
   const devices = rec.state.cgroup?.devices;
   return {
-    seccomp: seccompPath(ctx, rec),
+    ...seccompFiles(ctx, rec),
     ...(devices?.kind === 'bpf' ? { deviceCgroup: devices.dir, deviceRules: allowedDevices.map(helperDeviceRule) } : {}),
   };
 }
@@ -923,7 +936,7 @@ export async function execInContainer(
     env,
     cwd: opts.workdir ?? rec.config.workdir,
     user: opts.user ? resolveUser(image.lowers, opts.user) : rec.config.user,
-    seccomp: seccompPath(ctx, rec),
+    ...seccompFiles(ctx, rec),
     command: opts.command,
   });
   const child = spawn(helperPath(), args, { stdio: [opts.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] });

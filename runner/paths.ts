@@ -12,10 +12,18 @@ export interface RunnerPaths extends CtnetPaths {
   netns: string;
   /** `images/<name>/rootfs` and `images/<name>/image.json`. */
   images: string;
+  /** `seccomp/<hash>.bpf`: the BPF program ctnet-init made from a seccomp filter, shared by equal filters. */
+  seccomp: string;
 }
 
 export function runnerPaths(root = ctnetRoot()): RunnerPaths {
-  return { ...ctnetPaths(root), names: join(root, 'names'), netns: join(root, 'netns'), images: join(root, 'images') };
+  return {
+    ...ctnetPaths(root),
+    names: join(root, 'names'),
+    netns: join(root, 'netns'),
+    images: join(root, 'images'),
+    seccomp: join(root, 'seccomp'),
+  };
 }
 
 /** The compiled helper: CTNET_INIT, else bin/ctnet-init beside the CLI (dist/ or cli/ → ../bin). */

@@ -4,7 +4,7 @@
  * (containers, names, netns files, cgroups, veths) that every test ends with.
  */
 
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -245,4 +245,38 @@ export async function assertAllReleased(t: ExecutionContext, renv: RunnerEnv): P
   const ports = join(renv.root, 'portmap', 'ports');
   t.deepEqual(existsSync(ports) ? readdirSync(ports) : [], [], 'no port reservation left');
   t.deepEqual(leftovers(renv), nothingLeft);
+}
+
+/** `ctnet agent` (bin/ctnet) in the sandbox host, with the environment of the runs it serves; teardown ends it by pid. */
+export async function startRunnerAgent(
+  t: Teardown,
+  renv: RunnerEnv,
+): Promise<{ child: ChildProcess; socket: string; stderrText(): string }> {
+  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, join(repoRoot, 'bin', 'ctnet'), 'agent'], {
+    env: renv.env,
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+  let stderr = '';
+  const socket = await new Promise<string>((resolve, reject) => {
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      const m = /serving @(ctnet-agent-[0-9a-z-]+)/.exec(stderr);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`ctnet agent exited with ${code}: ${stderr}`)));
+  });
+  return { child, socket, stderrText: () => stderr };
+}
+
+/** The parent pid of a process (from /proc/PID/stat). */
+export function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }

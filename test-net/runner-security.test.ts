@@ -6,7 +6,7 @@
  * without the agent.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import {
@@ -16,8 +16,10 @@ import {
   inspect,
   leftovers,
   nothingLeft,
+  parentOf,
   type RunnerEnv,
   runnerEnv,
+  startRunnerAgent,
 } from './runner-helpers.js';
 import { createSandbox, netnsPath, repoRoot, tempDir } from './sandbox.js';
 
@@ -47,33 +49,8 @@ async function setup(t: ExecutionContext, mode: Mode, env: NodeJS.ProcessEnv = {
   const image = await busyboxRootfs(t);
   copyFileSync(probeBinary, join(image, 'bin', 'probe'));
   const world: World = { renv, image };
-  if (mode === 'agent') world.agent = await startAgent(t, renv);
+  if (mode === 'agent') world.agent = await startRunnerAgent(t, renv);
   return world;
-}
-
-/** `ctnet agent` in the sandbox host (the same environment as the runs); teardown ends it by pid. */
-async function startAgent(t: ExecutionContext, renv: RunnerEnv): Promise<{ child: ChildProcess; socket: string }> {
-  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'agent'], {
-    env: renv.env,
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-    }
-  });
-  let stderr = '';
-  const socket = await new Promise<string>((resolve, reject) => {
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      const m = /serving @(ctnet-agent-[0-9a-z-]+)/.exec(stderr);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`ctnet agent exited with ${code}: ${stderr}`)));
-  });
-  return { child, socket };
 }
 
 /** Runs bin/ctnet in the sandbox host with extra descriptors of ours at the given numbers. */
@@ -95,11 +72,6 @@ function runFront(
     stderr += b.toString();
   });
   return new Promise((resolve) => child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
-}
-
-function parentOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
 /**
@@ -214,6 +186,8 @@ for (const mode of ['cli', 'agent'] as const) {
     const own = await probe(t, w, 'mkdir /tmp/x 2>&1; probe keyctl', { runArgs: ['--security-opt', `seccomp=${profile}`] });
     t.regex(own, /Permission denied/);
     t.like(values(own), { keyctl: 'ok' });
+    // libseccomp's program is made once per distinct filter and kept under the state root.
+    t.is(readdirSync(join(w.renv.root, 'seccomp')).filter((f) => f.endsWith('.bpf')).length, 2);
     assertNothingLeft(t, w);
   });
 

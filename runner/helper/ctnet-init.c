@@ -82,7 +82,8 @@ struct plan {
   const char *exit_cmd[MAX_ITEMS]; int n_exit_cmd;
   int target_pid;                /* exec: the container's init */
   int no_new_privs_off;          /* reserved for a future --privileged */
-  const char *seccomp;           /* the compiled profile (runner/seccomp.ts); NULL: unconfined */
+  const char *seccomp;           /* the compiled profile (runner/seccomp/profile.ts); NULL: unconfined */
+  const char *seccomp_cache;     /* the BPF program made from it, kept across containers */
   const char *device_cgroup;     /* cgroup v2 dir that gets the devices program */
   struct device_rule device_rules[MAX_DEVICE_RULES]; int n_device_rules;
   int preserve_fds;              /* fds 3 .. 3+N-1 reach the workload */
@@ -463,7 +464,7 @@ static int run_main(struct plan *p) {
     }
     if (p->device_cgroup) attach_device_filter(p->device_cgroup, p->device_rules, p->n_device_rules);
     struct sock_fprog filter = {0, NULL};
-    if (p->seccomp) filter = seccomp_compile_file(p->seccomp);
+    if (p->seccomp) filter = seccomp_compile_cached(p->seccomp, p->seccomp_cache);
     if (p->status_fd >= 0) close(p->status_fd);
     if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) < 0) die("failed to create namespaces: %s", strerror(errno));
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
@@ -559,7 +560,7 @@ static int exec_main(struct plan *p) {
   if (root < 0) die("failed to open %s: %s", path, strerror(errno));
   join_cgroups(p);
   struct sock_fprog filter = {0, NULL};
-  if (p->seccomp) filter = seccomp_compile_file(p->seccomp);
+  if (p->seccomp) filter = seccomp_compile_cached(p->seccomp, p->seccomp_cache);
   for (int i = 0; i < 5; i++)
     if (setns(fds[i], kinds[i].flag) < 0) die("failed to join the %s namespace of %d: %s", kinds[i].name, p->target_pid, strerror(errno));
   if (fchdir(root) < 0 || chroot(".") < 0 || chdir("/") < 0) die("failed to enter the container's root: %s", strerror(errno));
@@ -642,6 +643,7 @@ static void parse(struct plan *p, int argc, char **argv, int start) {
     else if (strcmp(a, "--exit-command") == 0) { FULL(p->n_exit_cmd, MAX_ITEMS - 1); p->exit_cmd[p->n_exit_cmd++] = need(argc, argv, ++i); }
     else if (strcmp(a, "--pid") == 0) p->target_pid = atoi(need(argc, argv, ++i));
     else if (strcmp(a, "--seccomp") == 0) p->seccomp = need(argc, argv, ++i);
+    else if (strcmp(a, "--seccomp-cache") == 0) p->seccomp_cache = need(argc, argv, ++i);
     else if (strcmp(a, "--device-cgroup") == 0) p->device_cgroup = need(argc, argv, ++i);
     else if (strcmp(a, "--device-allow") == 0) {
       FULL(p->n_device_rules, MAX_DEVICE_RULES);

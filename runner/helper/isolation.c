@@ -125,6 +125,35 @@ struct sock_fprog seccomp_compile_file(const char *path) {
   return (struct sock_fprog){(unsigned short)(size / (off_t)sizeof(struct sock_filter)), code};
 }
 
+struct sock_fprog seccomp_compile_cached(const char *path, const char *cache) {
+  if (!cache) return seccomp_compile_file(path);
+  int fd = open(cache, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size % (off_t)sizeof(struct sock_filter) == 0 &&
+      st.st_size <= (off_t)(BPF_MAXINSNS * sizeof(struct sock_filter))) {
+    struct sock_filter *code = malloc((size_t)st.st_size);
+    if (code && pread(fd, code, (size_t)st.st_size, 0) == st.st_size) {
+      close(fd);
+      return (struct sock_fprog){(unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter)), code};
+    }
+    free(code);
+  }
+  if (fd >= 0) close(fd);
+  struct sock_fprog prog = seccomp_compile_file(path);
+  /* Written whole, then renamed: a reader sees the old state or the complete program. A cache
+     that cannot be written costs the next container the compile again, nothing else. */
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.%d.tmp", cache, (int)getpid());
+  int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out >= 0) {
+    size_t size = prog.len * sizeof(struct sock_filter);
+    int ok = write(out, prog.filter, size) == (ssize_t)size && fsync(out) == 0;
+    close(out);
+    if (!ok || rename(tmp, cache) < 0) unlink(tmp);
+  }
+  return prog;
+}
+
 void seccomp_install(const struct sock_fprog *prog) {
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
     die("failed to install the seccomp filter: %s", strerror(errno));

@@ -13,9 +13,12 @@
    --preserve-fds names). CLOEXEC, not close: a failing exec still reports through its pipe. */
 void cloexec_from(int first);
 
-/* Reads the runner's compiled profile (see runner/seccomp.ts for its lines) and builds the BPF
+/* Reads the runner's compiled profile (see runner/seccomp/profile.ts for its lines) and builds the BPF
    program once; the container's processes each install it with seccomp_install. */
 struct sock_fprog seccomp_compile_file(const char *path);
+/* The same through a cache: `cache` (the program libseccomp made from these very rules, named by
+   the runner after their hash) is read when it exists, else written after compiling. */
+struct sock_fprog seccomp_compile_cached(const char *path, const char *cache);
 void seccomp_install(const struct sock_fprog *prog);
 
 /* A devices rule "c:1:3:rwm" ('*' for any major or minor): what a cgroup v2 program allows. */
