@@ -6,6 +6,8 @@
  * Stricter than the reference where it only hides mistakes: a gateway outside its subnet and a
  * rangeStart after rangeEnd are rejected (the reference accepts both and then allocates oddly).
  */
+import { statfsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import {
   type Cidr,
   type CniRoute,
@@ -172,6 +174,27 @@ function parseRoutes(raw: unknown): CniRoute[] {
   });
 }
 
+const pseudoFilesystems: Record<number, string> = { 40864: 'proc', 1650812274: 'sysfs', 1853056627: 'nsfs' };
+
+/**
+ * A lease directory on /proc or /sys can never be made, and creating one there does not even fail: Node's
+ * recursive mkdir spins forever on such a path. So the nearest existing ancestor of dataDir is checked first.
+ */
+function refusePseudoFilesystem(dataDir: string): void {
+  for (let dir = resolve(dataDir); ; dir = dirname(dir)) {
+    let type: number;
+    try {
+      type = statfsSync(dir).type;
+    } catch {
+      if (dir === dirname(dir)) return;
+      continue;
+    }
+    const fs = pseudoFilesystems[type];
+    if (fs) throw invalid(`ipam.dataDir ${JSON.stringify(dataDir)} is on ${fs}, where no lease directory can be made`);
+    return;
+  }
+}
+
 /**
  * Parses the `ipam` section of a netconf (the plugin's own or the bridge's, delegated).
  * Range sets, in the reference's order: runtimeConfig.ipRanges, then the legacy top-level range,
@@ -209,8 +232,9 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
       }
     }
   }
-  const dataDir = ipam.dataDir ?? defaultDataDir;
-  if (typeof dataDir !== 'string' || dataDir === '') throw invalid('ipam.dataDir must be a non-empty path');
+  const dataDir = ipam.dataDir || defaultDataDir;
+  if (typeof dataDir !== 'string') throw invalid('ipam.dataDir must be a non-empty path');
+  refusePseudoFilesystem(dataDir);
   const resolvConf = ipam.resolvConf;
   if (resolvConf !== undefined && typeof resolvConf !== 'string') throw invalid('ipam.resolvConf must be a path');
   return {

@@ -81,7 +81,11 @@ export async function allocateLeases(
  * Legacy ID-only files are released when no current-format lease matched, as the reference does.
  * Nothing to release is success.
  */
-export async function releaseLeases(cfg: IpamConfig, who: Attachment, options: LockOptions = {}): Promise<string[]> {
+export async function releaseLeases(
+  cfg: Pick<IpamConfig, 'dataDir' | 'network'>,
+  who: Attachment,
+  options: LockOptions = {},
+): Promise<string[]> {
   return withLeaseDir(
     cfg.dataDir,
     cfg.network,

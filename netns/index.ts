@@ -22,6 +22,7 @@
  * Importing this module loads nothing heavy: koffi and netlink are required on first use.
  */
 
+export { netnsCookie } from './cookie.js';
 export { randomVethName } from './names.js';
 export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
 export {

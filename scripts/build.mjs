@@ -2,9 +2,9 @@
 import { randomBytes } from 'node:crypto';
 /**
  * Build: bundles the CNI multi-call binary and the CLI with esbuild (one file each, so startup
- * reads one file instead of hundreds), with ajv validators precompiled into the CNI bundle.
+ * reads one file instead of hundreds).
  *
- * Native and heavy modules (netlink, koffi, pino, ajv's runtime helpers) stay in node_modules;
+ * Native and heavy modules (netlink, koffi, pino) stay in node_modules;
  * the bundle's prelude adds this checkout's node_modules to the resolution path, so a copy of
  * bin/cni/<plugin> placed in any CNI plugin directory still finds them.
  */
@@ -17,7 +17,7 @@ import { build } from 'esbuild';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const require = createRequire(import.meta.url);
-const external = ['netlink', 'koffi', 'pino', 'ajv', 'ajv/*', 'etcd3'];
+const external = ['netlink', 'koffi', 'pino', 'etcd3'];
 
 function prelude(marker) {
   const modules = JSON.stringify(join(root, 'node_modules'));
@@ -51,45 +51,31 @@ async function bundle(entry, outfile, banner, define = {}) {
   renameSync(tmp, outfile);
 }
 
-/** Compiles every plugin's JSON schema to standalone validator code (no ajv compile at run time). */
-async function validatorsPrelude() {
-  const tmp = join(dist, 'schemas.cjs');
+/** The plugin list (plugins/list.ts), read through esbuild: one binary per entry. */
+async function readPluginNames() {
+  const tmp = join(dist, 'plugin-list.cjs');
   await build({
-    entryPoints: [join(root, 'scripts', 'schemas.ts')],
+    entryPoints: [join(root, 'plugins', 'list.ts')],
     outfile: tmp,
     bundle: true,
     platform: 'node',
     format: 'cjs',
     logLevel: 'warning',
   });
-  const { schemas, pluginNames } = require(tmp);
+  const { pluginNames } = require(tmp);
   rmSync(tmp);
-  const Ajv = require('ajv').default;
-  const standaloneCode = require('ajv/dist/standalone').default;
-  const ajv = new Ajv({ code: { source: true }, allErrors: false, strict: false });
-  const refs = {};
-  for (const [id, schema] of Object.entries(schemas)) {
-    ajv.addSchema(schema, id);
-    refs[id] = id;
-  }
-  const code = standaloneCode(ajv, refs);
-  return {
-    pluginNames,
-    validators: `globalThis.__ctnetValidators = (function () { var module = { exports: {} }, exports = module.exports;\n${code}\nreturn module.exports; })();`,
-  };
+  return pluginNames;
 }
 
 mkdirSync(dist, { recursive: true });
-const { pluginNames, validators } = await validatorsPrelude();
+const pluginNames = await readPluginNames();
 const cniBundle = join(dist, 'cni.cjs');
 // No shebang: the plugin loaders (below) compile this file themselves, with V8's code cache.
-await bundle('plugins/cni-main.ts', cniBundle, validators);
-// The runner calls the built-in plugins in-process: the CLI carries the same precompiled validators
-// (compiling the schemas with ajv at run time cost ~150 ms of every `ctnet run`).
+await bundle('plugins/cni-main.ts', cniBundle, '');
 // The agent's socket: a new name per build, so clients of one build never reach an agent running
 // another build's code (agent/ctnet-cni-shim.c, agent/ctnet-front.c).
 const agentSocket = `ctnet-agent-${randomBytes(6).toString('hex')}`;
-await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), `${prelude('ctnet-cli')}\n${validators}`, {
+await bundle('cli/main.ts', join(dist, 'ctnet.cjs'), prelude('ctnet-cli'), {
   __CTNET_AGENT_SOCKET__: JSON.stringify(agentSocket),
 });
 

@@ -1,16 +1,28 @@
-/** CNI_ARGS: "K1=V1;K2=V2" (types/args.go semantics: unknown keys fail unless IgnoreUnknown). */
+/**
+ * CNI_ARGS: "K1=V1;K2=V2" (conventions: unknown keys fail unless IgnoreUnknown). Like the reference,
+ * an empty pair (";;", a trailing ";") and a pair without exactly one "=" are refused. A key given
+ * twice with different values is refused too: which one the runtime meant cannot be known (the
+ * reference's host-local silently takes the last).
+ */
 import { CtnetError, ErrorCode } from '../errors.js';
 
 export function parseCniArgs(text: string): Map<string, string> {
   const out = new Map<string, string>();
   if (!text) return out;
   for (const pair of text.split(';')) {
-    if (pair === '') continue;
     const parts = pair.split('=');
-    if (parts.length !== 2 || !parts[0]) {
+    if (parts.length !== 2) {
       throw new CtnetError(ErrorCode.invalidEnv, `invalid CNI_ARGS pair ${JSON.stringify(pair)}: expected KEY=VALUE`);
     }
-    out.set(parts[0], parts[1] ?? '');
+    const [key, value] = parts as [string, string];
+    const earlier = out.get(key);
+    if (earlier !== undefined && earlier !== value) {
+      throw new CtnetError(
+        ErrorCode.invalidEnv,
+        `invalid CNI_ARGS: ${JSON.stringify(key)} is set twice, to ${JSON.stringify(earlier)} and ${JSON.stringify(value)}`,
+      );
+    }
+    out.set(key, value);
   }
   return out;
 }

@@ -25,7 +25,7 @@ test('interface names: 1-15 bytes, no slash, colon or whitespace', (t) => {
 
 test('CNI_ARGS parse into pairs; malformed pairs are code 4', (t) => {
   t.deepEqual(
-    [...parseCniArgs('IP=10.0.0.5;MAC=aa:bb:cc:dd:ee:ff;')],
+    [...parseCniArgs('IP=10.0.0.5;MAC=aa:bb:cc:dd:ee:ff;IP=10.0.0.5')],
     [
       ['IP', '10.0.0.5'],
       ['MAC', 'aa:bb:cc:dd:ee:ff'],
@@ -33,6 +33,16 @@ test('CNI_ARGS parse into pairs; malformed pairs are code 4', (t) => {
   );
   t.is(t.throws(() => parseCniArgs('IP'), { instanceOf: CtnetError })?.code, 4);
   t.is(t.throws(() => parseCniArgs('A=b=c'), { instanceOf: CtnetError })?.code, 4);
+  // As the reference: an empty pair is malformed (";;;", a trailing ";").
+  for (const text of [';;;', 'IP=10.0.0.5;', 'IgnoreUnknown=1;;K8S_POD_NAME=x']) {
+    t.is(t.throws(() => parseCniArgs(text), { instanceOf: CtnetError })?.code, 4, text);
+  }
+});
+
+test('a CNI_ARGS key set twice to different values is refused, never resolved silently', (t) => {
+  const e = t.throws(() => parseCniArgs('IP=10.0.0.5;IP=10.0.0.6'), { instanceOf: CtnetError });
+  t.is(e?.code, 4);
+  t.regex(e?.message ?? '', /"IP" is set twice/);
 });
 
 test('unknown CNI_ARGS keys fail unless IgnoreUnknown is set', (t) => {

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { Decoder } from './decode.js';
 import type { Executor } from './invoke.js';
 import type { CniAttachment, CniEnv, CniResult, NetConf } from './types.js';
 
@@ -12,6 +13,12 @@ export interface PluginContext<C extends NetConf = NetConf> {
   vars: Readonly<Record<string, string | undefined>>;
   executor: Executor;
   log: Logger;
+  /**
+   * DEL only: why the config would fail ADD's decoding or validation. DEL still runs then, on what
+   * could be decoded, and removes everything it can identify from the container ID, the ifname and
+   * the network name.
+   */
+  configProblems?: string[];
 }
 
 export interface GcContext<C extends NetConf = NetConf> extends PluginContext<C> {
@@ -21,8 +28,11 @@ export interface GcContext<C extends NetConf = NetConf> extends PluginContext<C>
 /** What a plugin hands to skel. Missing check/gc/status handlers succeed (as the Go skel does). */
 export interface CniPlugin<C extends NetConf = NetConf> {
   name: string;
-  /** JSON schema for the plugin's own config; validated before any handler runs. */
-  schema?: object;
+  /**
+   * The plugin's config declaration (decode.ts): decoded before any handler runs; `C` is derived
+   * from it. Without one, only the keys every netconf has are decoded.
+   */
+  config?: Decoder<unknown>;
   /** Semantic checks the schema cannot express (CIDRs, ranges); throws code 7. */
   validate?(conf: C, env: CniEnv): void;
   add(ctx: PluginContext<C>): Promise<CniResult>;

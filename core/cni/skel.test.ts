@@ -1,21 +1,23 @@
 import test from 'ava';
 import { CtnetError, ErrorCode } from '../errors.js';
+import { extend, int } from './decode.js';
 import { InProcessExecutor } from './invoke.js';
+import { netConfFields } from './netconf.js';
 import type { CniPlugin } from './plugin.js';
 import { handle } from './skel.js';
 
 // A plugin that records what skel handed it; skel's own logic is what is under test here.
 function recorder() {
-  const calls: { command: string; conf: unknown; valid?: unknown }[] = [];
+  const calls: { command: string; conf: unknown; valid?: unknown; problems?: string[] }[] = [];
   const plugin: CniPlugin = {
     name: 'recorder',
-    schema: { type: 'object', properties: { size: { type: 'integer' } } },
+    config: extend(netConfFields, { size: int() }),
     add: async (ctx) => {
       calls.push({ command: 'ADD', conf: ctx.conf });
       return { cniVersion: '1.1.0', ips: [{ address: '10.0.0.2/24' }] };
     },
     del: async (ctx) => {
-      calls.push({ command: 'DEL', conf: ctx.conf });
+      calls.push({ command: 'DEL', conf: ctx.conf, ...(ctx.configProblems && { problems: ctx.configProblems }) });
     },
     gc: async (ctx) => {
       calls.push({ command: 'GC', conf: ctx.conf, valid: ctx.validAttachments });
@@ -48,7 +50,11 @@ test('errors are JSON on stdout with the code and a non-zero exit', async (t) =>
     [{ CNI_COMMAND: 'DEL', CNI_IFNAME: 'eth0' }, conf(), ErrorCode.invalidEnv],
     [{ CNI_COMMAND: 'FROB' }, conf(), ErrorCode.invalidEnv],
     [delEnv, conf({ name: 'bad name' }), ErrorCode.invalidConfig],
-    [delEnv, conf({ size: 'big' }), ErrorCode.invalidConfig],
+    [
+      { ...delEnv, CNI_COMMAND: 'ADD', CNI_NETNS: '/proc/self/ns/net', CNI_NETNS_OVERRIDE: '1' },
+      conf({ size: 'big' }),
+      ErrorCode.invalidConfig,
+    ],
     [{ ...delEnv, CNI_COMMAND: 'GC' }, conf({ cniVersion: '1.0.0' }), ErrorCode.incompatibleVersion],
     [{ ...delEnv, CNI_COMMAND: 'ADD', CNI_NETNS: '/nonexistent/ns' }, conf(), ErrorCode.invalidEnv],
     [{ ...delEnv, CNI_COMMAND: 'ADD', CNI_NETNS: '/etc/hostname' }, conf(), ErrorCode.invalidEnv],
@@ -60,10 +66,10 @@ test('errors are JSON on stdout with the code and a non-zero exit', async (t) =>
   }
 });
 
-test('a schema error names the offending key', async (t) => {
+test('a decoding error names the offending key', async (t) => {
   const { plugin, executor } = recorder();
-  const out = await handle(plugin, delEnv, conf({ size: 'big' }), executor);
-  t.regex(parse(out.stdout).msg, /"size" must be integer/);
+  const out = await handle(plugin, { ...delEnv, CNI_COMMAND: 'STATUS' }, conf({ cniVersion: '1.1.0', size: 'big' }), executor);
+  t.regex(parse(out.stdout).msg, /"size" must be an integer, not string "big"/);
 });
 
 test("ADD on the plugin's own network namespace is refused with code 8", async (t) => {
@@ -114,4 +120,22 @@ test('without CNI_COMMAND the plugin prints an about line and exits 0', async (t
   const out = await handle(plugin, {}, '', executor);
   t.is(out.exitCode, 0);
   t.regex(out.stderr ?? '', /supports CNI/);
+});
+
+test('keys match the declaration case-insensitively, null is unset, unknown keys are kept', async (t) => {
+  const { plugin, calls, executor } = recorder();
+  const stdin = JSON.stringify({ CNIVersion: '1.0.0', Name: 'net1', type: 'recorder', SIZE: 3, dns: null, other: { a: 1 } });
+  const out = await handle(plugin, delEnv, stdin, executor);
+  t.is(out.exitCode, 0, out.stdout);
+  t.deepEqual(calls[0]?.conf, { cniVersion: '1.0.0', name: 'net1', type: 'recorder', size: 3, other: { a: 1 } });
+});
+
+test('DEL with a config ADD refuses still runs, on what decodes, and is told why', async (t) => {
+  const { plugin, calls, executor } = recorder();
+  const out = await handle(plugin, delEnv, conf({ size: 'big', dns: { domain: 'x' } }), executor);
+  t.is(out.exitCode, 0, out.stdout);
+  t.is(calls[0]?.command, 'DEL');
+  t.like(calls[0]?.conf as object, { name: 'net1', dns: { domain: 'x' } });
+  t.false('size' in ((calls[0]?.conf ?? {}) as object));
+  t.regex(calls[0]?.problems?.[0] ?? '', /"size" must be an integer/);
 });

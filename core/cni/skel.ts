@@ -6,11 +6,12 @@
 import { statfsSync, statSync } from 'node:fs';
 import { asCtnetError, CtnetError, ErrorCode } from '../errors.js';
 import { log } from '../log.js';
+import type { Decoder } from './decode.js';
 import type { Executor } from './invoke.js';
 import { validateContainerId, validateIfname, validateNetworkName } from './names.js';
+import { netConfFields } from './netconf.js';
 import type { CniPlugin, GcContext, PluginContext } from './plugin.js';
-import { validateConfig } from './schema.js';
-import { type CniAttachment, type CniCommand, CniCommands, type CniEnv, type NetConf } from './types.js';
+import { type CniAttachment, type CniCommand, CniCommands, type CniEnv, type CniResult, type NetConf } from './types.js';
 import {
   compareVersions,
   formatResult,
@@ -93,7 +94,7 @@ function checkNetns(path: string, vars: EnvVars, command: CniCommand): void {
   }
 }
 
-function parseConf(stdin: string): NetConf {
+function parseJson(stdin: string): Record<string, unknown> {
   let conf: unknown;
   try {
     conf = JSON.parse(stdin);
@@ -103,7 +104,36 @@ function parseConf(stdin: string): NetConf {
   if (typeof conf !== 'object' || conf === null || Array.isArray(conf)) {
     throw new CtnetError(ErrorCode.decode, 'failed to parse network config: not a JSON object');
   }
-  return conf as NetConf;
+  return conf as Record<string, unknown>;
+}
+
+/**
+ * Decodes the config with the plugin's declaration. For DEL, a config that does not decode or
+ * validate is decoded as far as it goes and the problems are handed to the plugin (DEL must still
+ * clean up what it can identify; spec §DEL).
+ */
+function decodeConf(
+  plugin: CniPlugin,
+  input: Record<string, unknown>,
+  env: CniEnv,
+): { conf: NetConf; problems: string[] | undefined } {
+  const declaration = (plugin.config ?? netConfFields) as Decoder<NetConf>;
+  try {
+    const conf = declaration.decode(input, '') as NetConf;
+    plugin.validate?.(conf, env);
+    return { conf, problems: undefined };
+  } catch (err) {
+    if (env.command !== 'DEL' || !(err instanceof CtnetError) || err.code !== ErrorCode.invalidConfig) throw err;
+    const problems: string[] = [];
+    const conf = declaration.decode(input, '', problems) as NetConf;
+    try {
+      plugin.validate?.(conf, env);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+    if (!problems.length) problems.push(err.message);
+    return { conf, problems };
+  }
 }
 
 function versionReply(stdin: string): string {
@@ -136,6 +166,18 @@ function validAttachments(conf: NetConf): CniAttachment[] {
   return out;
 }
 
+/** The previous result; for DEL one that does not parse is a problem to report, not a reason to keep state. */
+function readPrevResult(conf: NetConf, version: string, problems: string[] | undefined): CniResult | undefined {
+  if (conf.prevResult === undefined) return undefined;
+  try {
+    return parseResult(conf.prevResult, version);
+  } catch (err) {
+    if (!problems) throw err;
+    problems.push((err as Error).message);
+    return undefined;
+  }
+}
+
 async function dispatch(plugin: CniPlugin, vars: EnvVars, stdin: string, executor: Executor): Promise<string> {
   const commandText = vars.CNI_COMMAND ?? '';
   if (!(CniCommands as readonly string[]).includes(commandText)) {
@@ -144,9 +186,11 @@ async function dispatch(plugin: CniPlugin, vars: EnvVars, stdin: string, executo
   const command = commandText as CniCommand;
   if (command === 'VERSION') return versionReply(stdin);
 
-  const conf = parseConf(stdin);
-  const version = requireSupportedVersion(conf.cniVersion);
-  validateNetworkName(conf.name);
+  const input = parseJson(stdin);
+  // The keys every plugin needs first, read as far as they decode; the plugin's decoding follows.
+  const head = netConfFields.decode(input, '', []) as NetConf;
+  const version = requireSupportedVersion(head.cniVersion);
+  validateNetworkName(head.name);
   const env = requireEnv(vars, command);
   if (command === 'CHECK' && compareVersions(version, '0.4.0') < 0) {
     throw new CtnetError(ErrorCode.incompatibleVersion, `config version "${version}" does not allow CHECK`);
@@ -156,10 +200,12 @@ async function dispatch(plugin: CniPlugin, vars: EnvVars, stdin: string, executo
   }
   if (command === 'ADD' || command === 'CHECK' || (command === 'DEL' && env.netns)) checkNetns(env.netns, vars, command);
 
-  if (plugin.schema) validateConfig(plugin.name, plugin.schema, conf);
-  plugin.validate?.(conf, env);
-  const prevResult = conf.prevResult === undefined ? undefined : parseResult(conf.prevResult, version);
+  const decoded = decodeConf(plugin, input, env);
+  const { conf } = decoded;
+  const problems = command === 'DEL' ? (decoded.problems ?? []) : undefined;
+  const prevResult = readPrevResult(conf, version, problems);
   const ctx: PluginContext = {
+    ...(problems?.length && { configProblems: problems }),
     env,
     conf,
     prevResult,

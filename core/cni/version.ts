@@ -1,5 +1,6 @@
 /** Supported spec versions and conversion of results between them (spec §5, types/100, 040). */
 import { CtnetError, ErrorCode } from '../errors.js';
+import { resultFields } from './netconf.js';
 import type { CniDns, CniInterface, CniIpConfig, CniResult, CniRoute } from './types.js';
 
 export const supportedVersions = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
@@ -46,9 +47,33 @@ function decodeError(what: string): CtnetError {
   return new CtnetError(ErrorCode.decode, `failed to decode result: ${what}`);
 }
 
-/** Parses a result of any supported version (and the 0.1/0.2 shape) into the internal 1.1.0 shape. */
-export function parseResult(raw: unknown, assumedVersion: string): CniResult {
-  if (!isObject(raw)) throw decodeError('not a JSON object');
+/** Keys matched as the reference decodes them (case-insensitively, null as absent), types checked. */
+function decodeResult(input: unknown): Record<string, unknown> {
+  if (!isObject(input)) throw decodeError('not a JSON object');
+  try {
+    return resultFields.decode(input, 'result') as Record<string, unknown>;
+  } catch (err) {
+    throw decodeError((err as Error).message.replace(/^invalid network config: /, ''));
+  }
+}
+
+/**
+ * Parses a result of any supported version (and the 0.1/0.2 shape) into the internal 1.1.0 shape.
+ * A result that names a version no spec defines is refused: its shape cannot be known.
+ */
+export function parseResult(input: unknown, assumedVersion: string): CniResult {
+  const raw = decodeResult(input);
+  if (typeof raw.cniVersion === 'string' && raw.cniVersion && !/^0\.[12]\.0$/.test(raw.cniVersion)) {
+    if (!isSupportedVersion(raw.cniVersion)) {
+      throw new CtnetError(
+        ErrorCode.incompatibleVersion,
+        `failed to decode result: cniVersion "${raw.cniVersion}" is not supported`,
+        {
+          details: `supported versions: ${supportedVersions.join(', ')}`,
+        },
+      );
+    }
+  }
   const version = typeof raw.cniVersion === 'string' && raw.cniVersion ? raw.cniVersion : assumedVersion;
   if ('ip4' in raw || 'ip6' in raw) return parseLegacyResult(raw);
   const out: CniResult = { cniVersion: latestVersion };

@@ -5,7 +5,7 @@ import { addBridge } from './add.js';
 import { checkBridge } from './check.js';
 import { type BridgeNetConf, bridgeSettings, validateBridgeConf } from './config.js';
 import { delBridge } from './del.js';
-import { bridgeSchema } from './schema.js';
+import { bridgeConfig } from './schema.js';
 
 /** GC: the IPAM's leases and our masquerade chains of attachments that are no longer valid. */
 async function gcBridge(ctx: GcContext<BridgeNetConf>): Promise<void> {
@@ -36,7 +36,7 @@ async function statusBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {
 
 export const bridgePlugin: CniPlugin<BridgeNetConf> = {
   name: 'bridge',
-  schema: bridgeSchema,
+  config: bridgeConfig,
   validate: validateBridgeConf,
   add: addBridge,
   del: delBridge,

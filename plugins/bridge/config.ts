@@ -1,30 +1,8 @@
 /** The bridge plugin's config with defaults applied, and the checks a schema cannot express. */
-import { type CniDns, type CniEnv, CtnetError, ErrorCode, type NetConf, parseCniArgs, validateIfname } from '../../core/index.js';
+import { type CniDns, type CniEnv, CtnetError, ErrorCode, parseCniArgs, validateIfname } from '../../core/index.js';
+import type { BridgeNetConf, VlanTrunkEntry } from './schema.js';
 
-export interface VlanTrunkEntry {
-  id?: number;
-  minID?: number;
-  maxID?: number;
-}
-
-export interface BridgeNetConf extends NetConf {
-  bridge?: string;
-  isGateway?: boolean;
-  isDefaultGateway?: boolean;
-  forceAddress?: boolean;
-  ipMasq?: boolean;
-  ipMasqBackend?: 'iptables' | 'nftables';
-  mtu?: number;
-  hairpinMode?: boolean;
-  promiscMode?: boolean;
-  vlan?: number;
-  vlanTrunk?: VlanTrunkEntry[];
-  preserveDefaultVlan?: boolean;
-  enabledad?: boolean;
-  macspoofchk?: boolean;
-  disableContainerInterface?: boolean;
-  portIsolation?: boolean;
-}
+export type { BridgeNetConf, VlanTrunkEntry } from './schema.js';
 
 export interface BridgeSettings {
   network: string;
@@ -128,7 +106,7 @@ const macPattern = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 export function requestedMac(conf: BridgeNetConf, env: CniEnv): string | undefined {
   // Other CNI_ARGS keys belong to other plugins (IP= to IPAM, K8S_* to nobody): not an error here.
   const fromArgs = parseCniArgs(env.args).get('MAC');
-  const mac = (conf.runtimeConfig?.mac as string | undefined) ?? conf.args?.cni?.mac ?? fromArgs;
+  const mac = conf.runtimeConfig?.mac || conf.args?.cni?.mac || fromArgs;
   if (mac === undefined || mac === '') return undefined;
   if (!macPattern.test(mac)) throw invalid(`MAC address ${JSON.stringify(mac)} is not valid`);
   return mac.toLowerCase();

@@ -7,11 +7,21 @@
 import { delegate, ErrorCollector, type PluginContext } from '../../core/index.js';
 import { openFirewall } from '../../iptables/index.js';
 import { deleteLinkOffThread, isNetns } from '../../netns/index.js';
-import { type BridgeNetConf, bridgeSettings } from './config.js';
+import { type BridgeNetConf, type BridgeSettings, bridgeSettings } from './config.js';
+
+/**
+ * DEL's view of the config. One that ADD would refuse still names the network, the bridge and the IPAM plugin;
+ * whether it masqueraded is then unknown, so its masquerade rules (found by name) are removed in any case.
+ */
+function settingsForDel(ctx: PluginContext<BridgeNetConf>): BridgeSettings {
+  if (!ctx.configProblems) return bridgeSettings(ctx.conf);
+  const { cniVersion, name, type, bridge, ipam, ipMasqBackend } = ctx.conf;
+  return bridgeSettings({ cniVersion, name, type, bridge, ipam, ipMasqBackend, ipMasq: true });
+}
 
 export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void> {
-  const { env, conf } = ctx;
-  const s = bridgeSettings(conf);
+  const { env } = ctx;
+  const s = settingsForDel(ctx);
   const failures = new ErrorCollector();
   const attempt = (what: string, fn: () => Promise<unknown>) => failures.attempt(what, fn);
   // The three steps are independent and run together. Deleting a veth ends with the kernel waiting

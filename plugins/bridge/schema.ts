@@ -1,56 +1,31 @@
 /**
- * JSON schema of the bridge plugin's config: the reference plugin's keys. Unknown keys pass
- * through (other plugins' and runtimes' keys share the object); values are checked by type here
- * and by meaning in config.ts.
+ * The bridge plugin's config, declared once: the reference plugin's keys, decoded as it decodes them
+ * (core/cni/decode.ts). `BridgeNetConf` is derived from it; meanings are checked in config.ts.
  */
-const vlanId = { type: 'integer', minimum: 0, maximum: 4094 } as const;
+import { bool, type Decoded, extend, int, list, type NetConf, netConfFields, object, oneOf, str } from '../../core/index.js';
 
-export const bridgeSchema = {
-  type: 'object',
-  required: ['cniVersion', 'name', 'type'],
-  properties: {
-    cniVersion: { type: 'string' },
-    name: { type: 'string' },
-    type: { type: 'string' },
-    bridge: { type: 'string', minLength: 1, maxLength: 15 },
-    isGateway: { type: 'boolean' },
-    isDefaultGateway: { type: 'boolean' },
-    forceAddress: { type: 'boolean' },
-    ipMasq: { type: 'boolean' },
-    ipMasqBackend: { enum: ['iptables', 'nftables'] },
-    mtu: { type: 'integer', minimum: 0, maximum: 65535 },
-    hairpinMode: { type: 'boolean' },
-    promiscMode: { type: 'boolean' },
-    vlan: vlanId,
-    vlanTrunk: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { id: vlanId, minID: vlanId, maxID: vlanId },
-      },
-    },
-    preserveDefaultVlan: { type: 'boolean' },
-    enabledad: { type: 'boolean' },
-    macspoofchk: { type: 'boolean' },
-    disableContainerInterface: { type: 'boolean' },
-    portIsolation: { type: 'boolean' },
-    ipam: { type: 'object', properties: { type: { type: 'string' } } },
-    dns: {
-      type: 'object',
-      properties: {
-        nameservers: { type: 'array', items: { type: 'string' } },
-        domain: { type: 'string' },
-        search: { type: 'array', items: { type: 'string' } },
-        options: { type: 'array', items: { type: 'string' } },
-      },
-    },
-    runtimeConfig: {
-      type: 'object',
-      properties: { mac: { type: 'string' } },
-    },
-    args: {
-      type: 'object',
-      properties: { cni: { type: 'object', properties: { mac: { type: 'string' } } } },
-    },
-  },
-} as const;
+const vlanId = () => int(0, 4094);
+
+export const bridgeConfig = extend(netConfFields, {
+  bridge: str(),
+  isGateway: bool(),
+  isDefaultGateway: bool(),
+  forceAddress: bool(),
+  ipMasq: bool(),
+  ipMasqBackend: oneOf(['iptables', 'nftables']),
+  mtu: int(0, 65535),
+  hairpinMode: bool(),
+  promiscMode: bool(),
+  vlan: vlanId(),
+  vlanTrunk: list(object({ id: vlanId(), minID: vlanId(), maxID: vlanId() })),
+  preserveDefaultVlan: bool(),
+  enabledad: bool(),
+  macspoofchk: bool(),
+  disableContainerInterface: bool(),
+  portIsolation: bool(),
+  runtimeConfig: object({ mac: str() }),
+  args: object({ cni: object({ mac: str() }) }),
+});
+
+export type BridgeNetConf = NetConf & Decoded<typeof bridgeConfig>;
+export type VlanTrunkEntry = NonNullable<BridgeNetConf['vlanTrunk']>[number];

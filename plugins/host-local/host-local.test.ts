@@ -61,13 +61,13 @@ test('ADD inside a bridge netconf: reads conf.ipam, unknown top-level keys pass,
   t.is((await call('DEL', conf)).exitCode, 0);
 });
 
-test('schema: the ipam section is checked and messages name the key', async (t) => {
+test('config: the ipam section is checked and messages name the key', async (t) => {
   const base = { cniVersion: '1.1.0', name: 'n', type: 'host-local' };
   const cases: [unknown, RegExp][] = [
-    [base, /"ipam" is required/],
+    [base, /ipam is required/],
     [{ ...base, ipam: { type: 'host-local', ranges: [[{ rangeStart: '10.0.0.1' }]] } }, /ipam\.ranges\[0\]\[0\]\.subnet/],
     [{ ...base, ipam: { type: 'host-local', ranges: 'x' } }, /ipam\.ranges/],
-    [{ ...base, ipam: { type: 'host-local', routes: [{ gw: '1.1.1.1' }] } }, /ipam\.routes\[0\]\.dst/],
+    [{ ...base, ipam: { type: 'host-local', subnet: '10.0.0.0/24', routes: [{ gw: '1.1.1.1' }] } }, /ipam\.routes\[0\]\.dst/],
     [{ ...base, ipam: { type: 'host-local', subnet: '10.0.0.0/24', dataDir: 5 } }, /ipam\.dataDir/],
     [
       { ...base, ipam: { type: 'host-local', ranges: [[{ subnet: '10.0.0.0/24', gateway: '10.0.1.1' }]] } },

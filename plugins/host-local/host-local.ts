@@ -9,6 +9,7 @@ import {
   allocateLeases,
   checkAvailability,
   collectLeases,
+  defaultDataDir,
   type IpamConfig,
   parseIpamConfig,
   readResolvConf,
@@ -17,7 +18,7 @@ import {
   toIpConfig,
   verifyLeases,
 } from '../../ipam/index.js';
-import { hostLocalSchema } from './schema.js';
+import { hostLocalConfig } from './schema.js';
 
 /** One parse per call: skel's validate() and the handler see the same conf object. */
 const parsed = new WeakMap<NetConf, IpamConfig>();
@@ -30,13 +31,23 @@ function configOf(conf: NetConf): IpamConfig {
   return cfg;
 }
 
+/**
+ * Where DEL releases: the lease directory of the network. A config ADD would refuse (bad ranges) still names it,
+ * so the attachment's leases are freed anyway.
+ */
+function leaseDirOf(ctx: PluginContext): Pick<IpamConfig, 'dataDir' | 'network'> {
+  if (!ctx.configProblems) return configOf(ctx.conf);
+  const dataDir = ctx.conf.ipam?.dataDir;
+  return { network: ctx.conf.name, dataDir: typeof dataDir === 'string' && dataDir ? dataDir : defaultDataDir };
+}
+
 function attachment(ctx: PluginContext) {
   return { containerId: ctx.env.containerId, ifname: ctx.env.ifname };
 }
 
 export const hostLocalPlugin: CniPlugin = {
   name: 'host-local',
-  schema: hostLocalSchema,
+  config: hostLocalConfig,
 
   validate(conf) {
     configOf(conf);
@@ -56,7 +67,7 @@ export const hostLocalPlugin: CniPlugin = {
   },
 
   async del(ctx) {
-    const released = await releaseLeases(configOf(ctx.conf), attachment(ctx));
+    const released = await releaseLeases(leaseDirOf(ctx), attachment(ctx));
     ctx.log.debug({ released }, 'released');
   },
 

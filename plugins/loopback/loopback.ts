@@ -1,7 +1,7 @@
 /** The loopback plugin: brings `lo` up in the container (the "none" network mode; cni-spec §B4). */
 import { type CniPlugin, type CniResult, CtnetError, ErrorCode, latestVersion, type PluginContext } from '../../core/index.js';
 import { isNetns, withNetlink } from '../../netns/index.js';
-import { loopbackSchema } from './schema.js';
+import { loopbackConfig } from './schema.js';
 
 /** The plugin always works on `lo`, whatever CNI_IFNAME says (reference behaviour). */
 const loopbackName = 'lo';
@@ -48,7 +48,7 @@ async function check(ctx: PluginContext): Promise<void> {
 
 export const loopbackPlugin: CniPlugin = {
   name: 'loopback',
-  schema: loopbackSchema,
+  config: loopbackConfig,
   add,
   del,
   check,

@@ -1,10 +1,2 @@
-/** JSON schema of the loopback plugin's config (keys of the reference plugin; unknown keys pass through). */
-export const loopbackSchema = {
-  type: 'object',
-  required: ['cniVersion', 'name', 'type'],
-  properties: {
-    cniVersion: { type: 'string' },
-    name: { type: 'string' },
-    type: { type: 'string' },
-  },
-} as const;
+/** The loopback plugin reads only the keys every netconf has. */
+export { netConfFields as loopbackConfig } from '../../core/index.js';

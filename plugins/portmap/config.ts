@@ -1,5 +1,6 @@
 /** The portmap config, parsed and checked once: every later step works on `PortmapSettings`. */
-import { CtnetError, ErrorCode, type NetConf } from '../../core/index.js';
+import { join } from 'node:path';
+import { CtnetError, ErrorCode } from '../../core/index.js';
 import {
   type FirewallBackendName,
   type PortMapping,
@@ -8,19 +9,29 @@ import {
   validatePort,
   validateProtocol,
 } from '../../iptables/index.js';
+import { netnsCookie } from '../../netns/index.js';
+import type { PortmapNetConf } from './schema.js';
 
-export const defaultStateDir = '/var/lib/ctnet/portmap';
-
-export interface PortmapNetConf extends NetConf {
-  snat?: boolean;
-  masqAll?: boolean;
-  markMasqBit?: number;
-  externalSetMarkChain?: string;
-  conditionsV4?: string[];
-  conditionsV6?: string[];
-  backend?: 'iptables' | 'nftables';
-  stateDir?: string;
+/**
+ * Claims live where the rules they stand for live: in memory-backed /run, so a reboot clears both.
+ * CTNET_RUN_DIR moves ctnet's runtime state elsewhere (tests, nested runtimes).
+ */
+export function stateRoot(): string {
+  return join(process.env.CTNET_RUN_DIR || '/run/ctnet', 'portmap');
 }
+
+let ownStateDir: string | undefined;
+
+/**
+ * The default state dir: one per network namespace (named by its cookie, which is never reused), since each
+ * namespace has ports of its own. The namespace is the plugin's own, the host side of the attachment.
+ */
+export function defaultStateDir(): string {
+  ownStateDir ??= join(stateRoot(), `netns-${netnsCookie()}`);
+  return ownStateDir;
+}
+
+export type { PortmapNetConf } from './schema.js';
 
 export interface PortmapSettings {
   network: string;
@@ -103,6 +114,6 @@ export function portmapSettings(conf: PortmapNetConf): PortmapSettings {
     conditionsV4,
     conditionsV6,
     backend,
-    stateDir: conf.stateDir ?? defaultStateDir,
+    stateDir: conf.stateDir || defaultStateDir(),
   };
 }

@@ -28,7 +28,7 @@ import {
 import { type PortmapNetConf, type PortmapSettings, portmapSettings } from './config.js';
 import { enableRouteLocalnet } from './localnet.js';
 import { type PortClaim, ReservationStore } from './reservations.js';
-import { portmapSchema } from './schema.js';
+import { portmapConfig } from './schema.js';
 
 function attachment(ctx: PluginContext, s: PortmapSettings): AttachmentKey {
   return { network: s.network, containerId: ctx.env.containerId, ifname: ctx.env.ifname };
@@ -38,16 +38,20 @@ function claimsOf(mappings: PortMapping[]): PortClaim[] {
   return mappings.map((m) => ({ protocol: m.protocol, hostPort: m.hostPort, hostIP: m.hostIP ?? '' }));
 }
 
-/** The container's addresses: IPs of the sandbox interface named CNI_IFNAME (first IPv4 and IPv6 are used). */
+/**
+ * The container's addresses: IPs of the sandbox interface named CNI_IFNAME (first IPv4 and IPv6 are used). An
+ * address that names no interface counts as the container's; one that names another interface never does, so
+ * a prevResult without an address on CNI_IFNAME publishes nothing rather than another interface's address.
+ */
 function containerAddresses(result: CniResult, ifname: string): string[] {
   const ifaces = result.interfaces ?? [];
-  const ips = result.ips ?? [];
-  const own = ips.filter((ip) => {
-    if (ip.interface === undefined) return true;
-    const iface = ifaces[ip.interface];
-    return iface?.name === ifname && iface.sandbox !== undefined && iface.sandbox !== '';
-  });
-  return (own.length ? own : ips).map((ip) => ip.address);
+  return (result.ips ?? [])
+    .filter((ip) => {
+      if (ip.interface === undefined) return true;
+      const iface = ifaces[ip.interface];
+      return iface?.name === ifname && iface.sandbox !== undefined && iface.sandbox !== '';
+    })
+    .map((ip) => ip.address);
 }
 
 /**
@@ -101,6 +105,7 @@ async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
     throw new CtnetError(
       ErrorCode.invalidConfig,
       `failed to publish ports: prevResult has no address for interface "${ctx.env.ifname}"`,
+      { hint: 'the runtime passed CNI_IFNAME of another attachment, or the previous plugin returned no address for it' },
     );
   }
   const spec = forwardSpec(key, s, addresses, prev);
@@ -122,8 +127,18 @@ async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
   return prev;
 }
 
+/**
+ * DEL's view of the config. One that ADD would refuse still names the network, so the attachment's forwards (found
+ * by name) and its claims are removed; its mappings and options are then unknown and not needed.
+ */
+function settingsForDel(ctx: PluginContext<PortmapNetConf>): PortmapSettings {
+  if (!ctx.configProblems) return portmapSettings(ctx.conf);
+  const { cniVersion, name, type, stateDir, backend } = ctx.conf;
+  return portmapSettings({ cniVersion, name, type, stateDir, backend });
+}
+
 async function del(ctx: PluginContext<PortmapNetConf>): Promise<void> {
-  const s = portmapSettings(ctx.conf);
+  const s = settingsForDel(ctx);
   const key = attachment(ctx, s);
   const store = new ReservationStore(s.stateDir);
   const held = store.held(key);
@@ -179,7 +194,7 @@ async function gc(ctx: GcContext<PortmapNetConf>): Promise<void> {
 
 export const portmapPlugin: CniPlugin<PortmapNetConf> = {
   name: 'portmap',
-  schema: portmapSchema,
+  config: portmapConfig,
   validate: (conf) => {
     portmapSettings(conf);
   },
