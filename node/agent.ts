@@ -14,7 +14,7 @@
 
 import { join } from 'node:path';
 import { CtnetError, ErrorCode, log } from '../core/index.js';
-import { buildNodeConflist, networksDirFile, writeConflist } from './conflist.js';
+import { buildNodeConflist, networksDirFile, refreshIsolation, writeConflist } from './conflist.js';
 import { type LocalPlane, podMtu, reconcilePeers, setupLocal } from './dataplane.js';
 import { setupNodeFirewall } from './masquerade.js';
 import { conflistFileName, vtepMac } from './names.js';
@@ -107,6 +107,7 @@ export class NodeAgent {
     const vxlanLink = await setupLocal(plane);
     await setupNodeFirewall(cfg.clusterCidr, plane.subnet);
     const conflists = this.writeConflists(plane);
+    await refreshIsolation(o.root);
     const state: NodeState = {
       node: o.node,
       nodeIp: o.nodeIp,
@@ -170,7 +171,7 @@ export class NodeAgent {
         this.wakeUp();
       },
     );
-    await this.reconcileNow();
+    await this.reconcileSerially();
   }
 
   /** Waits for a broken watch, then resyncs with backoff until the store answers again. */
@@ -199,13 +200,20 @@ export class NodeAgent {
     for (const w of this.wake.splice(0)) w();
   }
 
+  /** A reconcile after the running one (if any): one at a time, each from the peers as they are when it starts. */
   private requestReconcile(): void {
     if (this.dirty) return;
     this.dirty = true;
-    this.syncing = this.syncing.then(() => {
+    void this.reconcileSerially().catch((err) => log.error({ err: (err as Error).message }, 'node: reconcile failed'));
+  }
+
+  private reconcileSerially(): Promise<void> {
+    const next = this.syncing.then(() => {
       this.dirty = false;
-      return this.reconcileNow().catch((err) => log.error({ err: (err as Error).message }, 'node: reconcile failed'));
+      return this.reconcileNow();
     });
+    this.syncing = next.catch(() => undefined);
+    return next;
   }
 
   private async reconcileNow(): Promise<void> {

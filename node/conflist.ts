@@ -6,6 +6,8 @@
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { log } from '../core/index.js';
+import { ctnetPaths, NetworkStore, syncIsolation } from '../inspect/index.js';
 import { nodeBridgeName } from './names.js';
 import { nthAddress } from './subnets.js';
 
@@ -65,4 +67,16 @@ export function removeConflists(files: readonly string[]): void {
 
 export function networksDirFile(networksDir: string, network: string): string {
   return join(networksDir, `${network}.conflist`);
+}
+
+/**
+ * The isolation chains between ctnet's networks follow the network list (as `network create`/`rm` keep them):
+ * the node network appearing or going changes it. A failure is logged; `debug doctor --fix` repairs isolation.
+ */
+export async function refreshIsolation(root: string): Promise<void> {
+  try {
+    await syncIsolation(new NetworkStore(ctnetPaths(root), []).isolatedBridges());
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'node: failed to update the isolation rules between networks');
+  }
 }

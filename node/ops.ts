@@ -8,7 +8,7 @@ import { CtnetError, ErrorCode, log } from '../core/index.js';
 import { ctnetPaths, NetworkStore } from '../inspect/index.js';
 import { withNetlink } from '../netns/index.js';
 import { NodeAgent } from './agent.js';
-import { removeConflists } from './conflist.js';
+import { refreshIsolation, removeConflists } from './conflist.js';
 import { detectNodeIp, findUnderlay, type PeerKernelState, peerKernelState, teardownPlane } from './dataplane.js';
 import { defaultStorePrefix, EtcdStore } from './etcd-store.js';
 import { listNodeFirewall, teardownNodeFirewall } from './masquerade.js';
@@ -168,6 +168,7 @@ export async function nodeDown(opts: { force?: boolean } = {}): Promise<DownRepo
   await teardownPlane();
   await teardownNodeFirewall();
   removeConflists(state.conflists);
+  await refreshIsolation(paths.root);
   await withNetlink(undefined, (nl) => nl.deleteLink(nodeBridgeName));
   removeNodeState(paths.root);
   return report;
