@@ -25,6 +25,9 @@ export interface IpAddrInfo {
   local: string;
   prefixlen: number;
   scope: string;
+  /** IPv6 duplicate address detection: not yet usable, or found in use elsewhere. */
+  tentative?: boolean;
+  dadfailed?: boolean;
 }
 
 export interface IpRoute {

@@ -20,7 +20,7 @@ import {
   ruleMatchesPort,
   type XtablesDump,
 } from './firewall.js';
-import { type IpLink, links, routeGet, routes, sysctl } from './kernel.js';
+import { type IpAddrInfo, type IpLink, links, routeGet, routes, sysctl } from './kernel.js';
 import { bridgeOf, NetworkStore } from './networks.js';
 import type { CtnetPaths } from './paths.js';
 import { isUp, kindOf } from './report.js';
@@ -45,10 +45,18 @@ export interface TraceReport {
   firstBroken?: number;
 }
 
-export type TraceSource = { kind: 'world'; address: string } | { kind: 'host' } | { kind: 'container'; view: ContainerView };
+/**
+ * Who connects. A world client given without an address (`implicit`) takes the family of the mapping; a host
+ * client given as a loopback address (`--from ::1`) is the host connecting through that address.
+ */
+export type TraceSource =
+  | { kind: 'world'; address: string; implicit?: boolean }
+  | { kind: 'host'; address?: string }
+  | { kind: 'container'; view: ContainerView };
 
-/** Any address outside the host: stands for "a client on the internet". */
+/** Any address outside the host: stands for "a client on the internet" (documentation ranges). */
 export const defaultWorldAddress = '198.51.100.10';
+export const defaultWorldAddress6 = '2001:db8:100::10';
 
 export function parsePortSpec(spec: string): { port: number; protocol: string } {
   const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(spec);
@@ -60,10 +68,11 @@ export function parsePortSpec(spec: string): { port: number; protocol: string } 
 }
 
 export function resolveSource(from: string | undefined, paths: CtnetPaths): TraceSource {
-  if (!from || from === 'world') return { kind: 'world', address: defaultWorldAddress };
+  if (!from || from === 'world') return { kind: 'world', address: defaultWorldAddress, implicit: true };
   if (from === 'host') return { kind: 'host' };
-  if (parseIp(from)) return { kind: 'world', address: from };
-  return { kind: 'container', view: resolveTarget(from, paths) };
+  const ip = parseIp(from);
+  if (!ip) return { kind: 'container', view: resolveTarget(from, paths) };
+  return isLoopback(from) ? { kind: 'host', address: from } : { kind: 'world', address: from };
 }
 
 class HopList {
@@ -111,7 +120,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   const store = new NetworkStore(paths);
   const { port, protocol } = parsePortSpec(spec);
   const hops = new HopList();
-  const from = source.kind === 'world' ? source.address : source.kind === 'host' ? 'host' : (source.view.name ?? source.view.id);
+  let from = fromText(source);
   const report = (): TraceReport => {
     const firstBroken = hops.hops.findIndex((h) => h.status === 'broken');
     return {
@@ -139,11 +148,15 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
     return report();
   }
   const hostPort = mapping.hostPort;
-  hops.ok('mapping', `host ${mapping.hostIP ?? '*'}:${hostPort} -> container ${mapping.containerPort}/${protocol}`);
-  // A mapping bound to a loopback address answers only on the host itself.
+  // A mapping bound to one address answers only there; the path follows the client's address family.
   const boundTo = mapping.hostIP && mapping.hostIP !== '0.0.0.0' && mapping.hostIP !== '::' ? mapping.hostIP : undefined;
-  const loopbackBound = boundTo !== undefined && (boundTo.startsWith('127.') || boundTo === '::1');
-  if (loopbackBound && source.kind !== 'host') {
+  const family = clientFamily(source, mapping.hostIP);
+  const client: TraceSource =
+    source.kind === 'world' && source.implicit && family === 6 ? { ...source, address: defaultWorldAddress6 } : source;
+  from = fromText(client);
+  hops.ok('mapping', `host ${hostAndPort(mapping.hostIP ?? '*', hostPort)} -> container ${mapping.containerPort}/${protocol}`);
+  const loopbackBound = boundTo !== undefined && isLoopback(boundTo);
+  if (loopbackBound && client.kind !== 'host') {
     hops.broken(
       'host address',
       `published on ${boundTo} only: reachable from the host itself, not from ${from}`,
@@ -151,20 +164,44 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
     );
     return report();
   }
+  if (boundTo && ipFamily(boundTo) !== family) {
+    hops.broken(
+      'host address',
+      `published on ${boundTo} only: an IPv${family} client cannot reach it`,
+      `connect over IPv${ipFamily(boundTo)} (trace --from an IPv${ipFamily(boundTo)} address), or publish on an IPv${family} address too`,
+    );
+    return report();
+  }
   if (boundTo) hops.ok('host address', `only connections to ${boundTo} are forwarded`);
+  else if (client.kind === 'host' && client.address && isLoopback(client.address) && family === 6) {
+    // The kernel routes no IPv6 packet from ::1 to another host (there is no route_localnet for IPv6), so the
+    // port-forward rules leave [::1] alone and the host's own stack answers: refused unless it listens there.
+    hops.broken(
+      'host address',
+      `[::1]:${hostPort} is not forwarded: IPv6 loopback cannot be DNATed to a container, the host refuses the connection`,
+      `connect to 127.0.0.1:${hostPort} or to one of the host's own addresses`,
+    );
+    return report();
+  }
 
   const att = target.attachments[0];
-  const address = att?.addresses.find((a) => !a.includes(':')) ?? att?.addresses[0];
+  const address = att?.addresses.find((a) => ipFamily(a.split('/')[0] as string) === family);
   if (!att || !address) {
+    const other = att?.addresses[0];
     hops.broken(
       'attachment',
-      `${who} has no network attachment with an address`,
-      'the container is not on a bridge network (host or none mode?)',
+      att && other
+        ? `${who} has no IPv${family} address on network ${att.network} (only ${other}): IPv${family} clients are not forwarded`
+        : `${who} has no network attachment with an address`,
+      att && other
+        ? family === 6
+          ? 'connect over IPv4, or run the container on a network created with --ipv6'
+          : 'connect over IPv6, or give the network an IPv4 subnet'
+        : 'the container is not on a bridge network (host or none mode?)',
     );
     return report();
   }
   const ip = address.split('/')[0] as string;
-  const family = ip.includes(':') ? 6 : 4;
   const bridge = bridgeOfAttachment(att, store);
   const netns = netnsPathOf(target);
 
@@ -178,7 +215,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   ]);
 
   // 2. DNAT rule present and reachable from where the packet enters nat.
-  const entry = source.kind === 'host' ? 'OUTPUT' : 'PREROUTING';
+  const entry = client.kind === 'host' ? 'OUTPUT' : 'PREROUTING';
   // The iptables view first; ctnet's nftables backend (table `ctnet`) when iptables has none.
   let candidates = dnatRules(dump, hostPort, protocol);
   const reachable = reachableChains(dump, 'nat', entry);
@@ -188,7 +225,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
       (r) =>
         (r.family === family || r.family === 'inet') &&
         new RegExp(`\\b${protocol} dport ${hostPort}\\b`).test(r.rule) &&
-        dnatTarget(r.rule),
+        targetFamily(dnatTarget(r.rule)) === family,
     );
     candidates = nft;
     // nft chains are reached through verdict maps and jumps that this reader does not follow: present = live.
@@ -197,7 +234,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   if (candidates.length === 0) {
     hops.broken(
       'dnat rule',
-      `no nat rule DNATs ${protocol} port ${hostPort} (iptables-save -t nat, nft list ruleset)`,
+      `no ${family === 6 ? 'IPv6 ' : ''}nat rule DNATs ${protocol} port ${hostPort} (${family === 6 ? 'ip6tables-save' : 'iptables-save'} -t nat, nft list ruleset)`,
       'the port-forward rules are gone (a firewall reload or flush?): restart the container, or re-run its CNI ADD',
     );
     return report();
@@ -214,7 +251,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   hops.ok('dnat rule', `nat ${live[0]?.chain} #${live[0]?.position} (${live.reduce((n, r) => n + r.packets, 0)} packets)`);
 
   // 3. DNAT target: the container's current address and port.
-  const want = family === 6 ? `[${ip}]:${mapping.containerPort}` : `${ip}:${mapping.containerPort}`;
+  const want = hostAndPort(ip, mapping.containerPort);
   const targets = [...new Set(live.map((r) => dnatTarget(r.rule) as string))];
   if (targets[0] !== want) {
     hops.broken(
@@ -228,7 +265,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
 
   // 4. Forwarding (not needed for the host's own connections: they are routed, not forwarded).
   const bridgeLink = hostLinks.find((l) => l.ifname === bridge);
-  if (source.kind === 'host') hops.skip('forwarding', 'the host itself connects: nothing is forwarded');
+  if (client.kind === 'host') hops.skip('forwarding', 'the host itself connects: nothing is forwarded');
   else {
     const key = family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding';
     const value = await sysctl(key);
@@ -244,15 +281,15 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   }
 
   // 5. Forward filter: a DROP policy with nothing of ours accepting, or isolation from another network.
-  if (source.kind === 'host') hops.skip('forward filter', 'not forwarded');
+  if (client.kind === 'host') hops.skip('forward filter', 'not forwarded');
   else {
     const forward = dump.chains.find((c) => c.table === 'filter' && c.name === 'FORWARD');
     const accepting = dump.rules.some(
       (r) => r.table === 'filter' && (new RegExp(`-o ${bridge}\\b.*-j ACCEPT`).test(r.rule) || /-j CTNET-FORWARD\b/.test(r.rule)),
     );
     const sourceBridge =
-      source.kind === 'container' && source.view.attachments[0]
-        ? bridgeOfAttachment(source.view.attachments[0], store)
+      client.kind === 'container' && client.view.attachments[0]
+        ? bridgeOfAttachment(client.view.attachments[0], store)
         : undefined;
     const isolated =
       sourceBridge !== undefined &&
@@ -339,28 +376,54 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
     return report();
   }
   hops.ok('container interface', `${att.ifname} up`);
-  if (!(ctrIface.addr_info ?? []).some((a) => a.local === ip)) {
+  const onIface = (ctrIface.addr_info ?? []).find((a) => a.local === ip);
+  if (!onIface) {
     hops.broken(
       'address',
       `${ip} is not on ${att.ifname} in ${who}`,
-      `ctnet debug exec ${who} -- ip addr add ${address} dev ${att.ifname}`,
+      `ctnet debug exec ${who} -- ip addr add ${address} dev ${att.ifname}${family === 6 ? ' nodad' : ''}`,
+    );
+    return report();
+  }
+  const unusable = addressUnusable(onIface);
+  if (unusable) {
+    hops.broken(
+      'address',
+      `${ip} on ${att.ifname} in ${who} is ${unusable}`,
+      unusable === 'tentative'
+        ? 'duplicate address detection has not finished yet: wait a second, then trace again'
+        : `another host on the bridge answers for ${ip}: find it with ip -6 neigh show ${ip} on the host`,
     );
     return report();
   }
   hops.ok('address', `${address} on ${att.ifname}`);
 
   // 12. The way back: replies must find a route to the client.
-  if (source.kind === 'world') {
-    const client = parseIp(source.address);
+  if (client.kind === 'world') {
+    const clientIp = parseIp(client.address);
     const back = ctrRoutes.find((r) => {
       const dst = parseCidrOrHost(r.dst);
-      return dst !== undefined && client !== undefined && contains(dst, client);
+      return dst !== undefined && clientIp !== undefined && contains(dst, clientIp);
     });
     if (!back) {
       hops.broken(
         'return route',
-        `${who} has no route to ${source.address} (no default route)`,
-        `ctnet debug exec ${who} -- ip route add default via <gateway>`,
+        `${who} has no route to ${client.address} (no ${family === 6 ? 'IPv6 ' : ''}default route)`,
+        `ctnet debug exec ${who} -- ip ${family === 6 ? '-6 ' : ''}route add default via <gateway>`,
+      );
+      return report();
+    }
+    // The gateway is the bridge's own address: one still in duplicate address detection answers no neighbour
+    // solicitation, so replies to the client have nowhere to go.
+    const gateway = back.gateway ? bridgeLink.addr_info?.find((a) => a.local === back.gateway) : undefined;
+    const gatewayState = gateway && addressUnusable(gateway);
+    if (gatewayState) {
+      hops.broken(
+        'return route',
+        `the gateway ${back.gateway} on ${bridge} is ${gatewayState}`,
+        gatewayState === 'tentative'
+          ? 'duplicate address detection has not finished yet: wait a second, then trace again'
+          : `another host on the bridge answers for ${back.gateway}: find it with ip -6 neigh show ${back.gateway}`,
       );
       return report();
     }
@@ -370,26 +433,74 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   // 13. Something listens on the container port.
   const proto = protocol === 'udp' ? 'udp' : 'tcp';
   const onPort = sockets.filter((s) => s.protocol === proto && s.port === mapping.containerPort);
-  const reachableSocket = onPort.find((s) => s.address === '0.0.0.0' || s.address === '::' || s.address === ip);
+  // An IPv6 socket on :: takes IPv4 too (unless it is v6only, which /proc does not show); an IPv4 one never takes IPv6.
+  const reachableSocket = onPort.find(
+    (s) => (s.address === '0.0.0.0' && family === 4) || s.address === '::' || s.address === ip,
+  );
   if (!reachableSocket) {
     const loopbackOnly = onPort.find((s) => s.address.startsWith('127.') || s.address === '0:0:0:0:0:0:0:1');
+    const otherFamily = onPort.find((s) => s.address === '0.0.0.0');
     hops.broken(
       'listening',
       loopbackOnly
-        ? `the server in ${who} listens on ${loopbackOnly.address}:${mapping.containerPort} only`
-        : `nothing in ${who} listens on ${proto} port ${mapping.containerPort}`,
+        ? `the server in ${who} listens on ${hostAndPort(loopbackOnly.address, mapping.containerPort)} only`
+        : otherFamily
+          ? `the server in ${who} listens on IPv4 only (0.0.0.0:${mapping.containerPort}), not on ${ip}`
+          : `nothing in ${who} listens on ${proto} port ${mapping.containerPort}`,
       loopbackOnly
-        ? 'make the server bind 0.0.0.0 (or the container address)'
-        : 'start the server, or check its port (ctnet debug exec … -- ss -lntu)',
+        ? `make the server bind ${family === 6 ? '::' : '0.0.0.0'} (or the container address)`
+        : otherFamily
+          ? 'make the server bind :: (both families), or connect over IPv4'
+          : 'start the server, or check its port (ctnet debug exec … -- ss -lntu)',
     );
     return report();
   }
-  hops.ok('listening', `${proto} ${reachableSocket.address}:${reachableSocket.port}`);
+  hops.ok('listening', `${proto} ${hostAndPort(reachableSocket.address, reachableSocket.port)}`);
   return report();
 }
 
 export async function traceTarget(ref: string, spec: string, from: string | undefined, paths: CtnetPaths): Promise<TraceReport> {
   return trace(resolveTarget(ref, paths), spec, resolveSource(from, paths), paths);
+}
+
+function ipFamily(ip: string): 4 | 6 {
+  return parseIp(ip)?.family ?? 4;
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
+}
+
+/** `1.2.3.4:80`, `[fd00::2]:80`: the notation of DNAT targets and of Docker's `port`. */
+function hostAndPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function targetFamily(target: string | undefined): 4 | 6 | undefined {
+  return target === undefined ? undefined : target.startsWith('[') ? 6 : 4;
+}
+
+/**
+ * The path's family: a world client's own; a host client's by the loopback address it connects through, else
+ * by the address the port is published on (IPv4 for a wildcard); a container's by the published address too.
+ */
+function clientFamily(source: TraceSource, hostIP: string | undefined): 4 | 6 {
+  if (source.kind === 'world' && !source.implicit) return ipFamily(source.address);
+  if (source.kind === 'host' && source.address) return ipFamily(source.address);
+  return hostIP && hostIP !== '0.0.0.0' ? ipFamily(hostIP) : 4;
+}
+
+function fromText(source: TraceSource): string {
+  if (source.kind === 'world') return source.address;
+  if (source.kind === 'host') return source.address ? `host (${source.address})` : 'host';
+  return source.view.name ?? source.view.id;
+}
+
+/** Why an address cannot be used yet or at all (IPv6 duplicate address detection), or undefined. */
+function addressUnusable(a: IpAddrInfo): 'tentative' | 'a duplicate (DAD failed)' | undefined {
+  if (a.dadfailed) return 'a duplicate (DAD failed)';
+  if (a.tentative) return 'tentative';
+  return undefined;
 }
 
 function findHostVeth(ctr: IpLink | undefined, host: IpLink[], resultNames: string[]): IpLink | undefined {
