@@ -434,9 +434,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   const proto = protocol === 'udp' ? 'udp' : 'tcp';
   const onPort = sockets.filter((s) => s.protocol === proto && s.port === mapping.containerPort);
   // An IPv6 socket on :: takes IPv4 too (unless it is v6only, which /proc does not show); an IPv4 one never takes IPv6.
-  const reachableSocket = onPort.find(
-    (s) => (s.address === '0.0.0.0' && family === 4) || s.address === '::' || s.address === ip,
-  );
+  const reachableSocket = onPort.find((s) => (s.address === '0.0.0.0' && family === 4) || s.address === '::' || s.address === ip);
   if (!reachableSocket) {
     const loopbackOnly = onPort.find((s) => s.address.startsWith('127.') || s.address === '0:0:0:0:0:0:0:1');
     const otherFamily = onPort.find((s) => s.address === '0.0.0.0');

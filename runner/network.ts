@@ -279,14 +279,22 @@ async function isolateDefaultNetwork(paths: RunnerPaths): Promise<void> {
   }
 }
 
-/** The container's first IPv4 address and gateway from a final ADD result. */
-export function primaryAddress(result: Record<string, unknown> | undefined): { ip?: string; gateway?: string; prefix?: number } {
+/** The first address of one family in a CNI result, split the way `inspect` shows it. */
+export function addressOf(
+  result: Record<string, unknown> | undefined,
+  family: 4 | 6,
+): { ip?: string; gateway?: string; prefix?: number } {
   const ips = (result?.ips ?? []) as { address?: string; gateway?: string }[];
   for (const i of ips) {
     const cidr = i.address === undefined ? undefined : parseCidr(i.address);
-    if (cidr?.addr.family === 4) return { ip: formatIp(cidr.addr), gateway: i.gateway, prefix: cidr.prefix };
+    if (cidr?.addr.family === family) return { ip: formatIp(cidr.addr), gateway: i.gateway, prefix: cidr.prefix };
   }
   return {};
+}
+
+/** The container's first IPv4 address and gateway from a final ADD result. */
+export function primaryAddress(result: Record<string, unknown> | undefined): { ip?: string; gateway?: string; prefix?: number } {
+  return addressOf(result, 4);
 }
 
 /**

@@ -1,5 +1,15 @@
 import test from 'ava';
-import { allocatePorts, formatMapping, overlaps, type PortMapping, parseExpose, parsePublish } from './ports.js';
+import {
+  allocatePorts,
+  formatHostPort,
+  formatMapping,
+  overlaps,
+  type PortMapping,
+  parseExpose,
+  parsePublish,
+  publishedBindings,
+} from './ports.js';
+import { portBindingsView, portsView } from './view.js';
 
 const req = (hostIP: string, hostPorts: [number, number], containerPort: number, protocol = 'tcp') => ({
   hostIP,
@@ -109,4 +119,40 @@ test('allocation: fixed ports checked, pools scanned in order, random ports from
 test('Docker notation for ps', (t) => {
   t.is(formatMapping({ hostIP: '', hostPort: 8080, containerPort: 80, protocol: 'tcp' }), '0.0.0.0:8080->80/tcp');
   t.is(formatMapping({ hostIP: '::1', hostPort: 53, containerPort: 53, protocol: 'udp' }), '[::1]:53->53/udp');
+});
+
+test('Docker notation for port: IPv6 in brackets, a wildcard mapping on both families of a dual-stack container', (t) => {
+  t.is(formatHostPort('2001:db8:ffff::1', 8081), '[2001:db8:ffff::1]:8081');
+  t.is(formatHostPort('::', 8080), '[::]:8080');
+  t.is(formatHostPort('0.0.0.0', 8080), '0.0.0.0:8080');
+  const ports: PortMapping[] = [
+    { hostIP: '', hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+    { hostIP: '2001:db8:ffff::1', hostPort: 8081, containerPort: 80, protocol: 'tcp' },
+  ];
+  t.deepEqual(
+    publishedBindings(ports, true).map((p) => `${p.containerPort}/${p.protocol} -> ${formatHostPort(p.hostIP, p.hostPort)}`),
+    ['80/tcp -> 0.0.0.0:8080', '80/tcp -> [::]:8080', '80/tcp -> [2001:db8:ffff::1]:8081'],
+  );
+  // An IPv4-only container is not reachable over IPv6: its wildcard mapping is listed once.
+  t.deepEqual(
+    publishedBindings(ports.slice(0, 1), false).map((p) => p.hostIP),
+    ['0.0.0.0'],
+  );
+  t.deepEqual(portsView(publishedBindings(ports.slice(0, 1), true)), {
+    '80/tcp': [
+      { HostIp: '0.0.0.0', HostPort: '8080' },
+      { HostIp: '::', HostPort: '8080' },
+    ],
+  });
+});
+
+test("inspect's PortBindings are Docker's: what was asked for, keyed by container port", (t) => {
+  t.deepEqual(
+    portBindingsView([...parsePublish('8080:80'), ...parsePublish('[2001:db8::1]:8000-8010:53/udp'), ...parsePublish('90')]),
+    {
+      '80/tcp': [{ HostIp: '', HostPort: '8080' }],
+      '53/udp': [{ HostIp: '2001:db8::1', HostPort: '8000-8010' }],
+      '90/tcp': [{ HostIp: '', HostPort: '' }],
+    },
+  );
 });

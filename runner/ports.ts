@@ -207,15 +207,35 @@ export function allocatePorts(requests: readonly PortRequest[], ctx: AllocationC
   return out;
 }
 
+/** `0.0.0.0:8080`, `[::]:8080`: an address and port as Docker prints them (IPv6 in brackets). */
+export function formatHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
 export function formatBinding(m: Pick<PortMapping, 'hostIP' | 'hostPort' | 'protocol'>): string {
-  const ip = m.hostIP === '' ? '0.0.0.0' : m.hostIP.includes(':') ? `[${m.hostIP}]` : m.hostIP;
-  return `${ip}:${m.hostPort}/${m.protocol}`;
+  return `${formatHostPort(m.hostIP || '0.0.0.0', m.hostPort)}/${m.protocol}`;
 }
 
 /** Docker's `ps` notation: `0.0.0.0:8080->80/tcp`. */
 export function formatMapping(m: PortMapping): string {
-  const ip = m.hostIP === '' ? '0.0.0.0' : m.hostIP.includes(':') ? `[${m.hostIP}]` : m.hostIP;
-  return `${ip}:${m.hostPort}->${m.containerPort}/${m.protocol}`;
+  return `${formatHostPort(m.hostIP || '0.0.0.0', m.hostPort)}->${m.containerPort}/${m.protocol}`;
+}
+
+/**
+ * The host addresses a container's ports answer on, as Docker lists them: a mapping without an address is
+ * `0.0.0.0` and, when the container has an IPv6 address to forward to, `::` as well.
+ */
+export function publishedBindings(ports: readonly PortMapping[], ipv6: boolean): PortMapping[] {
+  return ports.flatMap((p) =>
+    p.hostIP !== ''
+      ? [p]
+      : ipv6
+        ? [
+            { ...p, hostIP: '0.0.0.0' },
+            { ...p, hostIP: '::' },
+          ]
+        : [{ ...p, hostIP: '0.0.0.0' }],
+  );
 }
 
 export function portTaken(m: PortMapping, holder: string): CtnetError {

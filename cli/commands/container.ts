@@ -324,17 +324,18 @@ export function register(program: Command): void {
       await r.reconcile(ctx);
       const rec = r.findRecord(ctx.paths, ref);
       const target = rec.config.network.kind === 'container' ? r.findRecord(ctx.paths, rec.config.network.container) : rec;
-      let ports = target.state.ports;
+      let ports = r.containerBindings(target);
       if (port) {
         const [num, proto = 'tcp'] = port.split('/');
         ports = ports.filter((p) => String(p.containerPort) === num && p.protocol === proto);
         if (ports.length === 0) {
           throw new CtnetError(ErrorCode.invalidConfig, `no public port '${num}/${proto}' published for ${ref}`);
         }
-        for (const p of ports) process.stdout.write(`${p.hostIP || '0.0.0.0'}:${p.hostPort}\n`);
+        for (const p of ports) process.stdout.write(`${r.formatHostPort(p.hostIP, p.hostPort)}\n`);
         return;
       }
-      for (const p of ports) process.stdout.write(`${p.containerPort}/${p.protocol} -> ${p.hostIP || '0.0.0.0'}:${p.hostPort}\n`);
+      for (const p of ports)
+        process.stdout.write(`${p.containerPort}/${p.protocol} -> ${r.formatHostPort(p.hostIP, p.hostPort)}\n`);
     });
 
   const container = program.command('container').description('container maintenance');
