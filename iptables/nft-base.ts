@@ -115,6 +115,9 @@ export function baseLines(): string[] {
     ...base(N.prerouting, 'type nat hook prerouting priority dstnat'),
     `add rule ${T} ${N.prerouting} fib daddr type local jump ${N.hostports}`,
     ...base(N.output, 'type nat hook output priority -100'),
+    // [::1] is left to the host's own stack: the kernel routes no packet from ::1 to another host (IPv6 has no
+    // route_localnet), so DNATing it to a container would leave the client hanging instead of refused.
+    `add rule ${T} ${N.output} ip6 daddr ::1 return`,
     `add rule ${T} ${N.output} fib daddr type local jump ${N.hostports}`,
     ...base(N.postrouting, 'type nat hook postrouting priority srcnat'),
     `add rule ${T} ${N.postrouting} meta mark & ${nftMasqMark} == ${nftMasqMark} masquerade`,

@@ -13,6 +13,7 @@ import { commentArg, commentOf, dnatChainName, type XtablesFamily, xtablesChains
 
 const C = xtablesChains;
 const loopbackNet = '127.0.0.0/8';
+const ipv6Loopback = '::1/128';
 
 interface Jump {
   line: string;
@@ -112,7 +113,13 @@ export class XtablesForwards {
       if (!hostports) nat.push(`-N ${C.hostports}`);
       const local = `-m addrtype --dst-type LOCAL ${commentArg('ctnet hostports')} -j ${C.hostports}`;
       if (!jumpsTo(pre, C.hostports)) nat.push(`-A PREROUTING ${local}`);
-      if (!jumpsTo(out, C.hostports)) nat.push(`-A OUTPUT ${local}`);
+      // [::1] is left to the host's own stack: the kernel routes no packet from ::1 to another host (IPv6 has no
+      // route_localnet), so DNATing it to a container would leave the client hanging instead of refused.
+      const outJump = `-A OUTPUT ${v4 ? '' : `! -d ${ipv6Loopback} `}${local}`;
+      if (v4 ? !jumpsTo(out, C.hostports) : !(out ?? []).includes(outJump)) {
+        for (const old of (out ?? []).filter((l) => l.endsWith(`-j ${C.hostports}`))) nat.push(old.replace(/^-A /, '-D '));
+        nat.push(outJump);
+      }
       if (!hpm) nat.push(`-N ${C.hostportMasq}`);
       if (!jumpsTo(post, C.hostportMasq))
         nat.push(`-A POSTROUTING ${commentArg('ctnet hostport masquerade')} -j ${C.hostportMasq}`);

@@ -130,7 +130,13 @@ export function errorFromResponse(type: string, r: InvokeResponse): CtnetError {
   try {
     const e = JSON.parse(r.stdout) as { code?: unknown; msg?: unknown; details?: unknown };
     if (typeof e.code === 'number' && typeof e.msg === 'string') {
-      return new CtnetError(e.code, e.msg, { details: typeof e.details === 'string' ? e.details : undefined });
+      // Our plugins carry their hint in details as "…; hint: …" (skel): give it back its own field.
+      const details = typeof e.details === 'string' ? e.details : undefined;
+      const hint = details && /(?:^|; )hint: (.*)$/.exec(details);
+      return new CtnetError(e.code, e.msg, {
+        details: hint ? details.slice(0, hint.index) || undefined : details,
+        hint: hint ? hint[1] : undefined,
+      });
     }
   } catch {
     /* fall through */

@@ -148,7 +148,11 @@ async function ensureGatewayAddress(nl: Netlink, s: BridgeSettings, bridgeIndex:
   if (!ip.gateway) return;
   const family = familyOf(ip.address);
   const wanted = `${ip.gateway}/${prefixLength(ip.address)}`;
-  if (!(await nl.addAddress(bridgeIndex, wanted, { ignoreExists: true }))) return;
+  // IPv6 without duplicate address detection: the bridge is ours, nothing else can hold its gateway address,
+  // and a tentative gateway answers no neighbour solicitation, so the network's first container would have no
+  // IPv6 path for the 1-2 s DAD takes.
+  const noDad = family === 6;
+  if (!(await nl.addAddress(bridgeIndex, wanted, { ignoreExists: true, noDad }))) return;
   // IPv4: one gateway address per bridge. IPv6: several, unless their prefixes overlap.
   const conflicts = (await nl.listAddresses(s.bridge, family)).filter(
     (a) =>
@@ -171,7 +175,7 @@ async function ensureGatewayAddress(nl: Netlink, s: BridgeSettings, bridgeIndex:
     );
   }
   for (const a of conflicts) await nl.delAddress(s.bridge, a.cidr);
-  await nl.addAddress(bridgeIndex, wanted, { ignoreExists: true });
+  await nl.addAddress(bridgeIndex, wanted, { ignoreExists: true, noDad });
 }
 
 async function setupGateway(nl: Netlink, s: BridgeSettings, bridgeIndex: number, ips: CniIpConfig[]): Promise<void> {
@@ -211,23 +215,27 @@ async function setupContainerSide(
   mac: string | undefined,
 ): Promise<string | undefined> {
   const hasV6 = ips.some((ip) => familyOf(ip.address) === 6);
+  // Addresses and routes come from IPAM: a router advertisement forged by another container on the bridge
+  // must not add a rogue address or default route, on an IPv4-only attachment either (without a link-local
+  // address of its own the interface still takes one). One switch and one lookup of /proc/sys/net/ipv6 for
+  // all of them (see netns/sysctl.ts).
+  const v6: SysctlSetting[] = [{ key: `net/ipv6/conf/${ifname}/accept_ra`, value: '0', bestEffort: true }];
   if (hasV6) {
-    // One switch and one lookup of /proc/sys/net/ipv6 for all of them (see netns/sysctl.ts).
-    const v6: SysctlSetting[] = [
+    v6.push(
       { key: `net/ipv6/conf/${ifname}/accept_dad`, value: s.enableDad ? '1' : '0', bestEffort: true },
       { key: 'net/ipv6/conf/lo/disable_ipv6', value: '0' },
       { key: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '0' },
       { key: `net/ipv6/conf/${ifname}/keep_addr_on_down`, value: '1', bestEffort: true },
-    ];
+    );
     if (s.enableDad) v6.push({ key: `net/ipv6/conf/${ifname}/enhanced_dad`, value: '1', bestEffort: true });
-    writeSysctls(netns, v6);
   }
+  writeSysctls(netns, v6);
   // arp_notify through netlink, not /proc/sys/net/ipv4: that lookup costs as much as the IPv6 one in a new
   // namespace. Its own request before up: the kernel applies it after up in a combined one, and the
   // announcement is sent at up.
   // An IPv4-only attachment gets no IPv6 link-local address (as Docker disables IPv6 on the interfaces of
   // IPv4-only networks): no DAD, router solicitation or MLD report at up, each a multicast the bridge floods to
-  // every other container, and no /proc/sys/net/ipv6 lookup in the container (3 ms with a thousand namespaces).
+  // every other container.
   const link: LinkChange = { ...(mac && { mac }), ...(s.mtu && { mtu: s.mtu }) };
   const announce: LinkChange = { ipv4Conf: { arp_notify: 1 } };
   const noLinkLocal: LinkChange = hasV6 ? {} : { ipv6AddrGenMode: 'none' };

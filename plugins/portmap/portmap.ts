@@ -95,6 +95,30 @@ function requirePrevResult(ctx: PluginContext): CniResult {
   return ctx.prevResult;
 }
 
+/**
+ * A mapping on a host address of a family the container has no address of would be shown as published and never
+ * answer (there is nothing to DNAT it to): refused, before any port is claimed.
+ */
+function refuseOtherFamily(mappings: readonly PortMapping[], addresses: readonly string[]): void {
+  const families = new Set(addresses.map((a) => parseCidr(a).family));
+  for (const m of mappings) {
+    if (!m.hostIP) continue;
+    const family = m.hostIP.includes(':') ? 6 : 4;
+    if (families.has(family)) continue;
+    const where = family === 6 ? `[${m.hostIP}]:${m.hostPort}` : `${m.hostIP}:${m.hostPort}`;
+    throw new CtnetError(
+      ErrorCode.invalidConfig,
+      `failed to publish ${where}/${m.protocol}: the container has no IPv${family} address to forward it to (its network is IPv${family === 6 ? 4 : 6}-only)`,
+      {
+        hint:
+          family === 6
+            ? 'publish without a host address or on an IPv4 one, or use a network with IPv6 (ctnet network create --ipv6)'
+            : 'publish without a host address or on an IPv6 one, or give the network an IPv4 subnet',
+      },
+    );
+  }
+}
+
 async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
   const prev = requirePrevResult(ctx);
   const s = portmapSettings(ctx.conf);
@@ -108,6 +132,7 @@ async function add(ctx: PluginContext<PortmapNetConf>): Promise<CniResult> {
       { hint: 'the runtime passed CNI_IFNAME of another attachment, or the previous plugin returned no address for it' },
     );
   }
+  refuseOtherFamily(s.mappings, addresses);
   const spec = forwardSpec(key, s, addresses, prev);
   const firewall = await openFirewall(s.backend);
   const store = new ReservationStore(s.stateDir);
