@@ -128,14 +128,13 @@ const dualStack = test.macro(async (t, firewall: 'iptables' | 'nftables') => {
   t.regex(await connect(sb.host, 'tcp', '127.0.0.1', 8080), /^tcp .* hello$/, 'the host through 127.0.0.1');
   t.regex(await connect(sb.host, 'tcp', worldLink6.hostAddr, 8080), /^tcp .* hello$/, 'the host through its v6 address');
 
-  // [::1] is left to the host's own stack: refused at once, not DNATed into a hang.
-  const started = Date.now();
+  // [::1] is left to the host's own stack: refused at once, not DNATed into a hang (the client says
+  // "ERR timeout" after 3 s of silence).
   t.is(await connect(sb.host, 'tcp', '::1', 8080), 'ERR ECONNREFUSED');
-  t.true(Date.now() - started < 2000, 'refused, not timed out');
 
-  // trace: healthy on both paths, each reading its own family's state.
+  // trace: healthy on both paths, each reading its own family's state. Many calls: the built CLI starts faster.
   const trace = async (port: string, from: string) => {
-    const r = await ctnet(renv, ['debug', 'trace', 'w1', port, '--from', from, '--json'], { allowFailure: true });
+    const r = await ctnet(renv, ['debug', 'trace', 'w1', port, '--from', from, '--json'], { allowFailure: true, bundle: true });
     return { code: r.code, report: JSON.parse(r.stdout) as TraceJson, stderr: r.stderr };
   };
   const hop = (report: TraceJson, name: string) => report.hops.find((h) => h.name === name)?.detail ?? '';
@@ -153,7 +152,7 @@ const dualStack = test.macro(async (t, firewall: 'iptables' | 'nftables') => {
   await healthy('8053/udp', v6, 6);
   await healthy('8080', worldLink.worldAddr, 4);
   // Without --from, a port published on a v6 address only is traced from a v6 client.
-  const implicit = await ctnet(renv, ['debug', 'trace', 'w1', '8081', '--json']);
+  const implicit = await ctnet(renv, ['debug', 'trace', 'w1', '8081', '--json'], { bundle: true });
   t.regex((JSON.parse(implicit.stdout) as TraceJson).from, /:/);
 
   const expectBroken = async (port: string, from: string, name: string, detail: RegExp) => {

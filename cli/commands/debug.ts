@@ -65,7 +65,11 @@ export function register(program: Command): void {
     )
     .argument('<container>', 'container name or ID')
     .argument('<port>', 'published host port (or container port), e.g. 8080 or 5353/udp; or a pod IP on another node')
-    .option('--from <source>', 'world (default), an outside address, host, or a container name', 'world')
+    .option(
+      '--from <source>',
+      'world (default), an outside address (its family picks the IPv4 or IPv6 path), host, 127.0.0.1 or ::1, or a container name',
+      'world',
+    )
     .option('--json', 'print JSON')
     .action(async (container: string, port: string, opts) =>
       (await import('./debug/trace.js')).debugTrace(container, port, opts),
