@@ -116,3 +116,8 @@ export function ipFromBytes(b: Uint8Array): IpAddr {
   for (const byte of b) value = (value << 8n) | BigInt(byte);
   return { family: b.length === 4 ? 4 : 6, value };
 }
+
+/** `10.0.0.5:80`, `[fd00::5]:80`: an address and port as DNAT targets, URLs and Docker's `port` write them. */
+export function formatHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}

@@ -8,7 +8,7 @@
  * (The bridge is checked before the route because a bridge that is down takes its route with it:
  * naming the bridge is the useful answer.) Everything is read, nothing is changed.
  */
-import { CtnetError, contains, ErrorCode, parseCidrOrHost, parseIp } from '../core/index.js';
+import { CtnetError, contains, ErrorCode, formatHostPort, parseCidrOrHost, parseIp } from '../core/index.js';
 import { parseNetworkConfig } from './conflist.js';
 import { type ContainerAttachment, type ContainerView, netnsPathOf, type PublishedPort, resolveTarget } from './containers.js';
 import {
@@ -154,7 +154,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   const client: TraceSource =
     source.kind === 'world' && source.implicit && family === 6 ? { ...source, address: defaultWorldAddress6 } : source;
   from = fromText(client);
-  hops.ok('mapping', `host ${hostAndPort(mapping.hostIP ?? '*', hostPort)} -> container ${mapping.containerPort}/${protocol}`);
+  hops.ok('mapping', `host ${formatHostPort(mapping.hostIP ?? '*', hostPort)} -> container ${mapping.containerPort}/${protocol}`);
   const loopbackBound = boundTo !== undefined && isLoopback(boundTo);
   if (loopbackBound && client.kind !== 'host') {
     hops.broken(
@@ -251,7 +251,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   hops.ok('dnat rule', `nat ${live[0]?.chain} #${live[0]?.position} (${live.reduce((n, r) => n + r.packets, 0)} packets)`);
 
   // 3. DNAT target: the container's current address and port.
-  const want = hostAndPort(ip, mapping.containerPort);
+  const want = formatHostPort(ip, mapping.containerPort);
   const targets = [...new Set(live.map((r) => dnatTarget(r.rule) as string))];
   if (targets[0] !== want) {
     hops.broken(
@@ -441,7 +441,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
     hops.broken(
       'listening',
       loopbackOnly
-        ? `the server in ${who} listens on ${hostAndPort(loopbackOnly.address, mapping.containerPort)} only`
+        ? `the server in ${who} listens on ${formatHostPort(loopbackOnly.address, mapping.containerPort)} only`
         : otherFamily
           ? `the server in ${who} listens on IPv4 only (0.0.0.0:${mapping.containerPort}), not on ${ip}`
           : `nothing in ${who} listens on ${proto} port ${mapping.containerPort}`,
@@ -453,7 +453,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
     );
     return report();
   }
-  hops.ok('listening', `${proto} ${hostAndPort(reachableSocket.address, reachableSocket.port)}`);
+  hops.ok('listening', `${proto} ${formatHostPort(reachableSocket.address, reachableSocket.port)}`);
   return report();
 }
 
@@ -467,11 +467,6 @@ function ipFamily(ip: string): 4 | 6 {
 
 export function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1';
-}
-
-/** `1.2.3.4:80`, `[fd00::2]:80`: the notation of DNAT targets and of Docker's `port`. */
-function hostAndPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 function targetFamily(target: string | undefined): 4 | 6 | undefined {

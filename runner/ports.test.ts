@@ -1,7 +1,7 @@
 import test from 'ava';
+import { formatHostPort } from '../core/index.js';
 import {
   allocatePorts,
-  formatHostPort,
   formatMapping,
   overlaps,
   type PortMapping,

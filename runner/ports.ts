@@ -8,7 +8,7 @@
  * The long form `published=8080,target=80,protocol=udp,host_ip=…` is accepted too.
  */
 import { isIP } from 'node:net';
-import { CtnetError, ErrorCode } from '../core/index.js';
+import { CtnetError, ErrorCode, formatHostPort } from '../core/index.js';
 
 export const protocols = ['tcp', 'udp', 'sctp'] as const;
 export type Protocol = (typeof protocols)[number];
@@ -205,11 +205,6 @@ export function allocatePorts(requests: readonly PortRequest[], ctx: AllocationC
     out.push(found);
   }
   return out;
-}
-
-/** `0.0.0.0:8080`, `[::]:8080`: an address and port as Docker prints them (IPv6 in brackets). */
-export function formatHostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 export function formatBinding(m: Pick<PortMapping, 'hostIP' | 'hostPort' | 'protocol'>): string {

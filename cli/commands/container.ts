@@ -5,7 +5,7 @@
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CtnetError, ErrorCode } from '../../core/index.js';
+import { CtnetError, ErrorCode, formatHostPort } from '../../core/index.js';
 import type { ContainerRecord, CreateRequest, PortRequest, RunnerContext } from '../../runner/index.js';
 import { ago, eachName, errorReport, printJson, printTable, toolFailed } from '../output.js';
 
@@ -331,11 +331,11 @@ export function register(program: Command): void {
         if (ports.length === 0) {
           throw new CtnetError(ErrorCode.invalidConfig, `no public port '${num}/${proto}' published for ${ref}`);
         }
-        for (const p of ports) process.stdout.write(`${r.formatHostPort(p.hostIP, p.hostPort)}\n`);
+        for (const p of ports) process.stdout.write(`${formatHostPort(p.hostIP, p.hostPort)}\n`);
         return;
       }
       for (const p of ports)
-        process.stdout.write(`${p.containerPort}/${p.protocol} -> ${r.formatHostPort(p.hostIP, p.hostPort)}\n`);
+        process.stdout.write(`${p.containerPort}/${p.protocol} -> ${formatHostPort(p.hostIP, p.hostPort)}\n`);
     });
 
   const container = program.command('container').description('container maintenance');

@@ -12,6 +12,7 @@ import {
   CtnetError,
   ErrorCode,
   ErrorCollector,
+  formatHostPort,
   type GcContext,
   type PluginContext,
   UndoStack,
@@ -105,10 +106,9 @@ function refuseOtherFamily(mappings: readonly PortMapping[], addresses: readonly
     if (!m.hostIP) continue;
     const family = m.hostIP.includes(':') ? 6 : 4;
     if (families.has(family)) continue;
-    const where = family === 6 ? `[${m.hostIP}]:${m.hostPort}` : `${m.hostIP}:${m.hostPort}`;
     throw new CtnetError(
       ErrorCode.invalidConfig,
-      `failed to publish ${where}/${m.protocol}: the container has no IPv${family} address to forward it to (its network is IPv${family === 6 ? 4 : 6}-only)`,
+      `failed to publish ${formatHostPort(m.hostIP, m.hostPort)}/${m.protocol}: the container has no IPv${family} address to forward it to (its network is IPv${family === 6 ? 4 : 6}-only)`,
       {
         hint:
           family === 6
