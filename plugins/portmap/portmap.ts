@@ -15,6 +15,7 @@ import {
   formatHostPort,
   type GcContext,
   type PluginContext,
+  parseIp,
   UndoStack,
 } from '../../core/index.js';
 import {
@@ -104,7 +105,7 @@ function refuseOtherFamily(mappings: readonly PortMapping[], addresses: readonly
   const families = new Set(addresses.map((a) => parseCidr(a).family));
   for (const m of mappings) {
     if (!m.hostIP) continue;
-    const family = m.hostIP.includes(':') ? 6 : 4;
+    const family = parseIp(m.hostIP)?.family ?? 4;
     if (families.has(family)) continue;
     throw new CtnetError(
       ErrorCode.invalidConfig,
