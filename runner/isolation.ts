@@ -3,7 +3,7 @@
  * the capability set, the devices allow-list, and the seccomp choice from `--security-opt`.
  * Each is Docker's default; docs/runner.md lists them beside Docker's.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CtnetError, ErrorCode } from '../core/index.js';
 import {
@@ -129,5 +129,11 @@ export function seccompFilterText(choice: SeccompChoice = { kind: 'default' }): 
 /** cgroup v1: deny every device, then allow the list (a new leaf has no children, so this takes). */
 export function applyV1DeviceRules(dir: string): void {
   writeFileSync(join(dir, 'devices.deny'), 'a');
-  for (const r of allowedDevices) writeFileSync(join(dir, 'devices.allow'), v1DeviceRule(r));
+  // The kernel takes one rule per write(2); one open serves them all.
+  const fd = openSync(join(dir, 'devices.allow'), 'w');
+  try {
+    for (const r of allowedDevices) writeSync(fd, v1DeviceRule(r));
+  } finally {
+    closeSync(fd);
+  }
 }
