@@ -212,6 +212,34 @@ for (const mode of ['cli', 'agent'] as const) {
   });
 }
 
+test("exec joins with the container's seccomp filter and devices cgroup, and without the caller's descriptors", async (t) => {
+  const w = await setup(t, 'cli');
+  const hostDir = tempDir(t, 'host-dir');
+  const dirFd = openSync(hostDir, 'r');
+  t.teardown(() => closeSync(dirFd));
+  const started = await runFront(w.renv, [
+    'run',
+    '-d',
+    '--name',
+    'box',
+    '--network',
+    'none',
+    '-v',
+    '/dev/kmsg:/mnt/kmsg',
+    w.image,
+    'sleep',
+    '60',
+  ]);
+  t.is(started.code, 0, started.stderr);
+  const script = 'grep "^Seccomp:" /proc/self/status; echo fds=$(ls /proc/self/fd | tr "\\n" ,); probe keyctl open:/mnt/kmsg';
+  const r = await runFront(w.renv, ['exec', 'box', 'sh', '-c', script], { 100: dirFd });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^Seccomp:\s+2$/m);
+  t.like(values(r.stdout), { fds: '0,1,2,3,', keyctl: 'EPERM', 'open:/mnt/kmsg': 'EPERM' });
+  await ctnet(w.renv, ['rm', '-f', 'box']);
+  assertNothingLeft(t, w);
+});
+
 for (const [mode, driver] of [
   ['cli', 'v1'],
   ['agent', 'v1'],
