@@ -33,6 +33,7 @@ const groups: CommandGroup[] = [
   },
   { names: ['image', 'pull'], summary: 'manage images', load: () => import('./commands/image.js') },
   { names: ['system'], summary: 'state-wide maintenance', load: () => import('./commands/system.js') },
+  { names: ['completion'], summary: 'shell completion scripts', load: () => import('./commands/completion.js') },
 ];
 
 export interface BuildOptions {

@@ -13,6 +13,7 @@ packages=(
   etcd-server                 # the multi-node tests' store
   docker-registry             # the image pull tests' registry
   tmux                        # the terminal (-t) tests
+  zsh fish                    # the completion scripts run in their shells
   zstd                        # a zstd-compressed layer in the image tests
 )
 missing=()
