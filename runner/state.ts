@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CtnetError, ErrorCode, hasErrno, randomHex } from '../core/index.js';
 import type { CgroupRecord, Limits } from './cgroups/index.js';
+import type { SeccompChoice } from './isolation.js';
 import type { RunnerPaths } from './paths.js';
 import type { PortMapping, PortRequest } from './ports.js';
 
@@ -62,7 +63,7 @@ export interface ContainerConfig {
   interactive: boolean;
   tty: boolean;
   /** --security-opt seccomp=…; absent: the default profile. */
-  seccomp?: import('./isolation.js').SeccompChoice;
+  seccomp?: SeccompChoice;
   createdAt: string;
 }
 

@@ -8,10 +8,11 @@ import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { isatty } from 'node:tty';
 import { Command } from 'commander';
-import type { RunCall } from '../../agent/index.js';
+import { type RunCall, startAgent } from '../../agent/index.js';
 import { CtnetError, ErrorCode, log } from '../../core/index.js';
-import { pluginNames } from '../../plugins/index.js';
+import { builtinPlugins, pluginNames } from '../../plugins/index.js';
 import type { RunnerContext } from '../../runner/index.js';
+import * as r from '../../runner/index.js';
 import { errorReport } from '../output.js';
 import { defineRun, type RunFlags, runCommand } from './container.js';
 
@@ -32,9 +33,7 @@ function perfTimeOf(monotonicMs: number): number {
   return performance.now() - (Number(process.hrtime.bigint() / 1_000_000n) - monotonicMs);
 }
 
-type Runner = typeof import('../../runner/index.js');
-
-async function serveRun(r: Runner, base: RunnerContext, call: RunCall): Promise<number | 'decline'> {
+async function serveRun(base: RunnerContext, call: RunCall): Promise<number | 'decline'> {
   const { request } = call;
   // Parse errors and help are declined: the CLI then prints them exactly as it always does.
   const program = new Command('ctnet').exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -109,18 +108,13 @@ export function register(program: Command): void {
           'failed to start the ctnet agent: this ctnet was not built with `npm run build`',
         );
       }
-      const [{ startAgent }, { builtinPlugins }, r] = await Promise.all([
-        import('../../agent/index.js'),
-        import('../../plugins/index.js'),
-        import('../../runner/index.js'),
-      ]);
       const base = r.defaultContext();
       let agent: Awaited<ReturnType<typeof startAgent>>;
       try {
         agent = await startAgent({
           socketName,
           registry: builtinPlugins,
-          runHandler: (call) => serveRun(r, base, call),
+          runHandler: (call) => serveRun(base, call),
           idleExitMs,
           callDeadlineMs,
           watchdogMs,

@@ -7,12 +7,12 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CtnetError, ErrorCode, formatHostPort } from '../../core/index.js';
 import type { ContainerRecord, CreateRequest, PortRequest, RunnerContext } from '../../runner/index.js';
+import * as r from '../../runner/index.js';
 import { ago, eachName, errorReport, printJson, printTable, toolFailed } from '../output.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 async function runner() {
-  const r = await import('../../runner/index.js');
   return { r, ctx: r.defaultContext() };
 }
 
@@ -49,7 +49,7 @@ export interface RunFlags {
 
 /** Where `run` writes and what it runs with: the CLI's own process, or the agent's caller. */
 export interface RunIo {
-  r: typeof import('../../runner/index.js');
+  r: typeof r;
   ctx: RunnerContext;
   /** The caller's working directory (a ./relative image directory is relative to it). */
   cwd: string;

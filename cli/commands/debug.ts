@@ -3,6 +3,12 @@
  * lives in cli/commands/debug/<name>.ts and is imported only when that subcommand runs.
  */
 import type { Command } from 'commander';
+import { runDebugCni } from './debug/cni.js';
+import { debugDoctor } from './debug/doctor.js';
+import { debugGraph } from './debug/graph.js';
+import { debugInspect } from './debug/inspect.js';
+import { execIn, listNamespaces } from './debug/ns.js';
+import { debugTrace } from './debug/trace.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -34,7 +40,6 @@ export function register(program: Command): void {
     .option('--exec', 'always execute plugin binaries, never run ctnet plugins in-process')
     .option('--valid <id[:ifname]>', 'gc: an attachment that is still valid (repeatable; default: every cached one)', collect, [])
     .action(async (command: string, network: string, netns: string | undefined, opts) => {
-      const { runDebugCni } = await import('./debug/cni.js');
       await runDebugCni(command, network, netns, opts);
     });
 
@@ -42,21 +47,21 @@ export function register(program: Command): void {
   ns.command('ls')
     .description("list network namespaces: containers, named (/run/netns) and the runner's")
     .option('--json', 'print JSON')
-    .action(async (opts) => (await import('./debug/ns.js')).listNamespaces(opts));
+    .action(async (opts) => listNamespaces(opts));
 
   debug
     .command('exec')
     .description("run a host command inside a container's (or a netns') network namespace: debug exec web -- ss -tlnp")
     .argument('<target>', 'container name or ID, netns name, or netns path')
     .argument('<command...>', 'the command, after --')
-    .action(async (target: string, command: string[]) => (await import('./debug/ns.js')).execIn(target, command));
+    .action(async (target: string, command: string[]) => execIn(target, command));
 
   debug
     .command('inspect')
     .description('links, addresses, routes, neighbours, veth peer and bridge, published ports with rules and counters, leases')
     .argument('<target>', 'container name or ID, netns name, or netns path')
     .option('--json', 'print JSON')
-    .action(async (target: string, opts) => (await import('./debug/inspect.js')).debugInspect(target, opts));
+    .action(async (target: string, opts) => debugInspect(target, opts));
 
   debug
     .command('trace')
@@ -71,9 +76,7 @@ export function register(program: Command): void {
       'world',
     )
     .option('--json', 'print JSON')
-    .action(async (container: string, port: string, opts) =>
-      (await import('./debug/trace.js')).debugTrace(container, port, opts),
-    );
+    .action(async (container: string, port: string, opts) => debugTrace(container, port, opts));
 
   debug
     .command('doctor')
@@ -81,12 +84,12 @@ export function register(program: Command): void {
     .option('--fix', 'remove the leftovers found (only those)')
     .option('--cni-path <path>', 'CNI_PATH for DELs of dead attachments without a recorded one')
     .option('--json', 'print JSON')
-    .action(async (opts) => (await import('./debug/doctor.js')).debugDoctor(opts));
+    .action(async (opts) => debugDoctor(opts));
 
   debug
     .command('graph')
     .description('the topology: bridges, veths, containers, addresses, published ports (text tree, or Graphviz with --dot)')
     .option('--dot', 'print Graphviz DOT')
     .option('--json', 'print JSON')
-    .action(async (opts) => (await import('./debug/graph.js')).debugGraph(opts));
+    .action(async (opts) => debugGraph(opts));
 }

@@ -1,9 +1,11 @@
 /** `ctnet image load|import|ls|rm`: images kept under the state root. */
 import type { Command } from 'commander';
+import { CtnetError, ErrorCode } from '../../core/index.js';
+import * as r from '../../runner/index.js';
 import { ago, eachName, printJson, printTable } from '../output.js';
 import { pullProgress } from '../pull-progress.js';
 
-type Runner = typeof import('../../runner/index.js');
+type Runner = typeof r;
 
 /** Containers (names) whose image is `id` or the legacy image `name`. */
 function usersOf(
@@ -69,10 +71,8 @@ export function register(program: Command): void {
     .option('-i, --input <file>', 'archive file or OCI layout directory ("-": stdin)')
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (f: { input?: string; quiet?: boolean }) => {
-      const r = await import('../../runner/index.js');
       const fromStdin = !f.input || f.input === '-';
       if (fromStdin && process.stdin.isTTY) {
-        const { CtnetError, ErrorCode } = await import('../../core/index.js');
         throw new CtnetError(ErrorCode.invalidConfig, 'requested load from stdin, but stdin is a terminal', {
           hint: 'ctnet image load -i FILE, or ctnet image load < FILE',
         });
@@ -94,7 +94,6 @@ export function register(program: Command): void {
     .argument('<name>')
     .argument('<file>', 'tar file, optionally compressed')
     .action(async (name: string, file: string) => {
-      const r = await import('../../runner/index.js');
       const info = await r.importImage(r.runnerPaths(), name, file);
       process.stdout.write(`${info.name}\n`);
     });
@@ -104,7 +103,6 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .option('-q, --quiet', 'image IDs only')
     .action(async (f: { json?: boolean; quiet?: boolean }) => {
-      const r = await import('../../runner/index.js');
       const paths = r.runnerPaths();
       const stored = r.listStoredImages(paths);
       const rows = [
@@ -146,7 +144,6 @@ export function register(program: Command): void {
     .description('remove images: a tag is untagged, an image is deleted with its last tag (or by ID)')
     .argument('<image...>')
     .action(async (names: string[]) => {
-      const r = await import('../../runner/index.js');
       const paths = r.runnerPaths();
       await eachName(
         names,

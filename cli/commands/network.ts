@@ -1,5 +1,14 @@
 /** `ctnet network …`: docker-network-like management of ctnet's CNI networks. */
 import type { Command } from 'commander';
+import {
+  connectCommand,
+  createNetwork,
+  disconnectCommand,
+  inspectNetworks,
+  listNetworksCommand,
+  pruneNetworks,
+  removeNetworks,
+} from './network/actions.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -27,7 +36,7 @@ export function register(program: Command): void {
       collect,
       [],
     )
-    .action(async (name: string, opts) => (await import('./network/actions.js')).createNetwork(name, opts));
+    .action(async (name: string, opts) => createNetwork(name, opts));
 
   network
     .command('ls')
@@ -35,38 +44,38 @@ export function register(program: Command): void {
     .description('list networks')
     .option('--json', 'print JSON')
     .option('-q, --quiet', 'print names only')
-    .action(async (opts) => (await import('./network/actions.js')).listNetworksCommand(opts));
+    .action(async (opts) => listNetworksCommand(opts));
 
   network
     .command('inspect')
     .description('show a network: config, bridge, attached containers and their addresses')
     .argument('<name...>')
     .option('--json', 'print JSON')
-    .action(async (names: string[], opts) => (await import('./network/actions.js')).inspectNetworks(names, opts));
+    .action(async (names: string[], opts) => inspectNetworks(names, opts));
 
   network
     .command('rm')
     .alias('remove')
     .description('remove networks (refused while containers are attached)')
     .argument('<name...>')
-    .action(async (names: string[]) => (await import('./network/actions.js')).removeNetworks(names));
+    .action(async (names: string[]) => removeNetworks(names));
 
   network
     .command('prune')
     .description('remove every network created by `ctnet network create` that has no container attached')
-    .action(async () => (await import('./network/actions.js')).pruneNetworks());
+    .action(async () => pruneNetworks());
 
   network
     .command('connect')
     .description('attach a running container to another network (a new interface eth1, eth2, …)')
     .argument('<network>')
     .argument('<container>')
-    .action(async (net: string, ctr: string) => (await import('./network/actions.js')).connectCommand(net, ctr));
+    .action(async (net: string, ctr: string) => connectCommand(net, ctr));
 
   network
     .command('disconnect')
     .description('detach a container from a network it was connected to')
     .argument('<network>')
     .argument('<container>')
-    .action(async (net: string, ctr: string) => (await import('./network/actions.js')).disconnectCommand(net, ctr));
+    .action(async (net: string, ctr: string) => disconnectCommand(net, ctr));
 }

@@ -1,5 +1,6 @@
 /** `ctnet node …`: join hosts into one pod network (subnet leases in etcd, host-gw routes or a VXLAN overlay). */
 import type { Command } from 'commander';
+import { nodeDown, nodeList, nodeStatus, nodeUp } from '../../node/index.js';
 import { printJson, printTable } from '../output.js';
 
 const int = (v: string) => Number(v);
@@ -47,7 +48,6 @@ export function register(program: Command): void {
       .option('--network <name>', 'name of the node network (ctnet network and conflist)', 'cluster')
       .option('--cni-conf-dir <dir>', 'where kubelet/containerd read conflists', '/etc/cni/net.d'),
   ).action(async (opts) => {
-    const { nodeUp } = await import('../../node/index.js');
     await nodeUp(
       {
         store: opts.store,
@@ -74,7 +74,6 @@ export function register(program: Command): void {
     .option('--force', 'also when containers are still attached to the node network')
     .option('--json', 'print JSON')
     .action(async (opts) => {
-      const { nodeDown } = await import('../../node/index.js');
       const r = await nodeDown({ force: opts.force });
       if (opts.json) return printJson(r);
       process.stdout.write(
@@ -91,7 +90,6 @@ export function register(program: Command): void {
       .option('--store <url>', "etcd endpoints (default: this node's)")
       .option('--json', 'print JSON'),
   ).action(async (opts) => {
-    const { nodeList } = await import('../../node/index.js');
     const nodes = await nodeList({ store: opts.store, storePrefix: opts.storePrefix, tls: tlsOf(opts) });
     if (opts.json) return printJson(nodes);
     printTable(
@@ -112,7 +110,6 @@ export function register(program: Command): void {
     .description("this node's view: its subnet, and per peer whether route, FDB and neighbour entries are programmed")
     .option('--json', 'print JSON')
     .action(async (opts) => {
-      const { nodeStatus } = await import('../../node/index.js');
       const s = await nodeStatus();
       if (opts.json) return printJson(s);
       const yes = (v: boolean | undefined) => (v === undefined ? '-' : v ? 'yes' : 'MISSING');

@@ -10,6 +10,7 @@ import {
   sha256Hex,
 } from '../../../core/index.js';
 import { CniRuntime, ctnetPaths, foreignNetconfDirs, loadNetwork } from '../../../inspect/index.js';
+import { builtinPlugins } from '../../../plugins/index.js';
 import { printJson } from '../../output.js';
 
 export interface DebugCniOptions {
@@ -67,7 +68,6 @@ export function defaultContainerId(netns: string): string {
 async function executorFor(forceExec: boolean | undefined): Promise<Executor> {
   if (forceExec) return new ExecExecutor();
   // Our plugins run in-process unless a different binary of that name is on CNI_PATH.
-  const { builtinPlugins } = await import('../../../plugins/index.js');
   return new DefaultExecutor(builtinPlugins);
 }
 

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { DefaultExecutor } from '../../../core/index.js';
 import { agentFinding, applyFixes, ctnetPaths, diagnose, type Finding } from '../../../inspect/index.js';
+import { builtinPlugins } from '../../../plugins/index.js';
 import { printJson, printTable } from '../../output.js';
 import { builtAgentSocket } from '../agent.js';
 import { cniPathOf } from './cni.js';
@@ -24,7 +25,6 @@ export async function debugDoctor(opts: { fix?: boolean; json?: boolean; cniPath
   findings.push(agentFinding(readProcNetUnix(), builtAgentSocket()));
   let fixed: Awaited<ReturnType<typeof applyFixes>> = [];
   if (opts.fix && findings.some((f) => f.fix)) {
-    const { builtinPlugins } = await import('../../../plugins/index.js');
     fixed = await applyFixes(findings, paths, new DefaultExecutor(builtinPlugins), cniPathOf(opts.cniPath));
   }
   const failedFixes = fixed.filter((f) => f.error);

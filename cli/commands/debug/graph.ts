@@ -1,6 +1,7 @@
 /** `ctnet debug graph [--dot]`: bridges, veths, containers, addresses, published ports. */
 import { ctnetPaths, type Topology, topology } from '../../../inspect/index.js';
 import type { ClusterView } from '../../../node/index.js';
+import { clusterView } from '../../../node/index.js';
 import { printJson } from '../../output.js';
 
 function containerLabel(c: { id: string; name?: string }): string {
@@ -62,7 +63,6 @@ export function renderDot(t: Topology): string {
 
 export async function debugGraph(opts: { dot?: boolean; json?: boolean }): Promise<void> {
   const t = await topology(ctnetPaths());
-  const { clusterView } = await import('../../../node/index.js');
   const cluster = clusterView(ctnetPaths());
   if (opts.json) return printJson(cluster ? { ...t, cluster } : t);
   if (opts.dot) {

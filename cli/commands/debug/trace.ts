@@ -1,5 +1,6 @@
 /** `ctnet debug trace <container> <port>[/proto] [--from …]`: the published path, hop by hop. */
 import { ctnetPaths, traceTarget } from '../../../inspect/index.js';
+import { tracePod } from '../../../node/index.js';
 import { printJson, printTable } from '../../output.js';
 
 const marks = { ok: 'ok', broken: 'BROKEN', skipped: '-' } as const;
@@ -27,7 +28,6 @@ export async function debugTrace(container: string, port: string, opts: { from?:
 
 /** `ctnet debug trace <container> <pod IP>`: the path to a pod on another node of the cluster (`ctnet node`). */
 async function tracePodIp(container: string, ip: string, opts: { json?: boolean }): Promise<void> {
-  const { tracePod } = await import('../../../node/index.js');
   const report = await tracePod(container, ip, ctnetPaths());
   const broken = report.firstBroken === undefined ? undefined : report.hops[report.firstBroken];
   if (opts.json) printJson(report);

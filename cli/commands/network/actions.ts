@@ -16,6 +16,8 @@ import {
   syncHostsFiles,
   syncIsolation,
 } from '../../../inspect/index.js';
+import { builtinPlugins } from '../../../plugins/index.js';
+import { cniPath } from '../../../runner/index.js';
 import { printJson, printTable } from '../../output.js';
 
 function store(): NetworkStore {
@@ -228,10 +230,6 @@ export async function pruneNetworks(): Promise<void> {
 
 async function runtimeForContainers(): Promise<CniRuntime> {
   // The runner's plugin search path and executor, so connect speaks with the same plugins as run.
-  const [{ cniPath }, { builtinPlugins }] = await Promise.all([
-    import('../../../runner/index.js'),
-    import('../../../plugins/index.js'),
-  ]);
   return new CniRuntime(new DefaultExecutor(builtinPlugins), ctnetPaths().cniResults, cniPath());
 }
 
