@@ -1,12 +1,18 @@
-/** Picks a backend by name or by what the host has. Cheap: stat calls only, no program is run. */
+/**
+ * Picks a backend by name or by what the host has. Cheap: stat calls only, no program is run. The backends are
+ * imported statically: their native parts (koffi, libnftables) load on first use, not with the module.
+ */
 import { CtnetError, ErrorCode } from '../core/index.js';
+import { nftLibrary, openNftExec } from './nft-exec.js';
+import { NftablesFirewall } from './nftables.js';
+import { NoFirewall } from './none.js';
 import type { Firewall, FirewallBackendName } from './types.js';
+import { IptablesFirewall } from './xtables.js';
 import { detectXtables, findProgram } from './xtables-tools.js';
 
 export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto'): Promise<Firewall> {
   switch (backend) {
     case 'none': {
-      const { NoFirewall } = await import('./none.js');
       return new NoFirewall();
     }
     case 'iptables': {
@@ -16,7 +22,6 @@ export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto
           hint: 'install iptables, or choose the nftables backend',
         });
       }
-      const { IptablesFirewall } = await import('./xtables.js');
       return new IptablesFirewall(tools);
     }
     case 'nftables': {
@@ -26,7 +31,6 @@ export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto
           hint: 'install nftables, or choose the iptables backend',
         });
       }
-      const [{ NftablesFirewall }, { openNftExec }] = await Promise.all([import('./nftables.js'), import('./nft-exec.js')]);
       return new NftablesFirewall(openNftExec(nft));
     }
     case 'auto': {
@@ -48,7 +52,7 @@ export async function openFirewall(backend: FirewallBackendName | 'auto' = 'auto
  */
 export async function preferredBackend(): Promise<'iptables' | 'nftables' | undefined> {
   const nft = findProgram('nft');
-  if (nft && (await import('./nft-exec.js')).nftLibrary()) return 'nftables';
+  if (nft && nftLibrary()) return 'nftables';
   if (detectXtables()) return 'iptables';
   return nft ? 'nftables' : undefined;
 }
