@@ -9,6 +9,7 @@ import { CtnetError, ErrorCode, formatHostPort } from '../../core/index.js';
 import type { ContainerRecord, CreateRequest, PortRequest, RunnerContext } from '../../runner/index.js';
 import * as r from '../../runner/index.js';
 import { ago, eachName, errorReport, printJson, printTable, toolFailed } from '../output.js';
+import { pullWithProgress } from './image.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -170,7 +171,6 @@ async function runParsed(image: string, command: string[], f: RunFlags, io: RunI
   if (pull) {
     // As `docker run`: an image that is nowhere here is pulled first (its progress on stderr).
     if (policy === 'missing') io.write('err', `Unable to find image '${image}' locally\n`);
-    const { pullWithProgress } = await import('./image.js');
     await pullWithProgress(r, ctx.paths, req.image, { write: (t) => io.write('err', t), terminal: io.stdinIsTTY }, ctx.env);
   }
   const { rec, exitCode } = await r.runContainer(ctx, req, !!f.detach);

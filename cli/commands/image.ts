@@ -55,7 +55,6 @@ export function register(program: Command): void {
     .argument('<image>', '[registry/]repository[:tag|@digest]')
     .option('-q, --quiet', 'print only the image name')
     .action(async (ref: string, f: { quiet?: boolean }) => {
-      const r = await import('../../runner/index.js');
       const name = await pullWithProgress(r, r.runnerPaths(), ref, {
         write: (t) => process.stdout.write(t),
         terminal: !!process.stdout.isTTY,
