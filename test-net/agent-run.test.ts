@@ -2,7 +2,7 @@
  * Runs through the agent (`ctnet agent`) and the front that hands `run` to it (bin/ctnet): both built
  * (npm run build), run for real in a sandbox host namespace with a state root of their own.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -17,6 +17,7 @@ import {
   type RunnerEnv,
   runnerEnv,
   settledSnapshot,
+  startRunnerAgent,
 } from './runner-helpers.js';
 import { connect, createSandbox, netnsPath, repoRoot, worldLink } from './sandbox.js';
 
@@ -42,33 +43,10 @@ async function setup(t: ExecutionContext) {
   return { renv, image, world: sb.world as string };
 }
 
-/** Starts `ctnet agent` in the sandbox host; teardown ends it by pid. */
-async function startAgent(
-  t: ExecutionContext,
-  renv: RunnerEnv,
-  args: string[] = [],
-  env: Record<string, string> = {},
-): Promise<ChildProcess & { pid: number; stderrText: () => string }> {
-  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'agent', ...args], {
-    env: { ...renv.env, ...env },
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-    }
-  });
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr?.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      if (/serving @ctnet-agent-/.test(stderr)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`ctnet agent exited with ${code}: ${stderr}`)));
-  });
-  return Object.assign(child as ChildProcess & { pid: number }, { stderrText: () => stderr });
+/** `ctnet agent` in the sandbox host (runner-helpers' startRunnerAgent), with its pid at hand. */
+async function startAgent(t: ExecutionContext, renv: RunnerEnv, args: string[] = [], env: Record<string, string> = {}) {
+  const agent = await startRunnerAgent(t, renv, args, env);
+  return Object.assign(agent, { pid: agent.child.pid ?? -1 });
 }
 
 function parentOf(pid: number): number {
@@ -176,7 +154,7 @@ test('the agent killed during a foreground run: the caller exits 125, and the ne
   const { renv, image } = await setup(t);
   const agent = await startAgent(t, renv);
   const run = await startFront(renv, ['run', '--rm', '--name', 'orphan', '-p', '18090:80', image, 'sleep', '600'], 'orphan');
-  agent.kill('SIGKILL');
+  agent.child.kill('SIGKILL');
   t.is(await run.exited, 125);
   t.regex(run.stderr(), /the ctnet agent closed the connection/);
   const view = await inspect(renv, 'orphan');
@@ -252,6 +230,7 @@ test('a run that waits on a stuck agent is declined by its watchdog and runs in 
     /the event loop is stuck: out of service, exiting .*"declined":1/,
     'the run was declined, not lost',
   );
-  await new Promise((r) => (agent.exitCode === null && agent.signalCode === null ? agent.once('exit', r) : r(null)));
-  t.is(agent.signalCode, 'SIGKILL', 'the watchdog ended the agent');
+  const { child } = agent;
+  await new Promise((r) => (child.exitCode === null && child.signalCode === null ? child.once('exit', r) : r(null)));
+  t.is(child.signalCode, 'SIGKILL', 'the watchdog ended the agent');
 });

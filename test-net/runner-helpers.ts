@@ -251,9 +251,11 @@ export async function assertAllReleased(t: ExecutionContext, renv: RunnerEnv): P
 export async function startRunnerAgent(
   t: Teardown,
   renv: RunnerEnv,
+  args: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; socket: string; stderrText(): string }> {
-  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, join(repoRoot, 'bin', 'ctnet'), 'agent'], {
-    env: renv.env,
+  const child = spawn('nsenter', [`--net=${netnsPath(renv.host)}`, join(repoRoot, 'bin', 'ctnet'), 'agent', ...args], {
+    env: { ...renv.env, ...env },
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
