@@ -180,6 +180,8 @@ function message(type: number, flags: number, seq: number, body: Buffer): Buffer
 export class RtnlSocket implements RequestSocket {
   private readonly native: NativeNetlink;
   private readonly pending = new Map<number, Pending>();
+  /** The request in flight (see batch). */
+  private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   /** The port ID the kernel gave this socket: every answer to us is addressed to it. */
   readonly port: number;
@@ -222,8 +224,20 @@ export class RtnlSocket implements RequestSocket {
    * once every part that asked for an answer has one, with those answers in order; the kernel's refusal of a part
    * is its `error`. Rejects when the socket fails, the kernel does not answer in time, or a part that asked for no
    * answer is refused (the whole batch was then not understood).
+   *
+   * One request at a time per socket, in the order asked: the kernel refuses a dump while another runs on the same
+   * socket (EBUSY), and answers to many requests at once can overflow the socket's receive buffer (ENOBUFS, the
+   * answers are lost) while the event loop is busy. A socket shared by concurrent calls (the agent's nftables
+   * socket) met both.
    */
   batch(parts: NetlinkPart[]): Promise<{ error: NetlinkError | undefined; replies: Buffer[] }[]> {
+    const run = () => this.send(parts);
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private send(parts: NetlinkPart[]): Promise<{ error: NetlinkError | undefined; replies: Buffer[] }[]> {
     if (this.closed) return Promise.reject(new Error('netlink socket is closed'));
     const seqs = parts.map(() => nextNetlinkSeq());
     return new Promise((resolve, reject) => {
