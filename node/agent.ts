@@ -92,6 +92,8 @@ export class NodeAgent {
       ...(previous?.node === o.node && { preferred: previous.subnet }),
       ttl: o.ttl,
     });
+    // Renewals start now: setting up the node below may take longer than a short TTL on a loaded host.
+    this.scheduleRenew(Math.max(1000, (o.ttl * 1000) / 3));
     const plane: LocalPlane = {
       node: o.node,
       nodeIp: o.nodeIp,
@@ -128,7 +130,6 @@ export class NodeAgent {
     writeNodeState(o.root, state);
     log.info({ node: o.node, subnet: plane.subnet, backend: o.backend }, 'node: joined');
     await this.resync();
-    this.scheduleRenew(Math.max(1000, (o.ttl * 1000) / 3));
     void this.syncLoop();
   }
 

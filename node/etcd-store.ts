@@ -276,11 +276,12 @@ export class EtcdStore implements SubnetStore {
         const r = parseRecord(kv);
         if (!r) continue;
         const stored: StoredRecord = { ...r, ttl: 0 };
-        if (kv.lease !== '0') {
+        // One request per record: only when asked (node ls), not on the agent's resyncs.
+        if (opts.withTtl && kv.lease !== '0') {
           const ttl = await this.client.leaseClient.leaseTimeToLive({ ID: kv.lease }).catch(() => undefined);
           if (ttl) {
             stored.ttl = Number(ttl.grantedTTL);
-            if (opts.withTtl) stored.ttlLeft = Number(ttl.TTL);
+            stored.ttlLeft = Number(ttl.TTL);
           }
         }
         records.push(stored);

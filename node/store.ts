@@ -33,6 +33,7 @@ export interface NodeRecord {
 export interface StoredRecord extends NodeRecord {
   /** Seconds left before the record expires, as the store last said (undefined: not asked). */
   ttlLeft?: number;
+  /** The lease's TTL in seconds (0: not asked). */
   ttl: number;
 }
 

@@ -106,7 +106,7 @@ export async function startAgent(
   cluster: Cluster,
   node: SimNode,
   extra: string[] = [],
-  ttl = 4,
+  ttl = 5,
 ): Promise<{ subnet: string; joinedAt: number }> {
   const args = [
     `--net=${netnsPath(node.ns)}`,
