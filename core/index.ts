@@ -7,6 +7,7 @@ export * from './ip.js';
 export * from './log.js';
 export * from './native.js';
 export * from './netlink-socket.js';
+export * from './ports.js';
 export * from './random.js';
 export * from './thread-netns.js';
 export * from './undo.js';

@@ -1,4 +1,8 @@
 /** The firewall API: what callers (bridge ipMasq, portmap, runner) see; backends implement it. */
+import type { PortMapping } from '../core/index.js';
+
+export type { PortMapping, PortProtocol } from '../core/index.js';
+export { portProtocols } from '../core/index.js';
 
 export type FirewallBackendName = 'iptables' | 'nftables' | 'none';
 
@@ -20,17 +24,6 @@ export interface MasqueradeSpec extends AttachmentKey {
    * and is not masqueraded. Required by the nftables backend, which tells the subnet by it.
    */
   hostInterface?: string;
-}
-
-export const portProtocols = ['tcp', 'udp', 'sctp'] as const;
-export type PortProtocol = (typeof portProtocols)[number];
-
-export interface PortMapping {
-  hostPort: number;
-  containerPort: number;
-  protocol: PortProtocol;
-  /** Limit the mapping to this host address; empty, '0.0.0.0' or '::' = every local address of that family. */
-  hostIP?: string;
 }
 
 export interface PortForwardSpec extends AttachmentKey {

@@ -20,6 +20,7 @@ import {
   ErrorCollector,
   type Executor,
   log,
+  portsConflict,
   wrapError,
 } from '../core/index.js';
 import {
@@ -60,7 +61,7 @@ import {
 import { commandLine } from './oci/index.js';
 import { cliCommand, helperPath, type RunnerPaths, runnerPaths } from './paths.js';
 import { probePort } from './port-probe.js';
-import { allocatePorts, overlaps, type PortMapping, type PortRequest, parseExpose, portTaken } from './ports.js';
+import { allocatePorts, type PortMapping, type PortRequest, parseExpose, portTaken } from './ports.js';
 import {
   type ContainerConfig,
   type ContainerRecord,
@@ -297,8 +298,8 @@ async function allocate(ctx: RunnerContext, rec: ContainerRecord): Promise<PortM
   const busy: PortMapping[] = [];
   const others = portsInUse(ctx, rec.config.id);
   const holder = (m: PortMapping) => {
-    if (busy.some((b) => overlaps(b, m))) return 'a process on the host';
-    const other = others.find((o) => o.ports.some((p) => overlaps(p, m)));
+    if (busy.some((b) => portsConflict(b, m))) return 'a process on the host';
+    const other = others.find((o) => o.ports.some((p) => portsConflict(p, m)));
     return other ? `container ${other.name}` : undefined;
   };
   for (let attempt = 0; ; attempt++) {

@@ -1,14 +1,6 @@
 import test from 'ava';
-import { formatHostPort } from '../core/index.js';
-import {
-  allocatePorts,
-  formatMapping,
-  overlaps,
-  type PortMapping,
-  parseExpose,
-  parsePublish,
-  publishedBindings,
-} from './ports.js';
+import { formatHostPort, portsConflict } from '../core/index.js';
+import { allocatePorts, formatMapping, type PortMapping, parseExpose, parsePublish, publishedBindings } from './ports.js';
 import { portBindingsView, portsView } from './view.js';
 
 const req = (hostIP: string, hostPorts: [number, number], containerPort: number, protocol = 'tcp') => ({
@@ -84,13 +76,13 @@ test('overlap: wildcards cover their family, "" covers both, protocols are separ
     containerPort: 1,
     protocol,
   });
-  t.true(overlaps(m(''), m('127.0.0.1')));
-  t.true(overlaps(m('0.0.0.0'), m('10.0.0.1')));
-  t.false(overlaps(m('0.0.0.0'), m('::1')));
-  t.true(overlaps(m('::'), m('::1')));
-  t.false(overlaps(m('127.0.0.1'), m('127.0.0.2')));
-  t.false(overlaps(m(''), m('', 80, 'udp')));
-  t.false(overlaps(m(''), m('', 81)));
+  t.true(portsConflict(m(''), m('127.0.0.1')));
+  t.true(portsConflict(m('0.0.0.0'), m('10.0.0.1')));
+  t.false(portsConflict(m('0.0.0.0'), m('::1')));
+  t.true(portsConflict(m('::'), m('::1')));
+  t.false(portsConflict(m('127.0.0.1'), m('127.0.0.2')));
+  t.false(portsConflict(m(''), m('', 80, 'udp')));
+  t.false(portsConflict(m(''), m('', 81)));
 });
 
 test('allocation: fixed ports checked, pools scanned in order, random ports from the ephemeral range', (t) => {

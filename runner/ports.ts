@@ -8,10 +8,15 @@
  * The long form `published=8080,target=80,protocol=udp,host_ip=…` is accepted too.
  */
 import { isIP } from 'node:net';
-import { CtnetError, ErrorCode, formatHostPort } from '../core/index.js';
-
-export const protocols = ['tcp', 'udp', 'sctp'] as const;
-export type Protocol = (typeof protocols)[number];
+import {
+  type PortMapping as CniPortMapping,
+  CtnetError,
+  ErrorCode,
+  formatHostPort,
+  type PortProtocol,
+  portProtocols,
+  portsConflict,
+} from '../core/index.js';
 
 /** What the user asked for, one entry per container port. */
 export interface PortRequest {
@@ -20,16 +25,11 @@ export interface PortRequest {
   /** Host port range to take from; [0, 0] means "any free port". */
   hostPorts: [number, number];
   containerPort: number;
-  protocol: Protocol;
+  protocol: PortProtocol;
 }
 
-/** A concrete mapping, the portmap plugin's `portMappings` entry (hostIP omitted when empty). */
-export interface PortMapping {
-  hostIP: string;
-  hostPort: number;
-  containerPort: number;
-  protocol: Protocol;
-}
+/** A concrete mapping: core's PortMapping with hostIP always set ('' = every address; omitted in the CNI args). */
+export type PortMapping = Required<CniPortMapping>;
 
 function bad(spec: string, why: string): CtnetError {
   return new CtnetError(ErrorCode.invalidConfig, `invalid publish spec "${spec}": ${why}`, {
@@ -56,10 +56,10 @@ function parseRange(spec: string, text: string, what: string): [number, number] 
   return [lo, hi];
 }
 
-function parseProtocol(spec: string, text: string | undefined): Protocol {
+function parseProtocol(spec: string, text: string | undefined): PortProtocol {
   const proto = (text ?? 'tcp').toLowerCase();
-  if (!(protocols as readonly string[]).includes(proto)) throw bad(spec, `protocol "${text}" is not tcp, udp or sctp`);
-  return proto as Protocol;
+  if (!(portProtocols as readonly string[]).includes(proto)) throw bad(spec, `protocol "${text}" is not tcp, udp or sctp`);
+  return proto as PortProtocol;
 }
 
 function parseHostIP(spec: string, text: string): string {
@@ -107,7 +107,13 @@ function parseLongForm(spec: string): PortRequest[] {
   );
 }
 
-function expand(spec: string, hostIP: string, hostText: string | undefined, ctrText: string, protocol: Protocol): PortRequest[] {
+function expand(
+  spec: string,
+  hostIP: string,
+  hostText: string | undefined,
+  ctrText: string,
+  protocol: PortProtocol,
+): PortRequest[] {
   if (ctrText === '') throw bad(spec, 'the container port is missing');
   const ctr = parseRange(spec, ctrText, 'container port');
   const host: [number, number] = hostText ? parseRange(spec, hostText, 'host port') : [0, 0];
@@ -150,20 +156,6 @@ export function isWildcard(ip: string): boolean {
   return ip === '' || ip === '0.0.0.0' || ip === '::';
 }
 
-/** Two bindings collide when protocol and port match and their addresses overlap. */
-export function overlaps(
-  a: Pick<PortMapping, 'hostIP' | 'hostPort' | 'protocol'>,
-  b: Pick<PortMapping, 'hostIP' | 'hostPort' | 'protocol'>,
-) {
-  if (a.protocol !== b.protocol || a.hostPort !== b.hostPort) return false;
-  if (a.hostIP === b.hostIP) return true;
-  const family = (ip: string) => (ip.includes(':') ? 6 : 4);
-  // "" covers both families; 0.0.0.0 and :: cover their own.
-  if (a.hostIP === '' || b.hostIP === '') return true;
-  if (isWildcard(a.hostIP) || isWildcard(b.hostIP)) return family(a.hostIP) === family(b.hostIP);
-  return false;
-}
-
 export interface AllocationContext {
   /** Ephemeral range for "any free port" (/proc/sys/net/ipv4/ip_local_port_range). */
   ephemeral: [number, number];
@@ -176,7 +168,7 @@ export interface AllocationContext {
 /** Turns requests into concrete mappings: fixed ports checked, pools scanned, random ports drawn. */
 export function allocatePorts(requests: readonly PortRequest[], ctx: AllocationContext): PortMapping[] {
   const out: PortMapping[] = [];
-  const holder = (m: PortMapping) => (out.some((o) => overlaps(o, m)) ? 'this container' : ctx.holder(m));
+  const holder = (m: PortMapping) => (out.some((o) => portsConflict(o, m)) ? 'this container' : ctx.holder(m));
   for (const r of requests) {
     const base = { hostIP: r.hostIP, containerPort: r.containerPort, protocol: r.protocol };
     const [lo, hi] = r.hostPorts;

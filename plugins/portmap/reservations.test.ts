@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { hostIPsOverlap, ReservationStore } from './reservations.js';
+import { hostIPsOverlap } from '../../core/index.js';
+import { ReservationStore } from './reservations.js';
 
 function store(t: { teardown(fn: () => void): void }): ReservationStore {
   const dir = mkdtempSync(join(tmpdir(), 'ctnet-portmap-'));

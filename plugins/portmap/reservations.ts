@@ -14,8 +14,8 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CtnetError, ErrorCode, hasErrno, wrapError } from '../../core/index.js';
-import { type AttachmentKey, attachmentHash, parseHostIP } from '../../iptables/index.js';
+import { CtnetError, ErrorCode, hasErrno, hostIPsOverlap, wrapError } from '../../core/index.js';
+import { type AttachmentKey, attachmentHash } from '../../iptables/index.js';
 
 export interface PortClaim {
   protocol: string;
@@ -51,15 +51,6 @@ function writeJson(path: string, value: unknown): void {
 
 const scopeName = (hostIP: string) => (hostIP === '' ? 'any' : hostIP === '0.0.0.0' ? 'any4' : hostIP === '::' ? 'any6' : hostIP);
 const scopeHostIP = (name: string) => (name === 'any' ? '' : name === 'any4' ? '0.0.0.0' : name === 'any6' ? '::' : name);
-
-/** Whether two host-address scopes (see PortClaim.hostIP) can receive the same packet. */
-export function hostIPsOverlap(a: string, b: string): boolean {
-  const x = a ? parseHostIP(a) : { family: undefined, address: undefined };
-  const y = b ? parseHostIP(b) : { family: undefined, address: undefined };
-  if (x.family !== undefined && y.family !== undefined && x.family !== y.family) return false;
-  if (x.address && y.address) return x.address === y.address;
-  return true;
-}
 
 const sameAttachment = (a: AttachmentKey, b: AttachmentKey) =>
   a.network === b.network && a.containerId === b.containerId && a.ifname === b.ifname;
