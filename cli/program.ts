@@ -13,6 +13,7 @@ import { register as registerImage } from './commands/image.js';
 import { register as registerInstallCni } from './commands/install-cni.js';
 import { register as registerNetwork } from './commands/network.js';
 import { register as registerNode } from './commands/node.js';
+import { register as registerStats } from './commands/stats.js';
 import { register as registerSystem } from './commands/system.js';
 
 interface CommandGroup {
@@ -44,6 +45,7 @@ const groups: CommandGroup[] = [
   },
   { names: ['image', 'pull'], summary: 'manage images', register: registerImage },
   { names: ['system'], summary: 'state-wide maintenance', register: registerSystem },
+  { names: ['stats'], summary: 'container resource use', register: registerStats },
   { names: ['completion'], summary: 'shell completion scripts', register: registerCompletion },
 ];
 

@@ -10,5 +10,6 @@ export * from './oci/index.js';
 export * from './paths.js';
 export * from './ports.js';
 export * from './state.js';
+export * from './stats.js';
 export { withTimings } from './timing.js';
 export * from './view.js';
