@@ -58,6 +58,8 @@ export class NodeAgent {
   private connected = false;
   private backoffMs = backoffStartMs;
   private readonly wake: Array<() => void> = [];
+  /** How each peer was reached at the last reconcile (written again, with the store's state, while it is away). */
+  private lastProgrammed: ProgrammedPeer[] = [];
 
   constructor(
     private readonly store: SubnetStore,
@@ -226,7 +228,6 @@ export class NodeAgent {
     await this.writePeerFile(programmed);
   }
 
-  private lastProgrammed: ProgrammedPeer[] = [];
   private async writePeerFile(programmed = this.lastProgrammed): Promise<void> {
     this.lastProgrammed = programmed;
     writePeers(this.opts.root, {
