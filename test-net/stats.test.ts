@@ -4,7 +4,7 @@
  * on its interface and its process count; one sample with --no-stream; the table redrawn in place
  * on a terminal (tmux).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import test from 'ava';
 import { busyboxRootfs, ctnet, ensureInitHelper, inspect, runnerEnv } from './runner-helpers.js';
@@ -83,7 +83,7 @@ test('stats: CPU %, memory usage and limit, network and block I/O, PIDs; --no-st
     'stats',
   );
   t.teardown(() => {
-    execFileSync('tmux', ['kill-session', '-t', session], { stdio: 'ignore' });
+    spawnSync('tmux', ['kill-session', '-t', session], { stdio: 'ignore' });
   });
   const screens: string[] = [];
   for (let i = 0; i < 100 && screens.length < 3; i++) {
