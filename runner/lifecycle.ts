@@ -9,7 +9,19 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   type CniDns,
@@ -263,17 +275,43 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
     seccomp,
     createdAt: new Date().toISOString(),
   };
-  mkdirSync(containerDir(ctx.paths, id), { recursive: true });
-  if (filter !== undefined) writeFileSync(seccompFile(ctx, id), filter);
-  try {
-    reserveName(ctx.paths, config.name, id);
-  } catch (err) {
-    removeRecord(ctx.paths, { config, state: { status: 'exited', ports: [] } });
-    throw err;
-  }
   const rec: ContainerRecord = { config, state: { status: 'creating', owner: ownerMark(), ports: [] } };
-  saveRecord(ctx.paths, rec);
+  let named = false;
+  try {
+    mkdirSync(containerDir(ctx.paths, id), { recursive: true });
+    if (filter !== undefined) writeFileSync(seccompFile(ctx, id), filter);
+    reserveName(ctx.paths, config.name, id);
+    named = true;
+    saveRecord(ctx.paths, rec);
+  } catch (err) {
+    // A full or read-only state root, or a name taken: nothing of this container stays (its name only if it was ours).
+    try {
+      if (named) removeRecord(ctx.paths, rec);
+      else rmSync(containerDir(ctx.paths, id), { recursive: true, force: true });
+    } catch {
+      /* the state root refuses even that: the next command's reconcile cannot see a record-less directory either */
+    }
+    if (err instanceof CtnetError) throw err;
+    throw wrapError(
+      `create the record of container ${config.name} under ${ctx.paths.containers}`,
+      whyNotWritable(ctx.paths.containers) ?? err,
+      ErrorCode.io,
+    );
+  }
   return rec;
+}
+
+/**
+ * The reason a directory cannot be written to (EROFS, EACCES), when there is one: a recursive mkdir on a read-only
+ * file system reports ENOENT, which would send a reader looking for a missing directory.
+ */
+function whyNotWritable(dir: string): unknown {
+  try {
+    accessSync(dir, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    return err;
+  }
 }
 
 /** The ports other live containers hold, read once per allocation (not once per candidate port). */

@@ -119,8 +119,14 @@ function recordFile(paths: RunnerPaths, id: string): string {
 export function saveRecord(paths: RunnerPaths, rec: ContainerRecord): void {
   const file = recordFile(paths, rec.config.id);
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+    renameSync(tmp, file);
+  } catch (err) {
+    // A full disk: no half-written temp file stays beside the record (which is still the last whole one).
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 export function loadRecord(paths: RunnerPaths, id: string): ContainerRecord | undefined {
