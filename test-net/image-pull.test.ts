@@ -128,6 +128,17 @@ test('anonymous pull of an index (the host platform is picked) and run of a miss
     pulled.stdout,
     new RegExp(`^Status: Downloaded newer image for ${ref.replace(/\./g, '\\.')}\\n${ref.replace(/\./g, '\\.')}\\n$`, 'm'),
   );
+  const digest = /^Digest: (sha256:[0-9a-f]{64})$/m.exec(pulled.stdout)?.[1] as string;
+  const byDigest = await ctnet(renv, ['pull', '-q', `127.0.0.1:${registryPort}/ctt/app@${digest}`]);
+  t.is(byDigest.stdout, `127.0.0.1:${registryPort}/ctt/app@${digest}\n`, 'a pull by the digest the tag reported');
+  const listed = JSON.parse((await ctnet(renv, ['image', 'ls', '--json'])).stdout) as {
+    repository: string;
+    tag: string;
+    id: string;
+  }[];
+  const rows = listed.filter((i) => i.repository === `127.0.0.1:${registryPort}/ctt/app`);
+  t.deepEqual(rows.map((i) => i.tag).sort(), ['<none>', 'v1'], 'listed by repository, the digest one without a tag');
+  t.is(rows[0]?.id, rows[1]?.id, 'one image');
   const again = await ctnet(renv, ['pull', ref]);
   t.regex(again.stdout, /^[0-9a-f]{12}: Already exists$/m);
   t.regex(again.stdout, /^Status: Image is up to date/m);

@@ -107,12 +107,13 @@ export function register(program: Command): void {
       const rows = [
         ...stored.flatMap((i) =>
           (i.tags.length ? i.tags : ['<none>:<none>']).map((tag) => {
-            const at = tag.lastIndexOf(':');
+            // A name pulled by digest (repo@sha256:…) has no tag, as Docker lists it.
+            const at = tag.includes('@') ? tag.indexOf('@') : tag.lastIndexOf(':');
             return {
               name: tag === '<none>:<none>' ? i.id : tag,
               kind: 'oci' as const,
               repository: tag.slice(0, at),
-              tag: tag.slice(at + 1),
+              tag: tag.includes('@') ? '<none>' : tag.slice(at + 1),
               id: i.id,
               createdAt: i.created,
               sizeBytes: i.size,
