@@ -41,6 +41,10 @@ async function bundle(entry, outfile, banner, define = {}) {
     inject: [join(root, 'scripts', 'import-meta-url.js')],
     logLevel: 'warning',
     legalComments: 'none',
+    // Whitespace and syntax only: a third less source to read and to key the code cache on at every start
+    // (measured: ~4% of a bridge + portmap chain's CPU). Names stay, so stack traces still name functions.
+    minifyWhitespace: true,
+    minifySyntax: true,
   });
   // The bundles run through vm.Script (bin/load-cached.cjs), which has no dynamic import: a
   // lazily imported Node built-in stays import() in the bundle and fails only when reached.

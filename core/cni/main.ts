@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { DefaultExecutor } from './invoke.js';
 import type { PluginRegistry } from './plugin.js';
 import { handle } from './skel.js';
@@ -9,6 +9,22 @@ function readStdin(command: string | undefined): string {
     return readFileSync(0, 'utf8');
   } catch {
     return '';
+  }
+}
+
+/**
+ * Writes `text` to fd 1 or 2 with write(2): process.stdout/stderr would build a stream (and, for a pipe, load
+ * node:net) for a single write. A non-blocking descriptor that is full gets the rest through the stream; a reader
+ * that has gone away gets nothing, as with the stream.
+ */
+function writeOut(fd: 1 | 2, text: string): void {
+  const buf = Buffer.from(text);
+  let written = 0;
+  try {
+    while (written < buf.length) written += writeSync(fd, buf, written);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+    (fd === 1 ? process.stdout : process.stderr).write(buf.subarray(written));
   }
 }
 
@@ -23,10 +39,9 @@ export async function runPluginMain(registry: PluginRegistry, type: string): Pro
   const vars = process.env;
   const stdin = readStdin(vars.CNI_COMMAND);
   const outcome = await handle(await load(), vars, stdin, new DefaultExecutor(registry));
-  if (outcome.stderr) process.stderr.write(outcome.stderr);
-  process.stdout.write(outcome.stdout);
-  // Every step has completed and stdout/stderr writes to pipes and files are synchronous on Linux
-  // (logs too: log.ts uses sync destinations). Exiting here skips tearing the heap down, ~8 ms
-  // of every call.
+  if (outcome.stderr) writeOut(2, outcome.stderr);
+  writeOut(1, outcome.stdout);
+  // Every step has completed and the writes above are synchronous (logs too: log.ts uses sync
+  // destinations). Exiting here skips tearing the heap down, ~8 ms of every call.
   process.exit(outcome.exitCode);
 }
