@@ -68,9 +68,12 @@ export function checkImports() {
         const dynamic = m[3] !== undefined;
         let spec = m[2];
         if (dynamic) {
+          // `typeof import('…')` and `import('…').Type` are types: they load nothing.
+          if (/\btypeof\s*$/.test(code.slice(Math.max(0, m.index - 10), m.index))) continue;
+          if (/^\.[A-Z]/.test(code.slice(m.index + m[0].length))) continue;
           const literal = /^(['"`])([^'"`$]+)\1$/.exec(m[3]);
           if (!literal) {
-            if (!/^typeof\b/.test(m[3])) problems.push(`${here}:${line}: import() names its module by an expression`);
+            problems.push(`${here}:${line}: import() names its module by an expression`);
             continue;
           }
           spec = literal[2];

@@ -5,9 +5,10 @@
  */
 import type { Command } from 'commander';
 import type { ContainerRecord, StatsSample } from '../../runner/index.js';
+import * as r from '../../runner/index.js';
 import { printTable } from '../output.js';
 
-type Runner = typeof import('../../runner/index.js');
+type Runner = typeof r;
 
 export interface StatsRow {
   id: string;
@@ -77,7 +78,6 @@ export function register(program: Command): void {
     .option('--no-stream', 'print one sample and exit')
     .option('--json', 'print JSON (one array per sample)')
     .action(async (refs: string[], f: { all?: boolean; stream: boolean; json?: boolean }) => {
-      const r = await import('../../runner/index.js');
       const ctx = r.defaultContext();
       await r.reconcile(ctx);
       const named = refs.length > 0;
