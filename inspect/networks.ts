@@ -4,7 +4,7 @@
  * every known network and the host's routes; the attachments of a network are read from the
  * host-local leases, the CNI result cache and the runner's state.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   type Cidr,
@@ -21,12 +21,12 @@ import {
   overlaps,
   parseCidr,
   parseCidrOrHost,
-  parseIp,
   requireIp,
   sha256Hex,
   subnetOf,
   validateNetworkName,
 } from '../core/index.js';
+import { readLeaseOwners } from '../ipam/index.js';
 import { preferredBackend } from '../iptables/index.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
@@ -463,28 +463,15 @@ export interface Lease {
   ifname: string;
 }
 
-/** host-local's lease files: named by IP, holding `containerID\r\nifname` (or only the ID, older). */
+/** host-local's leases of a network, read through IPAM's codec (ipam/store.ts). */
 export function readLeases(net: LoadedNetwork): Lease[] {
   const dir = leaseDirOf(net.list);
   if (!dir) return [];
-  let names: string[];
   try {
-    names = readdirSync(dir);
+    return readLeaseOwners(dir).map(({ ip, owner }) => ({ ip, containerId: owner.containerId, ifname: owner.ifname ?? '' }));
   } catch {
     return [];
   }
-  const out: Lease[] = [];
-  for (const name of names) {
-    if (name === 'lock' || name.startsWith('last_reserved_ip') || name.startsWith('.')) continue;
-    if (!parseIp(name)) continue;
-    try {
-      const [containerId = '', ifname = ''] = readFileSync(join(dir, name), 'utf8').split(/\r\n/);
-      out.push({ ip: name, containerId: containerId.trim(), ifname: ifname.trim() });
-    } catch {
-      /* released between listing and reading */
-    }
-  }
-  return out;
 }
 
 function addressesOfCached(c: CachedAttachment): string[] {

@@ -110,6 +110,23 @@ export function listLeaseNames(dir: string): string[] {
   }
 }
 
+/**
+ * Every lease of a directory with its owner, read without the lock: a listing for people (`network inspect`). A
+ * lease released between listing and reading, or a file that cannot be read as a lease, is left out.
+ */
+export function readLeaseOwners(dir: string): { ip: string; owner: LeaseOwner }[] {
+  const out: { ip: string; owner: LeaseOwner }[] = [];
+  for (const name of listLeaseNames(dir)) {
+    try {
+      const text = readText(dir, name);
+      if (text !== undefined) out.push({ ip: name, owner: parseLeaseContent(text) });
+    } catch {
+      /* not a lease file we can read */
+    }
+  }
+  return out;
+}
+
 function readText(dir: string, name: string): string | undefined {
   try {
     return readRegularFile(join(dir, name));
