@@ -431,29 +431,9 @@ export class Netlink {
     return this.setLink(name, what, (w) => w.u32(c.IFLA_MASTER, index));
   }
 
-  async setMtu(name: string, mtu: number): Promise<void> {
-    return this.setLink(name, `set MTU ${mtu} on link ${name}${this.where}`, (w) => w.u32(c.IFLA_MTU, mtu));
-  }
-
-  async setMac(name: string, mac: string): Promise<void> {
-    const what = `set MAC ${mac} on link ${name}${this.where}`;
-    const bytes = macOrThrow(mac, what);
-    return this.setLink(name, what, (w) => w.bytes(c.IFLA_ADDRESS, bytes));
-  }
-
   async setPromisc(name: string, on: boolean): Promise<void> {
     const what = `turn promiscuous mode ${on ? 'on' : 'off'} on link ${name}${this.where}`;
     return this.setLink(name, what, () => {}, { flags: on ? c.IFF_PROMISC : 0, change: c.IFF_PROMISC });
-  }
-
-  /** Sets bridge port flags (hairpin, isolated) on a link that is already a bridge port. */
-  async setBridgePort(name: string, opts: { hairpin?: boolean; isolated?: boolean }): Promise<void> {
-    const what = `set bridge port flags on ${name}${this.where}`;
-    checkName(name, what);
-    if (opts.hairpin === undefined && opts.isolated === undefined) return;
-    const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name);
-    bridgePortAttrs(body, opts);
-    return this.change(body.toBuffer(), what);
   }
 
   /** Renames a link (it must be down). */

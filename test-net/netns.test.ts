@@ -215,7 +215,7 @@ test('createVeth of an existing name is code 103 naming the link; other errors k
       instanceOf: CtnetError,
       message: /not a valid interface name/,
     });
-    await t.throwsAsync(nl.setMac('dup0', 'zz:00'), { message: /not a MAC address/ });
+    await t.throwsAsync(nl.updateLink('dup0', { mac: 'zz:00' }), { message: /not a MAC address/ });
   });
   const wrongNs = await t.throwsAsync(
     withNetlink('/run/netns/ctt-nope', async () => 1),
@@ -291,7 +291,7 @@ test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, i
     t.regex(notBridge?.message ?? '', /"port0" already exists and is a veth/);
 
     await nl.setMaster('port0', 'cni0');
-    await nl.setBridgePort('port0', { hairpin: true, isolated: true });
+    await nl.updateLink('port0', { bridgePort: { hairpin: true, isolated: true } });
     await nl.setPromisc('cni0', true);
     await nl.setUp('cni0');
     await nl.setUp('port0');
@@ -312,7 +312,7 @@ test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, i
   t.true(br?.flags.includes('UP'));
 
   await withNetlink(path, async (nl) => {
-    await nl.setBridgePort('port0', { hairpin: false });
+    await nl.updateLink('port0', { bridgePort: { hairpin: false } });
     await nl.setPromisc('cni0', false);
     await nl.setMaster('port0', null);
     await nl.setDown('cni0');

@@ -76,7 +76,7 @@ async function ensureBridge(
       }),
     );
     // Pin the MAC: otherwise the bridge takes the lowest port MAC and changes as ports come and go.
-    if (br.mac) await nl.setMac(s.bridge, br.mac);
+    if (br.mac) await nl.updateLink(s.bridge, { mac: br.mac });
     trySysctl(undefined, `net/ipv6/conf/${s.bridge}/accept_ra`, '0');
   }
   if (s.promiscMode && !br.promisc) await nl.setPromisc(s.bridge, true);
