@@ -78,6 +78,7 @@ import {
   type ContainerConfig,
   type ContainerRecord,
   containerDir,
+  createRecord,
   findRecord,
   isAlive,
   listRecords,
@@ -86,6 +87,7 @@ import {
   newId,
   ownerMark,
   processStart,
+  releaseName,
   removeRecord,
   reserveName,
   saveRecord,
@@ -278,19 +280,14 @@ export function createContainer(ctx: RunnerContext, req: CreateRequest): Contain
   const rec: ContainerRecord = { config, state: { status: 'creating', owner: ownerMark(), ports: [] } };
   let named = false;
   try {
-    mkdirSync(containerDir(ctx.paths, id), { recursive: true });
-    if (filter !== undefined) writeFileSync(seccompFile(ctx, id), filter);
+    mkdirSync(ctx.paths.containers, { recursive: true });
+    // The name first: a crash after it leaves a name without a record, which the next reserveName takes over.
     reserveName(ctx.paths, config.name, id);
     named = true;
-    saveRecord(ctx.paths, rec);
+    createRecord(ctx.paths, rec, filter !== undefined ? { [seccompFileName]: filter } : {});
   } catch (err) {
     // A full or read-only state root, or a name taken: nothing of this container stays (its name only if it was ours).
-    try {
-      if (named) removeRecord(ctx.paths, rec);
-      else rmSync(containerDir(ctx.paths, id), { recursive: true, force: true });
-    } catch {
-      /* the state root refuses even that: the next command's reconcile cannot see a record-less directory either */
-    }
+    if (named) releaseName(ctx.paths, config.name, id);
     if (err instanceof CtnetError) throw err;
     throw wrapError(
       `create the record of container ${config.name} under ${ctx.paths.containers}`,
@@ -541,8 +538,11 @@ function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
   };
 }
 
+/** The container's seccomp rules, in its directory. */
+const seccompFileName = 'seccomp.rules';
+
 function seccompFile(ctx: RunnerContext, id: string): string {
-  return join(containerDir(ctx.paths, id), 'seccomp.rules');
+  return join(containerDir(ctx.paths, id), seccompFileName);
 }
 
 /**

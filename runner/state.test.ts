@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { runnerPaths } from './paths.js';
-import { sweepRemovals } from './state.js';
+import { type ContainerRecord, createRecord, listRecords, sweepRemovals } from './state.js';
 
 test('sweepRemovals deletes half-removed container dirs of dead processes only', (t) => {
   const root = mkdtempSync(join(tmpdir(), 'ctnet-state-'));
@@ -17,4 +17,33 @@ test('sweepRemovals deletes half-removed container dirs of dead processes only',
   t.false(existsSync(dead));
   t.true(existsSync(live), 'a removal still in progress is left to its process');
   t.true(existsSync(container), 'containers are not touched');
+});
+
+test('createRecord puts a whole record in place at once; a draft left by a dead writer is swept, a live one kept', (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'ctnet-state-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const paths = runnerPaths(root);
+  mkdirSync(paths.containers, { recursive: true });
+  const rec = {
+    config: { id: 'abc123', name: 'web', createdAt: '2026-01-01T00:00:00Z' },
+    state: { status: 'creating', ports: [] },
+  };
+  createRecord(paths, rec as unknown as ContainerRecord, { 'seccomp.rules': 'rules' });
+  t.deepEqual(readdirSync(paths.containers), ['abc123'], 'no draft stays beside the record');
+  t.is(readFileSync(join(paths.containers, 'abc123', 'seccomp.rules'), 'utf8'), 'rules');
+  t.deepEqual(
+    listRecords(paths).map((r) => r.config.id),
+    ['abc123'],
+  );
+  const dead = join(paths.containers, '.creating-def456-999999999');
+  const live = join(paths.containers, `.creating-def456-${process.pid}`);
+  for (const d of [dead, live]) mkdirSync(d);
+  t.is(sweepRemovals(paths), 1);
+  t.false(existsSync(dead));
+  t.true(existsSync(live), 'a creation still in progress is left to its process');
+  t.deepEqual(
+    listRecords(paths).map((r) => r.config.id),
+    ['abc123'],
+    'drafts are never listed',
+  );
 });

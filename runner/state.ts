@@ -116,6 +116,26 @@ function recordFile(paths: RunnerPaths, id: string): string {
   return join(containerDir(paths, id), 'container.json');
 }
 
+/**
+ * Makes the container's directory with its first record (and `files` beside it) in one step: everything is written
+ * under a dot name, which no listing shows, then renamed into place. A process killed on the way leaves either
+ * nothing a command can see or a whole record that `ps -a` lists and `rm` removes, never a directory without a
+ * record; sweepRemovals deletes the dot directory once its writer is gone.
+ */
+export function createRecord(paths: RunnerPaths, rec: ContainerRecord, files: Record<string, Buffer | string> = {}): void {
+  const id = rec.config.id;
+  const draft = join(paths.containers, `.creating-${id}-${process.pid}`);
+  try {
+    mkdirSync(draft, { recursive: true });
+    for (const [name, data] of Object.entries(files)) writeFileSync(join(draft, name), data);
+    writeFileSync(join(draft, 'container.json'), `${JSON.stringify(rec, null, 2)}\n`);
+    renameSync(draft, containerDir(paths, id));
+  } catch (err) {
+    rmSync(draft, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 export function saveRecord(paths: RunnerPaths, rec: ContainerRecord): void {
   const file = recordFile(paths, rec.config.id);
   const tmp = `${file}.tmp-${process.pid}`;
@@ -222,8 +242,9 @@ export function removeRecord(paths: RunnerPaths, rec: ContainerRecord): void {
 }
 
 /**
- * Directories a removal renamed away but did not finish deleting (the CLI died mid-rm): removed
- * when the process that renamed them is gone. Returns how many.
+ * Directories a removal renamed away but did not finish deleting (the CLI died mid-rm), and drafts of a creation
+ * that never got renamed into place (see createRecord): removed when the process that made them is gone. Returns
+ * how many.
  */
 export function sweepRemovals(paths: RunnerPaths): number {
   let names: string[];
@@ -234,7 +255,7 @@ export function sweepRemovals(paths: RunnerPaths): number {
   }
   let swept = 0;
   for (const name of names) {
-    const m = /^\.removing-[0-9a-f]+-(\d+)$/.exec(name);
+    const m = /^\.(?:removing|creating)-[0-9a-f]+-(\d+)$/.exec(name);
     if (!m || existsSync(`/proc/${m[1]}`)) continue;
     rmSync(join(paths.containers, name), { recursive: true, force: true });
     swept++;
