@@ -39,7 +39,8 @@ export type RunHandler = (call: RunCall) => Promise<number | 'decline'>;
 function meaningfulEnv(name: string): boolean {
   if (name === 'CTNET_TIMING' || name === 'CTNET_AGENT' || name === 'CTNET_DAEMON') return false;
   if (name === 'CTNET_LOG_FILE' || name === 'CTNET_LOG_LEVEL') return false;
-  return name.startsWith('CTNET_') || name === 'CNI_PATH';
+  // NETCONFPATH: where `--network NAME` finds other runtimes' networks (inspect/paths.ts).
+  return name.startsWith('CTNET_') || name === 'CNI_PATH' || name === 'NETCONFPATH';
 }
 
 /** Why a caller's environment is not the agent's, or undefined when they agree. */
