@@ -8,7 +8,8 @@
  * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables (ours, both plugins)]
  *        [--only ctnet,ctnet+agent,reference,before,before+agent] [--before DIR]
  * "ctnet+agent" runs `ctnet agent` in the sandbox host, so bin/cni/* hand their calls to it. `--before DIR` adds
- * the same two for another built checkout (e.g. main before a change), measured in the same run.
+ * the same two for another built checkout (e.g. main before a change), measured in the same run; the rounds of all
+ * implementations are interleaved.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -104,19 +105,22 @@ interface Row {
 try {
   const rows: Row[] = [];
   for (const n of populations) {
-    for (const impl of impls) {
+    // Every implementation is set up and populated first, then their rounds are interleaved (round r of each, then
+    // round r + 1), so a drift of the machine's load hits all alike instead of whichever ran in a bad minute.
+    const runs = impls.map((impl) => {
       const host = netns('h');
       spawnSync('nsenter', [`--net=/run/netns/${host}`, 'ip', 'link', 'set', 'lo', 'up']);
       if (impl.agent) startAgent(host, impl.agent);
-      const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
-      const stateDir = mkdtempSync(join(tmpdir(), 'ctb-state-'));
-      tempDir(dataDir);
-      tempDir(stateDir);
+      const dataDir = tempDir(mkdtempSync(join(tmpdir(), 'ctb-data-')));
+      const stateDir = tempDir(mkdtempSync(join(tmpdir(), 'ctb-state-')));
       const t0 = Date.now();
       for (let i = 0; i < n; i++) addChain(impl, host, netns(`p${i}`), dataDir, stateDir, 20000 + i);
       process.stderr.write(`${impl.label} N=${n}: populated in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       const row: Row = { impl: impl.label, n, addChain: [], delChain: [], addPortmap: [], delPortmap: [] };
-      for (let r = 0; r < rounds + 2; r++) {
+      return { impl, host, dataDir, stateDir, row };
+    });
+    for (let r = 0; r < rounds + 2; r++) {
+      for (const { impl, host, dataDir, stateDir, row } of runs) {
         const ctr = netns(`r${r}`);
         const a = addChain(impl, host, ctr, dataDir, stateDir, 10000);
         const d = delChain(impl, host, ctr, dataDir, stateDir, 10000, a.prev);
@@ -127,9 +131,9 @@ try {
           row.delPortmap.push(d.portmap);
         }
       }
-      rows.push(row);
-      cleanup();
     }
+    rows.push(...runs.map((run) => run.row));
+    cleanup();
   }
   console.log(
     `bridge (ipMasq, hairpin) + portmap (1 TCP port), ${rounds} rounds each, our backend ${ourBackend}; medians in ms, wall clock incl. nsenter`,
