@@ -60,6 +60,8 @@ export type LinkRef = string | number;
  */
 export interface LinkChange {
   up?: boolean;
+  /** Promiscuous mode (IFF_PROMISC), as `ip link set … promisc on|off`. */
+  promisc?: boolean;
   mac?: string;
   mtu?: number;
   /** Bridge port flags; the link must already be a port. */
@@ -372,7 +374,17 @@ export class Netlink {
   async updateLink(link: LinkRef, change: LinkChange): Promise<void> {
     const what = `change link ${linkText(link)}${this.where}`;
     const msg: c.IfInfoMsg = typeof link === 'number' ? { index: link } : {};
-    if (change.up !== undefined) Object.assign(msg, { flags: change.up ? c.IFF_UP : 0, change: c.IFF_UP });
+    let flags = 0;
+    let mask = 0;
+    if (change.up !== undefined) {
+      flags |= change.up ? c.IFF_UP : 0;
+      mask |= c.IFF_UP;
+    }
+    if (change.promisc !== undefined) {
+      flags |= change.promisc ? c.IFF_PROMISC : 0;
+      mask |= c.IFF_PROMISC;
+    }
+    if (mask) Object.assign(msg, { flags, change: mask });
     const body = new AttrWriter().raw(c.ifinfomsg(msg));
     if (typeof link === 'string') {
       checkName(link, what);
@@ -429,11 +441,6 @@ export class Netlink {
       master === null ? `release link ${name} from its master${this.where}` : `attach link ${name} to ${master}${this.where}`;
     const index = master === null ? 0 : await this.indexOf(master, what);
     return this.setLink(name, what, (w) => w.u32(c.IFLA_MASTER, index));
-  }
-
-  async setPromisc(name: string, on: boolean): Promise<void> {
-    const what = `turn promiscuous mode ${on ? 'on' : 'off'} on link ${name}${this.where}`;
-    return this.setLink(name, what, () => {}, { flags: on ? c.IFF_PROMISC : 0, change: c.IFF_PROMISC });
   }
 
   /** Renames a link (it must be down). */

@@ -292,7 +292,7 @@ test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, i
 
     await nl.setMaster('port0', 'cni0');
     await nl.updateLink('port0', { bridgePort: { hairpin: true, isolated: true } });
-    await nl.setPromisc('cni0', true);
+    await nl.updateLink('cni0', { promisc: true });
     await nl.setUp('cni0');
     await nl.setUp('port0');
     const port = await nl.getLink('port0');
@@ -313,7 +313,7 @@ test('bridge: ensureBridge is idempotent and concurrent-safe; master, hairpin, i
 
   await withNetlink(path, async (nl) => {
     await nl.updateLink('port0', { bridgePort: { hairpin: false } });
-    await nl.setPromisc('cni0', false);
+    await nl.updateLink('cni0', { promisc: false });
     await nl.setMaster('port0', null);
     await nl.setDown('cni0');
     const released = await nl.getLink('port0');

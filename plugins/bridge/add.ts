@@ -79,7 +79,7 @@ async function ensureBridge(
     if (br.mac) await nl.updateLink(s.bridge, { mac: br.mac });
     trySysctl(undefined, `net/ipv6/conf/${s.bridge}/accept_ra`, '0');
   }
-  if (s.promiscMode && !br.promisc) await nl.setPromisc(s.bridge, true);
+  if (s.promiscMode && !br.promisc) await nl.updateLink(s.bridge, { promisc: true });
   if (!br.up) await nl.setUp(s.bridge);
   return { index: br.index, mac: br.mac };
 }
