@@ -177,6 +177,11 @@ function message(type: number, flags: number, seq: number, body: Buffer): Buffer
   return pad ? [header, body, Buffer.alloc(pad)] : [header, body];
 }
 
+/** One request as bytes (header, body, padding): for a socket this module does not drive (netns' off-thread delete). */
+export function encodeNetlinkMessage(type: number, flags: number, seq: number, body: Buffer): Buffer {
+  return Buffer.concat(message(type, flags, seq, body));
+}
+
 export class RtnlSocket implements RequestSocket {
   private readonly native: NativeNetlink;
   private readonly pending = new Map<number, Pending>();

@@ -11,6 +11,7 @@ import {
   type Cidr,
   CtnetError,
   ErrorCode,
+  encodeNetlinkMessage,
   ipBytes,
   lastOf,
   networkOf,
@@ -984,12 +985,7 @@ export async function deleteLinkOffThread(nsPath: string | undefined, name: stri
   const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
   // Unique in the process: the kernel echoes the peer's removal to the peer's namespace with this number.
   const seq = nextNetlinkSeq();
-  const msg = Buffer.alloc(16 + body.length);
-  msg.writeUInt32LE(msg.length, 0);
-  msg.writeUInt16LE(c.RTM_DELLINK, 4);
-  msg.writeUInt16LE(c.NLM_F_REQUEST | c.NLM_F_ACK | c.NLM_F_ECHO, 6);
-  msg.writeUInt32LE(seq, 8);
-  body.copy(msg, 16);
+  const msg = encodeNetlinkMessage(c.RTM_DELLINK, c.NLM_F_ACK | c.NLM_F_ECHO, seq, body);
   let sendError: unknown;
   let sent = false;
   const sending = sendOnWorker(fd, msg).then(
