@@ -230,7 +230,8 @@ test('a held lock times out with code 11 instead of waiting forever', async (t) 
     instanceOf: CtnetError,
   });
   t.is((err as CtnetError).code, ErrorCode.tryAgainLater);
-  t.true(Date.now() - started < 2000);
+  // The bound is far from the 150 ms asked for, so a loaded machine cannot fail it; waiting forever still would.
+  t.true(Date.now() - started < 15_000);
   held.release();
   t.deepEqual(await add('b'), ['10.1.0.3/24']);
 });
