@@ -72,12 +72,14 @@ async function startFront(renv: RunnerEnv, args: string[], name: string) {
     stderr += b.toString();
   });
   const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : 0))));
-  for (let i = 0; i < 200; i++) {
+  let running = false;
+  for (let i = 0; i < 200 && !running; i++) {
     const ps = await ctnet(renv, ['ps', '--json']);
     const views = JSON.parse(ps.stdout) as { Name: string; State: { Status: string } }[];
-    if (views.some((c) => c.Name === name && c.State.Status === 'running')) break;
-    await new Promise((r) => setTimeout(r, 50));
+    running = views.some((c) => c.Name === name && c.State.Status === 'running');
+    if (!running) await new Promise((r) => setTimeout(r, 50));
   }
+  if (!running) throw new Error(`container ${name} never ran; the front said: ${stderr || '(nothing)'}`);
   return { child, exited, stderr: () => stderr };
 }
 
