@@ -6,6 +6,7 @@
 import { statfsSync, statSync } from 'node:fs';
 import { asCtnetError, CtnetError, ErrorCode } from '../errors.js';
 import { log } from '../log.js';
+import { parseCniArgs } from './args.js';
 import type { Decoder } from './decode.js';
 import type { Executor } from './invoke.js';
 import { validateContainerId, validateIfname, validateNetworkName } from './names.js';
@@ -64,6 +65,8 @@ function requireEnv(vars: EnvVars, command: CniCommand): CniEnv {
     validateContainerId(env.containerId);
     validateIfname(env.ifname);
   }
+  // Malformed CNI_ARGS (";;", "a=b=c", a key set twice) is refused whichever plugin reads it; DEL still cleans up.
+  if (command === 'ADD' || command === 'CHECK') parseCniArgs(env.args);
   return env;
 }
 
