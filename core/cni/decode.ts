@@ -80,8 +80,13 @@ export const raw = (): Decoder<unknown> => ({
   decode: (v) => v ?? undefined,
 });
 
-export function list<T>(item: Decoder<T>): Decoder<T[]> {
+export interface ListDecoder<T> extends Decoder<T[]> {
+  readonly item: Decoder<T>;
+}
+
+export function list<T>(item: Decoder<T>): ListDecoder<T> {
   return {
+    item,
     expected: `a list of ${item.expected.replace(/^an? /, '')}s`,
     nullClears: true,
     zero: undefined,
