@@ -42,6 +42,8 @@ export interface RunPlan {
   deviceRules?: string[];
   /** The caller's fds 3 .. 3+N-1 stay open in the workload (--preserve-fds); all others are closed. */
   preserveFds?: number;
+  /** `-t`: the container gets a pty of its own devpts; the monitor relays it to its stdio. */
+  tty?: boolean;
   command: string[];
 }
 
@@ -75,6 +77,7 @@ export function runArgs(plan: RunPlan, statusFd: number, waitFd?: number): strin
   if (plan.deviceCgroup) args.push('--device-cgroup', plan.deviceCgroup);
   for (const r of plan.deviceRules ?? []) args.push('--device-allow', r);
   if (plan.preserveFds) args.push('--preserve-fds', String(plan.preserveFds));
+  if (plan.tty) args.push('--tty');
   args.push('--', ...plan.command);
   return args;
 }

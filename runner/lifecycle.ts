@@ -86,6 +86,7 @@ import {
   type NetworkMode,
   newId,
   ownerMark,
+  parentPid,
   processStart,
   releaseName,
   removeRecord,
@@ -122,7 +123,8 @@ export interface RunnerContext {
 }
 
 function processSignals(forward: (signal: NodeJS.Signals) => void): () => void {
-  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map(
+  // SIGWINCH: the monitor may run in a session of its own, where the terminal's resize does not reach it.
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGWINCH'] as const).map(
     (s) => [s, () => (s === 'SIGINT' ? undefined : forward(s))] as const,
   );
   for (const [s, h] of handlers) process.on(s, h);
@@ -534,6 +536,7 @@ function runPlan(ctx: RunnerContext, rec: ContainerRecord): RunPlan {
     user: rec.config.user,
     exitFile: exitFilePath(ctx, rec),
     ...isolationPlan(ctx, rec),
+    tty: rec.config.tty,
     command: rec.config.command,
   };
 }
@@ -758,9 +761,12 @@ export async function runContainer(
     flushTimings();
     return { rec };
   }
+  // With -t the monitor (init's parent) owns the pty: a resize goes to it, which copies the size.
+  const monitor = rec.config.tty && rec.state.pid ? parentPid(rec.state.pid) : undefined;
   const stopForwarding = ctx.signals((sig) => {
     try {
-      if (rec.state.pid) process.kill(rec.state.pid, sig);
+      const target = sig === 'SIGWINCH' && monitor ? monitor : rec.state.pid;
+      if (target) process.kill(target, sig);
     } catch {
       /* it has just exited */
     }

@@ -265,8 +265,8 @@ export function sweepRemovals(paths: RunnerPaths): number {
 
 // ---- liveness ------------------------------------------------------------------------------
 
-/** The start time of `pid` (field 22 of /proc/pid/stat), or undefined if it is gone or a zombie. */
-export function processStart(pid: number): string | undefined {
+/** The fields of /proc/pid/stat after comm (the state first), or undefined if it is gone. */
+function statFields(pid: number): string[] | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -274,9 +274,20 @@ export function processStart(pid: number): string | undefined {
     return undefined;
   }
   // comm may contain spaces and parentheses: fields start after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** The start time of `pid` (field 22 of /proc/pid/stat), or undefined if it is gone or a zombie. */
+export function processStart(pid: number): string | undefined {
+  const fields = statFields(pid);
+  if (!fields || fields[0] === 'Z' || fields[0] === 'X') return undefined;
   return fields[19];
+}
+
+/** The parent of `pid`, or undefined if it is gone. */
+export function parentPid(pid: number): number | undefined {
+  const ppid = statFields(pid)?.[1];
+  return ppid === undefined ? undefined : Number(ppid);
 }
 
 export function isAlive(pid: number | undefined, start: string | undefined): boolean {

@@ -196,7 +196,7 @@ console.log(`built dist/cni.cjs (${Math.round(size / 1024)} KiB), bin/cni/{${plu
   const { execFileSync } = await import('node:child_process');
   const out = join(root, 'bin', 'ctnet-init');
   const tmp = `${out}.tmp-${process.pid}`;
-  const sources = ['ctnet-init.c', 'isolation.c'].map((f) => join(root, 'runner', 'helper', f));
+  const sources = ['ctnet-init.c', 'isolation.c', 'tty.c'].map((f) => join(root, 'runner', 'helper', f));
   const flags = ['-O2', '-Wall', '-Wextra', '-o', tmp, ...sources, '-lseccomp'];
   try {
     execFileSync('gcc', ['-static', ...flags], { stdio: 'inherit' });

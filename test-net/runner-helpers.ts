@@ -34,7 +34,7 @@ export const busybox = '/bin/busybox';
 /** The runner's C helper is a build product: build it when this checkout has not yet (ava before hook). */
 export function ensureInitHelper(): void {
   const out = join(repoRoot, 'bin', 'ctnet-init');
-  const sources = ['ctnet-init.c', 'isolation.c'].map((f) => join(repoRoot, 'runner', 'helper', f));
+  const sources = ['ctnet-init.c', 'isolation.c', 'tty.c'].map((f) => join(repoRoot, 'runner', 'helper', f));
   if (!existsSync(out)) execFileSync('gcc', ['-O2', '-static', '-o', out, ...sources, '-lseccomp']);
 }
 

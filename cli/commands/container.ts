@@ -77,7 +77,7 @@ export function defineRun(program: Command, action: RunAction): void {
     .option('--hostname <name>', 'container host name')
     .option('--entrypoint <cmd>', 'program to run before the command')
     .option('-i, --interactive', 'keep stdin attached')
-    .option('-t, --tty', "the terminal is the container's (when one is attached)")
+    .option('-t, --tty', 'allocate a pseudo-TTY for the container')
     .option('--network <mode>', 'bridge | none | host | container:NAME | a network name', 'bridge')
     .option('-p, --publish <spec>', '[hostIP:][hostPort:]containerPort[/proto] (repeatable)', collect, [])
     .option('-P, --publish-all', 'publish every --expose port on a random host port')
@@ -159,7 +159,7 @@ async function runParsed(image: string, command: string[], f: RunFlags, io: RunI
     },
     autoRemove: !!f.rm,
     interactive: !!f.interactive,
-    tty: !!f.tty && io.stdinIsTTY,
+    tty: !!f.tty,
     security: r.parseSecurityOpts(f.securityOpt, io.cwd),
     preserveFds: f.preserveFds ? r.parsePreserveFds(f.preserveFds) : undefined,
   };

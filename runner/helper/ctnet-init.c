@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "isolation.h"
+#include "tty.h"
 
 #define MAX_ITEMS 128
 
@@ -87,6 +88,7 @@ struct plan {
   const char *device_cgroup;     /* cgroup v2 dir that gets the devices program */
   struct device_rule device_rules[MAX_DEVICE_RULES]; int n_device_rules;
   int preserve_fds;              /* fds 3 .. 3+N-1 reach the workload */
+  int tty;                       /* a pty of the container's devpts, relayed by the monitor (tty.c) */
   char **cmd;
 };
 
@@ -432,6 +434,9 @@ static void monitor_forward(int sig) {
 static int run_main(struct plan *p) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) die("failed to create pipe: %s", strerror(errno));
+  int tty_sock[2] = {-1, -1}; /* init hands the pty's master to the monitor here */
+  if (p->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty_sock) < 0)
+    die("failed to create socketpair: %s", strerror(errno));
   /* unshare(CLONE_NEWPID) only moves our future children; we move back right after the fork,
      or the exit command (and its threads) could not be created once the container's ns is dead. */
   int own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -445,6 +450,7 @@ static int run_main(struct plan *p) {
   }
   if (init == 0) {
     close(pipefd[0]);
+    if (p->tty) close(tty_sock[0]);
     err_fd = pipefd[1];
     if (p->netns_create) make_netns(p->netns_create);
     else if (p->netns) join_netns(p->netns);
@@ -470,6 +476,8 @@ static int run_main(struct plan *p) {
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
       die("failed to set hostname %s: %s", p->hostname, strerror(errno));
     setup_rootfs(p);
+    char slave[64] = "";
+    if (p->tty) tty_create(tty_sock[1], slave, sizeof slave);
     /* The workload waits at this gate until init has dropped what it must not keep. */
     int gate[2];
     if (pipe2(gate, O_CLOEXEC) < 0) die("failed to create pipe: %s", strerror(errno));
@@ -480,7 +488,8 @@ static int run_main(struct plan *p) {
       char go;
       if (read(gate[0], &go, 1) != 1) _exit(127); /* init failed, and said why */
       close(gate[0]);
-      /* A session of its own would take the terminal away; keep the caller's, as docker -t does. */
+      /* Without -t the caller's terminal (if any) stays the workload's: no session of its own. */
+      if (p->tty) tty_attach(slave, p->set_user, p->uid);
       enter_workdir(p);
       drop_privileges(p);
       confine_workload(p, filter.filter ? &filter : NULL);
@@ -500,6 +509,11 @@ static int run_main(struct plan *p) {
   }
   close(pipefd[1]);
   monitored = init;
+  int master = -1;
+  if (p->tty) {
+    close(tty_sock[1]);
+    master = tty_receive(tty_sock[0]);
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = monitor_forward;
@@ -521,10 +535,12 @@ static int run_main(struct plan *p) {
     if (p->status_fd < 0) fprintf(stderr, "ctnet-init: %s\n", msg);
     while (waitpid(init, &status, 0) < 0 && errno == EINTR) {}
     kill(init, SIGKILL);
+    if (master >= 0) close(master);
     return 127;
   }
   report(p->status_fd, "pid %d\n", init);
   if (p->status_fd >= 0) close(p->status_fd);
+  if (master >= 0) tty_relay(master);
   while (waitpid(init, &status, 0) < 0) if (errno != EINTR) break;
   int code = status_code(status);
   if (p->netns_create && p->netns_remove_on_exit) {
@@ -649,6 +665,7 @@ static void parse(struct plan *p, int argc, char **argv, int start) {
       FULL(p->n_device_rules, MAX_DEVICE_RULES);
       parse_device_rule(need(argc, argv, ++i), &p->device_rules[p->n_device_rules++]);
     } else if (strcmp(a, "--preserve-fds") == 0) p->preserve_fds = atoi(need(argc, argv, ++i));
+    else if (strcmp(a, "--tty") == 0) p->tty = 1;
     else die("unknown option %s", a);
   }
   if (i >= argc) die("no command given (expected -- CMD ...)");
