@@ -124,6 +124,8 @@ void tty_relay(int master) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_winch; /* no SA_RESTART: poll returns and the size is copied at once */
   sigaction(SIGWINCH, &sa, NULL);
+  /* A caller that closed its end must not kill the monitor (the exit file and cleanup are its job). */
+  signal(SIGPIPE, SIG_IGN);
   struct termios saved;
   int raw = isatty(0) && tcgetattr(0, &saved) == 0;
   if (raw) {
@@ -154,4 +156,5 @@ void tty_relay(int master) {
   }
   if (raw) tcsetattr(0, TCSADRAIN, &saved);
   close(master);
+  signal(SIGPIPE, SIG_DFL); /* as the exit command expects it */
 }
