@@ -148,7 +148,11 @@ async function startContainerd(t: ExecutionContext, host: string, dir: string, e
   t.teardown(async () => {
     // Shims outlive containerd: end every process that names this test's socket, then containerd, by pid.
     for (const pid of pidsNaming(socket)) {
-      if (pid !== child.pid) process.kill(pid, 'SIGKILL');
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
     }
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
@@ -160,6 +164,16 @@ async function startContainerd(t: ExecutionContext, host: string, dir: string, e
   }
   const client = criClient(socket);
   t.teardown(() => client.close());
+  // The socket is served before the CRI plugin has initialised; until then its calls fail.
+  for (let i = 0; ; i++) {
+    try {
+      await call(client, 'Version', { version: 'v1' });
+      break;
+    } catch (err) {
+      if (child.exitCode !== null || i > 300) throw new Error(`containerd's CRI did not come up: ${err}\n${log.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
   return { child, socket, client, log: () => log };
 }
 
