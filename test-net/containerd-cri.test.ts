@@ -261,6 +261,11 @@ async function vethsOn(host: string, bridge: string): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean);
 }
 
+function leasesOf(dataDir: string, network: string): string[] {
+  const dir = join(dataDir, network);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
+}
+
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -343,6 +348,14 @@ async function scenario(t: ExecutionContext, withAgent: boolean): Promise<void> 
   t.is(await fetchFrom(peer.netns, `http://${web.ip}/`), 'hello-from-pod\n', 'pod IP from the other pod');
   t.is(await fetchFrom(web.netns, `http://${peer.ip}/`), 'hello-from-pod\n', 'and back');
 
+  // What removal must take away is there while the pods run.
+  t.is(leasesOf(dataDir, network).length, 2, 'a lease per pod');
+  t.is((await vethsOn(sb.host, bridge)).length, 2, 'a veth per pod');
+  t.true(
+    filesUnder(join(runDir, 'portmap')).some((f) => f.includes(`tcp-${hostPort}`)),
+    "the hostPort's claim is in the test's run dir",
+  );
+
   for (const id of [web.id, peer.id]) {
     await call(cd.client, 'StopPodSandbox', { pod_sandbox_id: id });
     await call(cd.client, 'StopPodSandbox', { pod_sandbox_id: id });
@@ -350,13 +363,12 @@ async function scenario(t: ExecutionContext, withAgent: boolean): Promise<void> 
   }
   pods.length = 0;
 
-  const leases = existsSync(join(dataDir, network)) ? readdirSync(join(dataDir, network)).filter((f) => f.startsWith('10.')) : [];
-  t.deepEqual(leases, [], 'no lease left');
+  t.deepEqual(leasesOf(dataDir, network), [], 'no lease left');
   t.deepEqual(await vethsOn(sb.host, bridge), [], 'no veth left on the bridge');
   t.deepEqual(await rulesNaming(sb.host, [web.ip, peer.ip, web.id, peer.id, String(hostPort)]), [], 'no rule or element left');
   t.deepEqual(filesUnder(join(runDir, 'portmap')), [], 'no port reservation left');
   t.deepEqual(
-    readdirSync(cniResultsDir).filter((f) => f.startsWith(`${network}-`)),
+    (existsSync(cniResultsDir) ? readdirSync(cniResultsDir) : []).filter((f) => f.startsWith(`${network}-`)),
     [],
     "containerd's result cache holds none of the pods",
   );
