@@ -120,6 +120,11 @@ export interface RunnerContext {
   signals(forward: (signal: NodeJS.Signals) => void): () => void;
   /** Start every container in a session of its own (a daemon's process group is not the user's). */
   ownSession?: boolean;
+  /**
+   * How long a container may take from its record to its start (the agent sets it; image pulls come before and do
+   * not count). Past it the run fails at once, and a start that completes after all is undone.
+   */
+  setupDeadlineMs?: number;
 }
 
 function processSignals(forward: (signal: NodeJS.Signals) => void): () => void {
@@ -740,6 +745,53 @@ export async function reconcile(ctx: RunnerContext): Promise<void> {
   }
 }
 
+type Started = Awaited<ReturnType<typeof startContainer>>;
+
+class SetupDeadlineError extends CtnetError {}
+
+/**
+ * Waits for `starting` for at most ctx.setupDeadlineMs. Past it the caller gets an error at once (a setup stuck on
+ * a lock held elsewhere or a hung plugin keeps no caller of the agent waiting), and the start is undone when it
+ * settles: a container that started after all is removed as `rm -f` removes it, a failed one loses its record.
+ */
+async function startWithinDeadline(ctx: RunnerContext, rec: ContainerRecord, starting: Promise<Started>): Promise<Started> {
+  const ms = ctx.setupDeadlineMs;
+  if (!ms) return starting;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new SetupDeadlineError(
+            ErrorCode.tryAgainLater,
+            `failed to start container ${rec.config.name}: it was not running after ${ms / 1000} s`,
+            { hint: 'whatever it had set up is removed when its setup ends; see the agent log for the step it waited on' },
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([starting, deadline]);
+  } catch (err) {
+    if (err instanceof SetupDeadlineError) {
+      log.warn({ container: rec.config.id, deadlineMs: ms }, 'run past its setup deadline: undoing it once its start settles');
+      starting
+        .then(
+          () => removeContainer(ctx, rec.config.id, true),
+          () => removeRecord(ctx.paths, rec),
+        )
+        .then(
+          () => log.info({ container: rec.config.id }, 'late run undone'),
+          (e: unknown) => log.warn({ container: rec.config.id, err: String(e) }, 'failed to undo a late run'),
+        );
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The whole of `ctnet run`: create, start, and in the foreground wait and clean up. */
 export async function runContainer(
   ctx: RunnerContext,
@@ -750,11 +802,12 @@ export async function runContainer(
   await reconcile(ctx);
   const rec = createContainer(ctx, req);
   mark('create');
-  let started: Awaited<ReturnType<typeof startContainer>>;
+  let started: Started;
   try {
-    started = await startContainer(ctx, rec, { detach, preserveFds: req.preserveFds });
+    started = await startWithinDeadline(ctx, rec, startContainer(ctx, rec, { detach, preserveFds: req.preserveFds }));
   } catch (err) {
-    removeRecord(ctx.paths, rec);
+    // Past the deadline the start is still under way; startWithinDeadline undoes it once it settles.
+    if (!(err instanceof SetupDeadlineError)) removeRecord(ctx.paths, rec);
     throw err;
   }
   if (!started.exited) {

@@ -3,9 +3,10 @@
  * (npm run build), run for real in a sandbox host namespace with a state root of their own.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { run } from '../core/index.js';
 import {
   assertAllReleased,
   busyboxRootfs,
@@ -37,7 +38,6 @@ async function setup(t: ExecutionContext) {
   const sb = await createSandbox(t, { world: true });
   const renv = runnerEnv(t, sb.host);
   const image = await busyboxRootfs(t);
-  const { mkdirSync, writeFileSync } = await import('node:fs');
   mkdirSync(join(image, 'www'));
   writeFileSync(join(image, 'www', 'hello'), 'hello-from-ctr\n');
   return { renv, image, world: sb.world as string };
@@ -133,7 +133,6 @@ test('signals sent to the caller reach the container; -i gets the caller’s std
   t.is(await sleeper.exited, 143, 'sleep ended by the SIGTERM its caller received');
 
   // -i: the caller's stdin, handed over as a descriptor, is the container's.
-  const { run } = await import('../core/index.js');
   const typed = await run('nsenter', [`--net=${netnsPath(renv.host)}`, front, 'run', '--rm', '-i', image, 'cat'], {
     env: renv.env,
     input: 'typed\n',
@@ -178,7 +177,6 @@ test('the agent killed during a foreground run: the caller exits 125, and the ne
 test('-it through the agent: the container’s stdio is the caller’s terminal; a non-root caller is declined', async (t) => {
   const { renv, image } = await setup(t);
   const agent = await startAgent(t, renv);
-  const { run } = await import('../core/index.js');
   const net = `--net=${netnsPath(renv.host)}`;
   // script(1) gives the front a terminal of its own; the descriptors the agent gets are that terminal.
   const shell = `${front} run --rm -it ${image} sh -c 'test -t 0 && test -t 1 && echo on-a-tty'`;
@@ -202,7 +200,6 @@ test('-it through the agent: the container’s stdio is the caller’s terminal;
 test('a run that waits on a stuck agent is declined by its watchdog and runs in the CLI', async (t) => {
   const { renv, image } = await setup(t);
   const agent = await startAgent(t, renv, ['--watchdog', '2'], { CTNET_AGENT_TEST_STALL: 'ctr-stall' });
-  const { run } = await import('../core/index.js');
   const net = `--net=${netnsPath(renv.host)}`;
   const stuck = run('nsenter', [net, join(repoRoot, 'bin', 'cni', 'bridge')], {
     env: {
@@ -235,4 +232,40 @@ test('a run that waits on a stuck agent is declined by its watchdog and runs in 
   const { child } = agent;
   await new Promise((r) => (child.exitCode === null && child.signalCode === null ? child.once('exit', r) : r(null)));
   t.is(child.signalCode, 'SIGKILL', 'the watchdog ended the agent');
+});
+
+test('a run still setting up at the agent’s --run-deadline fails at once with 125, and what it set up is undone once its setup ends', async (t) => {
+  const { renv, image } = await setup(t);
+  await startAgent(t, renv, ['--run-deadline', '2']);
+  // The default network's lease directory, locked as a concurrent ADD elsewhere would hold it: the run's bridge
+  // ADD waits in host-local (whose own lock timeout is longer than the deadline).
+  const leaseDir = join(renv.root, 'ipam', 'ctnet');
+  mkdirSync(leaseDir, { recursive: true });
+  const holder = spawn('flock', [join(leaseDir, 'lock'), 'sh', '-c', 'echo locked; exec cat'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const gone = new Promise((r) => holder.once('exit', r));
+  t.teardown(async () => {
+    holder.kill('SIGKILL');
+    await gone;
+  });
+  await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
+
+  const late = await run(
+    'nsenter',
+    [`--net=${netnsPath(renv.host)}`, front, 'run', '-d', '--name', 'late', image, 'sleep', '600'],
+    {
+      env: renv.env,
+      cwd: repoRoot,
+      allowFailure: true,
+    },
+  );
+  t.is(late.code, 125, late.stderr);
+  t.regex(late.stderr, /not running after 2 s/);
+  t.true(leftovers(renv).containers.length === 1, 'its setup is still under way');
+
+  holder.stdin?.end();
+  await gone;
+  for (let i = 0; i < 600 && leftovers(renv).containers.length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await assertAllReleased(t, renv);
 });

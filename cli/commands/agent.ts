@@ -95,9 +95,15 @@ export function register(program: Command): void {
     .option('--idle-exit <seconds>', 'exit after this many seconds without a call (0: never)', '0')
     .option('--call-deadline <seconds>', 'fail a CNI call with error 11 after this long, undoing what it did', '60')
     .option('--watchdog <seconds>', 'leave service (exit) when the event loop is stuck this long (0: never)', '10')
-    .action(async (opts: { idleExit: string; callDeadline: string; watchdog: string }) => {
+    .option(
+      '--run-deadline <seconds>',
+      'fail a run whose container is not running this long after its record is made (image pulls excluded), undoing it (0: never)',
+      '60',
+    )
+    .action(async (opts: { idleExit: string; callDeadline: string; watchdog: string; runDeadline: string }) => {
       const idleExitMs = seconds('--idle-exit', opts.idleExit);
       const callDeadlineMs = seconds('--call-deadline', opts.callDeadline);
+      const runDeadlineMs = seconds('--run-deadline', opts.runDeadline);
       const watchdogMs = seconds('--watchdog', opts.watchdog);
       if (callDeadlineMs === 0)
         throw new CtnetError(ErrorCode.invalidConfig, 'invalid --call-deadline "0": expected seconds > 0');
@@ -108,7 +114,7 @@ export function register(program: Command): void {
           'failed to start the ctnet agent: this ctnet was not built with `npm run build`',
         );
       }
-      const base = r.defaultContext();
+      const base: RunnerContext = { ...r.defaultContext(), setupDeadlineMs: runDeadlineMs || undefined };
       let agent: Awaited<ReturnType<typeof startAgent>>;
       try {
         agent = await startAgent({
