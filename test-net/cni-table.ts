@@ -120,7 +120,7 @@ const kernelScript = [
   'ip route show table all; ip -6 route show table all',
   "iptables-save 2>/dev/null | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
   "ip6tables-save 2>/dev/null | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
-  '/usr/sbin/nft list ruleset 2>/dev/null',
+  "/usr/sbin/nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'",
 ].join('; echo ---; ');
 
 /**
