@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -111,4 +111,20 @@ test('overlapping claims racing in separate processes never both succeed', async
   const holders = readdirSync(join(s.dir, 'ports', 'tcp-8080'));
   t.is(outcomes.filter((o) => o === 'won').length, holders.length);
   t.false(holders.includes('any') && holders.length > 1, holders.join(','));
+});
+
+test('release removes the temp record a killed writer left, and not one a live writer is still writing', async (t) => {
+  const s = store(t);
+  await s.claim(key('a'), [tcp(8080)]);
+  const dir = join(s.dir, 'attachments');
+  const [record] = readdirSync(dir);
+  writeFileSync(join(dir, `${record}.999999999.tmp`), '{"half');
+  writeFileSync(join(dir, `${record}.${process.pid}.tmp`), '{"half');
+  await s.release(key('a'));
+  t.deepEqual(readdirSync(dir), [`${record}.${process.pid}.tmp`]);
+  // Also when the writer was killed before its first record was ever renamed into place.
+  rmSync(join(dir, `${record}.${process.pid}.tmp`));
+  writeFileSync(join(dir, `${record}.999999999.tmp`), '{"half');
+  t.is(await s.release(key('a')), undefined);
+  t.deepEqual(readdirSync(dir), []);
 });

@@ -12,7 +12,7 @@
  * The attachment record is written before the claims it lists, so a process killed mid-ADD leaves a record that DEL
  * or GC uses to remove its claims; removal only ever deletes claim files whose content names the attachment itself.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtnetError, ErrorCode, hasErrno, hostIPsOverlap, wrapError } from '../../core/index.js';
 import { type AttachmentKey, attachmentHash } from '../../iptables/index.js';
@@ -168,11 +168,31 @@ export class ReservationStore {
 
   /** Releases everything `key` holds; returns what it held (nothing: undefined). Idempotent. */
   async release(key: AttachmentKey): Promise<PortClaim[] | undefined> {
+    this.removeDeadWritersTemps(key);
     const held = this.held(key);
     if (!held) return undefined;
     for (const p of held) this.removeSlot(key, p);
     rmSync(this.recordFile(key), { force: true });
     return held;
+  }
+
+  /**
+   * The temp files of `key`'s record (see writeJson) whose writer is gone: a writer killed between its write and its
+   * rename leaves one, which nothing else would ever remove. A live writer's is left to it.
+   */
+  private removeDeadWritersTemps(key: AttachmentKey): void {
+    const dir = join(this.dir, 'attachments');
+    const prefix = `${attachmentHash(key)}.json.`;
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const pid = name.startsWith(prefix) ? /^(\d+)\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
+      if (pid && !existsSync(`/proc/${pid}`)) rmSync(join(dir, name), { force: true });
+    }
   }
 
   /** Releases the claims of attachments of `network` not in `valid`; returns the released records. */
