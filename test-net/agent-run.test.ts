@@ -199,7 +199,9 @@ test('-it through the agent: the container’s stdio is the caller’s terminal;
 
 test('a run that waits on a stuck agent is declined by its watchdog and runs in the CLI', async (t) => {
   const { renv, image } = await setup(t);
-  const agent = await startAgent(t, renv, ['--watchdog', '2'], { CTNET_AGENT_TEST_STALL: 'ctr-stall' });
+  // The watchdog leaves the run's front ample time to reach the stuck agent first (connecting takes milliseconds;
+  // a front that came after the agent left would find none and rightly run in the CLI without a decline).
+  const agent = await startAgent(t, renv, ['--watchdog', '6'], { CTNET_AGENT_TEST_STALL: 'ctr-stall' });
   const net = `--net=${netnsPath(renv.host)}`;
   const stuck = run('nsenter', [net, join(repoRoot, 'bin', 'cni', 'bridge')], {
     env: {
