@@ -77,6 +77,7 @@ import { allocatePorts, type PortMapping, type PortRequest, parseExpose, portTak
 import {
   type ContainerConfig,
   type ContainerRecord,
+  type ContainerState,
   containerDir,
   createRecord,
   findRecord,
@@ -711,6 +712,9 @@ export async function finalize(ctx: RunnerContext, id: string, exitCode?: number
   return withLock(ctx.paths, id, async () => {
     const rec = loadRecord(ctx.paths, id);
     if (!rec) return undefined;
+    // Every caller saw a run end, but `start` may have begun the next one since (a stopped container's monitor
+    // runs its cleanup ~100 ms after the exit): that run is not ours to release.
+    if (isLive(rec.state)) return rec;
     if (rec.state.status !== 'exited' || rec.state.cgroup || rec.state.attachment || rec.state.netnsPath) {
       const errors = await release(ctx, rec, exitCode);
       // Nobody else hears of these (a monitor's exit command, a reconciliation): log them.
@@ -722,6 +726,12 @@ export async function finalize(ctx: RunnerContext, id: string, exitCode?: number
   });
 }
 
+/** A run under way: its creating CLI or its init is still alive. */
+function isLive(st: ContainerState): boolean {
+  if (st.status === 'creating') return isAlive(st.owner?.pid, st.owner?.start);
+  return st.status === 'running' && isAlive(st.pid, st.pidStart);
+}
+
 /**
  * Notices containers whose processes (or whose creating CLI) died without cleaning up, and
  * releases them. Run at the start of every command.
@@ -729,10 +739,7 @@ export async function finalize(ctx: RunnerContext, id: string, exitCode?: number
 export async function reconcile(ctx: RunnerContext): Promise<void> {
   for (const rec of listRecords(ctx.paths)) {
     const st = rec.state;
-    const dead =
-      (st.status === 'creating' && !isAlive(st.owner?.pid, st.owner?.start)) ||
-      (st.status === 'running' && !isAlive(st.pid, st.pidStart)) ||
-      (st.status === 'exited' && (st.cgroup || st.attachment || st.netnsPath));
+    const dead = st.status === 'exited' ? !!(st.cgroup || st.attachment || st.netnsPath) : !isLive(st);
     if (!dead) continue;
     try {
       const wasCreating = st.status === 'creating' && !st.pid;

@@ -279,6 +279,25 @@ test("errors: one clear line, Docker's exit codes (125 ctnet, 126 cannot run, 12
   }
 });
 
+test("a stopped container's late cleanup (its old monitor's exit command) leaves the restarted run alone", async (t) => {
+  const { renv, image } = await setup(t);
+  const loop = 'trap "exit 0" TERM; while :; do sleep 0.1; done';
+  await ctnet(renv, ['run', '-d', '--name', 'again', '--network', 'none', image, 'sh', '-c', loop]);
+  const id = (await inspect(renv, 'again')).Id;
+  await ctnet(renv, ['stop', '-t', '2', 'again']);
+  await ctnet(renv, ['start', 'again']);
+  const before = await inspect(renv, 'again');
+  t.true(before.State.Running);
+  // What the first run's monitor runs after its exit, arriving once the second run is up.
+  await ctnet(renv, ['container', 'cleanup', id]);
+  const after = await inspect(renv, 'again');
+  t.true(after.State.Running, JSON.stringify(after.State));
+  t.is(after.State.Pid, before.State.Pid);
+  t.is((await ctnet(renv, ['kill', '-s', 'TERM', 'again'])).stdout, 'again\n');
+  await ctnet(renv, ['rm', '-f', 'again']);
+  t.deepEqual(leftovers(renv), nothingLeft);
+});
+
 test('exec exit codes; rm, stop, kill, start and inspect act on every name, report each failure and exit 1', async (t) => {
   const { renv, image } = await setup(t);
   for (const name of ['a', 'c']) {
@@ -313,7 +332,7 @@ test('exec exit codes; rm, stop, kill, start and inspect act on every name, repo
   for (const verb of [['stop', '-t', '2'], ['start'], ['kill', '-s', 'TERM']]) {
     const r = await ctnet(renv, [...verb, 'a', 'b', 'c'], { allowFailure: true });
     t.is(r.code, 1, verb[0]);
-    t.is(r.stdout, 'a\nc\n', `${verb[0]} acted on a and c`);
+    t.is(r.stdout, 'a\nc\n', `${verb[0]} acted on a and c: ${r.stderr}`);
     t.regex(r.stderr, /^ctnet: no such container: b$/m, verb[0]);
   }
   await new Promise((r) => setTimeout(r, 300));
