@@ -3,6 +3,7 @@ export { attachmentComment, attachmentHash, parseAttachmentComment } from './att
 export { canonicalAddress, type Family, type ParsedCidr, parseCidr } from './cidr.js';
 export { flushUdpConntrack } from './conntrack.js';
 export { parseHostIP, validateConditions, validatePort, validateProtocol } from './forwards.js';
+export type { NodeRulesSpec } from './node-rules.js';
 export { openFirewall, preferredBackend } from './open.js';
 export {
   type AttachmentKey,

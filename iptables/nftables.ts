@@ -12,9 +12,11 @@ import { type ParsedCidr, parseCidr } from './cidr.js';
 import { baseLines, nftApply, nftNames, T } from './nft-base.js';
 import type { NftExec } from './nft-exec.js';
 import { NftElements } from './nft-netlink.js';
+import { NftNodeRules } from './nft-node.js';
 import { OwnedElements } from './nft-owned.js';
 import { markerElement, masqueradeElements, masqueradeSets, nftSets } from './nft-sets.js';
 import { NftForwards } from './nftables-forwards.js';
+import type { NodeRulesSpec } from './node-rules.js';
 import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
 
 function groupByFamily(addresses: string[]): ParsedCidr[] {
@@ -38,11 +40,23 @@ function masqueradeState(key: AttachmentKey, addresses: string[], hostInterface:
 export class NftablesFirewall implements Firewall {
   private readonly forwards: NftForwards;
   private readonly owned: OwnedElements;
+  private readonly node: NftNodeRules;
   readonly backend = 'nftables' as const;
 
   constructor(readonly exec: NftExec) {
     this.owned = new OwnedElements(new NftElements(nftNames.table), () => nftApply(exec, baseLines()));
     this.forwards = new NftForwards(exec, this.owned);
+    this.node = new NftNodeRules(exec);
+  }
+
+  setupNodeRules(spec: NodeRulesSpec): Promise<void> {
+    return this.node.setup(spec);
+  }
+  teardownNodeRules(): Promise<void> {
+    return this.node.teardown();
+  }
+  listNodeRules(): Promise<string[]> {
+    return this.node.list();
   }
 
   setupPortForwards(spec: PortForwardSpec): Promise<void> {

@@ -2,6 +2,7 @@
 import { validateKey } from './attachment.js';
 import { parseCidr } from './cidr.js';
 import { normalizeForwards } from './forwards.js';
+import { canonicalNodeRules, type NodeRulesSpec } from './node-rules.js';
 import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
 
 export class NoFirewall implements Firewall {
@@ -29,4 +30,11 @@ export class NoFirewall implements Firewall {
     normalizeForwards(spec);
   }
   async gcPortForwards(): Promise<void> {}
+  async setupNodeRules(spec: NodeRulesSpec): Promise<void> {
+    canonicalNodeRules(spec);
+  }
+  async teardownNodeRules(): Promise<void> {}
+  async listNodeRules(): Promise<string[]> {
+    return [];
+  }
 }

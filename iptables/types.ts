@@ -1,5 +1,6 @@
 /** The firewall API: what callers (bridge ipMasq, portmap, runner) see; backends implement it. */
 import type { PortMapping } from '../core/index.js';
+import type { NodeRulesSpec } from './node-rules.js';
 
 export type { PortMapping, PortProtocol } from '../core/index.js';
 export { portProtocols } from '../core/index.js';
@@ -74,6 +75,13 @@ export interface Firewall {
   checkPortForwards(spec: PortForwardSpec): Promise<void>;
   /** Removes port forwards of attachments of `network` that are not in `valid`. */
   gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void>;
+
+  /** Installs a cluster node's rules (node-rules.ts), replacing the ones there; one batch per table. */
+  setupNodeRules(spec: NodeRulesSpec): Promise<void>;
+  /** Removes the node rules; idempotent. */
+  teardownNodeRules(): Promise<void>;
+  /** The node rules in the backend's own syntax (empty when none). */
+  listNodeRules(): Promise<string[]>;
 }
 
 /** What DEL knows of an attachment's forwards without reading the firewall (its reservations, prevResult). */

@@ -7,9 +7,11 @@
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
 import { attachmentComment, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
+import type { NodeRulesSpec } from './node-rules.js';
 import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
 import { commentArg, commentOf, masqChainName, sourceOf, XtablesFamily, xtablesChains } from './xtables-family.js';
 import { XtablesForwards } from './xtables-forwards.js';
+import { XtablesNodeRules } from './xtables-node.js';
 import type { XtablesTools } from './xtables-tools.js';
 
 export { dnatChainName, masqChainName, xtablesChains } from './xtables-family.js';
@@ -64,10 +66,22 @@ export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables' as const;
   private readonly families: Record<Family, XtablesFamily>;
   private readonly forwards: XtablesForwards;
+  private readonly node: XtablesNodeRules;
 
   constructor(readonly tools: XtablesTools) {
     this.families = { 4: new XtablesFamily(4, tools.family[4]), 6: new XtablesFamily(6, tools.family[6]) };
     this.forwards = new XtablesForwards(this.families);
+    this.node = new XtablesNodeRules(this.families[4]);
+  }
+
+  setupNodeRules(spec: NodeRulesSpec): Promise<void> {
+    return this.node.setup(spec);
+  }
+  teardownNodeRules(): Promise<void> {
+    return this.node.teardown();
+  }
+  listNodeRules(): Promise<string[]> {
+    return this.node.list();
   }
 
   setupPortForwards(spec: PortForwardSpec): Promise<void> {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { CtnetError, ErrorCode, log } from '../core/index.js';
 import { buildNodeConflist, networksDirFile, refreshIsolation, writeConflist } from './conflist.js';
 import { type LocalPlane, podMtu, reconcilePeers, setupLocal } from './dataplane.js';
-import { setupNodeFirewall } from './masquerade.js';
+import { type NodeFirewallBackend, setupNodeFirewall } from './firewall.js';
 import { conflistFileName, vtepMac } from './names.js';
 import { type NodeState, type ProgrammedPeer, readNodeState, type StoreSettings, writeNodeState, writePeers } from './state.js';
 import type { BackendChoice, ClusterConfig, NodeRecord, StoreWatch, SubnetLease, SubnetStore } from './store.js';
@@ -29,6 +29,8 @@ export interface AgentOptions {
   clusterCidr: string;
   subnetSize: number;
   backend: BackendChoice;
+  /** The firewall backend of the node's rules and its network's port forwards. */
+  firewall: NodeFirewallBackend;
   vni: number;
   port: number;
   ttl: number;
@@ -109,7 +111,7 @@ export class NodeAgent {
     };
     this.plane = plane;
     const vxlanLink = await setupLocal(plane);
-    await setupNodeFirewall(cfg.clusterCidr, plane.subnet);
+    await setupNodeFirewall(o.firewall, cfg.clusterCidr, plane.subnet);
     const conflists = this.writeConflists(plane);
     await refreshIsolation(o.root);
     const state: NodeState = {
@@ -119,6 +121,7 @@ export class NodeAgent {
       store: o.store,
       config: cfg,
       backend: o.backend,
+      firewall: o.firewall,
       subnet: plane.subnet,
       leaseId: this.lease.id,
       ttl: o.ttl,
@@ -144,6 +147,7 @@ export class NodeAgent {
       mtu: podMtu(plane),
       leaseDir: o.leaseDir,
       portmapStateDir: join(o.root, 'portmap'),
+      firewall: o.firewall,
     });
     const files = [join(o.cniConfDir, conflistFileName(o.network)), networksDirFile(o.networksDir, o.network)];
     for (const f of files) writeConflist(f, conflist);
@@ -281,7 +285,7 @@ export class NodeAgent {
     if (!this.plane || !this.lease || !this.config) return;
     this.plane = { ...this.plane, subnet: this.lease.record.subnet };
     await setupLocal(this.plane);
-    await setupNodeFirewall(this.config.clusterCidr, this.plane.subnet);
+    await setupNodeFirewall(this.opts.firewall, this.config.clusterCidr, this.plane.subnet);
     this.writeConflists(this.plane);
     const state = readNodeState(this.opts.root);
     if (state) writeNodeState(this.opts.root, { ...state, subnet: this.plane.subnet, leaseId: this.lease.id });

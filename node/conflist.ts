@@ -20,6 +20,8 @@ export interface NodeConflistInput {
   leaseDir: string;
   /** portmap's reservation directory (ctnet's, beside the leases). */
   portmapStateDir: string;
+  /** The firewall backend portmap uses: the node's own rules' (a reference key since plugins v1.5). */
+  firewall: 'iptables' | 'nftables';
 }
 
 export function buildNodeConflist(input: NodeConflistInput): Record<string, unknown> {
@@ -41,7 +43,13 @@ export function buildNodeConflist(input: NodeConflistInput): Record<string, unkn
           routes: [{ dst: '0.0.0.0/0' }],
         },
       },
-      { type: 'portmap', capabilities: { portMappings: true }, snat: true, stateDir: input.portmapStateDir },
+      {
+        type: 'portmap',
+        capabilities: { portMappings: true },
+        snat: true,
+        backend: input.firewall,
+        stateDir: input.portmapStateDir,
+      },
     ],
     // ctnet's own metadata (other runtimes ignore unknown keys): `ctnet network ls` shows it as the node network.
     ctnet: {

@@ -18,9 +18,6 @@ export const defaultNodeNetwork = 'cluster';
 export function conflistFileName(network: string): string {
   return `10-ctnet-${network}.conflist`;
 }
-/** iptables chains: masquerade of pod traffic leaving the cluster (nat), forwarding of cluster traffic (filter). */
-export const masqChain = 'CTNET-NODE-MASQ';
-export const forwardChain = 'CTNET-NODE-FWD';
 
 /** A stable, locally administered MAC for a node's VXLAN link: peers' neighbour entries survive a re-creation. */
 export function vtepMac(node: string, vni: number): string {

@@ -11,7 +11,7 @@ import { NodeAgent } from './agent.js';
 import { refreshIsolation, removeConflists } from './conflist.js';
 import { detectNodeIp, findUnderlay, type PeerKernelState, peerKernelState, teardownPlane } from './dataplane.js';
 import { defaultStorePrefix, EtcdStore } from './etcd-store.js';
-import { listNodeFirewall, teardownNodeFirewall } from './masquerade.js';
+import { listNodeFirewall, pickNodeFirewall, teardownNodeFirewall } from './firewall.js';
 import { defaultNodeNetwork, nodeBridgeName } from './names.js';
 import { type NodeState, readNodeState, readPeers, removeNodeState, type StoreSettings } from './state.js';
 import type { BackendChoice, StoredRecord, SubnetStore } from './store.js';
@@ -29,6 +29,8 @@ export interface UpOptions {
   nodeIp?: string;
   nodeName?: string;
   backend?: BackendChoice;
+  /** iptables, nftables, or auto (what new ctnet networks get). */
+  firewall?: string;
   vni?: number;
   port?: number;
   leaseTtl?: number;
@@ -62,6 +64,7 @@ export async function nodeUp(opts: UpOptions, ready: (info: { node: string; subn
   const ttl = opts.leaseTtl ?? defaultLeaseTtl;
   if (!Number.isInteger(ttl) || ttl < 2)
     throw new CtnetError(ErrorCode.invalidConfig, `invalid --lease-ttl ${ttl}: at least 2 seconds`);
+  const firewall = await pickNodeFirewall(opts.firewall);
   const store = openStore(settings);
   const agent = new NodeAgent(store, {
     node: opts.nodeName ?? hostname(),
@@ -70,6 +73,7 @@ export async function nodeUp(opts: UpOptions, ready: (info: { node: string; subn
     clusterCidr: opts.clusterCidr,
     subnetSize: opts.subnetSize ?? 24,
     backend: parseBackend(opts.backend),
+    firewall,
     vni: opts.vni ?? defaultVni,
     port: opts.port ?? 8472,
     ttl,
@@ -215,6 +219,7 @@ export interface NodeStatus {
   nodeIp: string;
   subnet: string;
   backend: BackendChoice;
+  firewall: 'iptables' | 'nftables';
   clusterCidr: string;
   network: string;
   agentRunning: boolean;
@@ -236,13 +241,14 @@ export async function nodeStatus(): Promise<NodeStatus> {
     nodeIp: state.nodeIp,
     subnet: state.subnet,
     backend: state.backend,
+    firewall: state.firewall ?? 'iptables',
     clusterCidr: state.config.clusterCidr,
     network: state.network,
     agentRunning,
     storeConnected: agentRunning && (peers?.storeConnected ?? false),
     ...(peers && { peersUpdated: peers.updated }),
     ...(state.vxlanLink && { vxlanLink: state.vxlanLink }),
-    firewallRules: (await listNodeFirewall()).filter((l) => l.startsWith('-A')).length,
+    firewallRules: (await listNodeFirewall(state.firewall ?? 'iptables')).length,
     peers: await peerKernelState(peers?.peers ?? [], state.config.vni, state.underlay),
   };
 }

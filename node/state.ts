@@ -20,6 +20,8 @@ export interface NodeState {
   store: StoreSettings;
   config: ClusterConfig;
   backend: BackendChoice;
+  /** The firewall backend of the node's rules and of its network's port forwards (absent in older files: iptables). */
+  firewall?: 'iptables' | 'nftables';
   subnet: string;
   leaseId: string;
   ttl: number;

@@ -5,7 +5,7 @@
  * etcd outage, a late joiner, hand-made damage that `debug trace` names, and `node down` leaving nothing behind.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import {
@@ -21,10 +21,34 @@ import {
   waitFor,
   worldIp,
 } from './cluster-helpers.js';
+import { nftBin } from './firewall-fixtures.js';
 import { busyboxRootfs, ctnet, ensureInitHelper, inspect } from './runner-helpers.js';
 import { netnsPath, nsRun } from './sandbox.js';
 
 test.before(ensureInitHelper);
+
+/**
+ * The firewall backend of the node rules in the first two tests (the third runs both): nftables and iptables by
+ * default, one each; CTNET_TEST_NODE_FIREWALL=iptables|nftables runs both on one backend.
+ */
+const forced = process.env.CTNET_TEST_NODE_FIREWALL;
+const firewallOf = (fallback: string) => ['--firewall', forced ?? fallback];
+
+/** The node rules a namespace holds, per backend: iptables rules of the node chains, nft rules of its table. */
+async function nodeRules(ns: string): Promise<{ iptables: string[]; nftables: string[] }> {
+  const saved = (await nsRun(ns, 'iptables-save', [])).stdout.split('\n');
+  const nft = await nsRun(ns, nftBin, ['list', 'table', 'ip', 'ctnet-node'], { allowFailure: true });
+  return {
+    iptables: saved.filter((l) => l.startsWith('-A') && l.includes('CTNET-NODE')),
+    nftables:
+      nft.code === 0
+        ? nft.stdout
+            .split('\n')
+            .map((l) => l.trim())
+            .filter((l) => /^ip [sd]addr /.test(l))
+        : [],
+  };
+}
 
 /** A TCP server that answers every line with "from <peer address> <line>" and keeps the connection open. */
 const lineServer = `
@@ -90,7 +114,9 @@ interface StatusPeer {
   neighbour?: boolean;
 }
 
-async function status(node: SimNode): Promise<{ subnet: string; storeConnected: boolean; peers: StatusPeer[] }> {
+async function status(
+  node: SimNode,
+): Promise<{ subnet: string; storeConnected: boolean; firewall: string; firewallRules: number; peers: StatusPeer[] }> {
   return JSON.parse((await nodeCli(node, ['status', '--json'])).stdout);
 }
 
@@ -109,7 +135,8 @@ test.serial(
     const { cluster, n1, n2, n3, image } = await threeNodes(t);
 
     // Three nodes joining at the same instant get three distinct subnets.
-    const joined = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n)));
+    const fw = firewallOf('nftables');
+    const joined = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n, fw)));
     const subnets = joined.map((j) => j.subnet);
     t.is(new Set(subnets).size, 3, `distinct subnets: ${subnets}`);
     const listed = JSON.parse((await nodeCli(n1, ['ls', '--json'])).stdout) as {
@@ -182,7 +209,7 @@ test.serial(
     t.regex(noRoute.stderr, new RegExp(`broken at hop \\d+ \\(host route\\): no route to ${subnets[1]} via ${n2.ip}`));
     // A restarted agent fixes the drift.
     await stopAgent(n1);
-    await startAgent(cluster, n1);
+    await startAgent(cluster, n1, fw);
     await waitFor('n1 to reprogram its peers', async () => (await trace(c3.ip)).code === 0 && (await trace(c2.ip)).code === 0);
     t.is(await ask(c1.netns, c3.ip, 7000), `from ${c1.ip} hi`);
     t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`);
@@ -195,7 +222,8 @@ test.serial(
   'a crashed agent keeps traffic flowing, its lease lapses, it comes back on its subnet; an etcd outage changes nothing; a late joiner is routed; node down leaves nothing',
   async (t) => {
     const { cluster, n1, n2, n3, image } = await threeNodes(t);
-    const [, j2] = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n)));
+    const fw = firewallOf('iptables');
+    const [, j2] = await Promise.all([n1, n2, n3].map((n) => startAgent(cluster, n, fw)));
     const subnet2 = j2?.subnet as string;
     for (const n of [n1, n3])
       await waitFor(`${n.name} to route n2`, async () => (await ownedRoutes(n)).some((r) => r.startsWith(`${subnet2} `)));
@@ -218,7 +246,7 @@ test.serial(
     t.log(`n2's routes withdrawn ${Date.now() - lapsed} ms after the crash (TTL 5 s)`);
     t.not(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, 'no route to n2 any more');
     // Restarted, it gets the same subnet back and the routes return.
-    const again = await startAgent(cluster, n2);
+    const again = await startAgent(cluster, n2, fw);
     t.is(again.subnet, subnet2);
     for (const n of [n1, n3])
       await waitFor(`${n.name} to route n2 again`, async () => (await ownedRoutes(n)).some((r) => r.startsWith(`${subnet2} `)));
@@ -247,7 +275,7 @@ test.serial(
     // etcd back: a node that joins afterwards is routed by every other node within the convergence bound.
     await cluster.etcd.start();
     const n4 = await addNode(t, cluster, 'n4', 'A', 14);
-    const j4 = await startAgent(cluster, n4);
+    const j4 = await startAgent(cluster, n4, fw);
     await Promise.all(
       [n1, n2, n3].map((n) =>
         waitFor(
@@ -281,6 +309,7 @@ test.serial(
       t.is((await nsRun(n.ns, 'ip', ['neigh', 'show', 'nud', 'permanent'])).stdout.trim(), '', `${n.name}: no neighbour entry`);
       const rules = (await nsRun(n.ns, 'iptables-save', [])).stdout;
       t.notRegex(rules, /CTNET-NODE|ctnode0/, `${n.name}: no rule or chain`);
+      t.notRegex((await nsRun(n.ns, nftBin, ['list', 'ruleset'])).stdout, /ctnet-node/, `${n.name}: no node table`);
       t.deepEqual(readdirSync(n.cniDir), [], `${n.name}: no conflist`);
       t.false(existsSync(join(n.renv.root, 'networks', 'cluster.conflist')));
       t.is(
@@ -291,6 +320,57 @@ test.serial(
     }
     const left = await nodeCli(n1, ['ls', '--json', '--store', cluster.etcd.storeUrl]);
     t.deepEqual(JSON.parse(left.stdout), [], 'every subnet released');
+  },
+);
+
+test.serial(
+  "the node's rules follow --firewall: on nftables and on iptables pods reach pods without NAT and the world with it; a restart on the other backend moves the rules; node down clears both",
+  async (t) => {
+    const { cluster, n1, n2, image } = await threeNodes(t);
+    const [j1, j2] = await Promise.all([n1, n2].map((n) => startAgent(cluster, n, ['--firewall', 'nftables'])));
+    await waitFor('n1 to route n2', async () => (await ownedRoutes(n1)).some((r) => r.startsWith(`${j2?.subnet} `)));
+    const [c1, c2] = await Promise.all([runPod(n1, 'c1', image), runPod(n2, 'c2', image)]);
+    await serve(t, c2.netns, 7000);
+    await serve(t, netnsPath(cluster.world), 7000);
+    const cluster16 = clusterCidr;
+    const expected = {
+      nftables: [
+        `ip saddr ${cluster16} ip daddr ${cluster16} return comment "ctnet node: pod to pod, never NAT"`,
+        `ip saddr ${j1?.subnet} ip daddr != 224.0.0.0/4 masquerade fully-random comment "ctnet node: pod off the cluster"`,
+        `ip saddr ${cluster16} accept comment "ctnet node: from the cluster"`,
+        `ip daddr ${cluster16} accept comment "ctnet node: to the cluster"`,
+      ],
+      iptables: [
+        '-A POSTROUTING -m comment --comment "ctnet node" -j CTNET-NODE-MASQ',
+        `-A CTNET-NODE-MASQ -s ${cluster16} -d ${cluster16} -j RETURN`,
+        `-A CTNET-NODE-MASQ -s ${j1?.subnet} ! -d 224.0.0.0/4 -j MASQUERADE --random-fully`,
+        '-A FORWARD -m comment --comment "ctnet node" -j CTNET-NODE-FWD',
+        `-A CTNET-NODE-FWD -s ${cluster16} -j ACCEPT`,
+        `-A CTNET-NODE-FWD -d ${cluster16} -j ACCEPT`,
+      ],
+    };
+    const conflist = () => JSON.parse(readFileSync(join(n1.cniDir, '10-ctnet-cluster.conflist'), 'utf8'));
+
+    for (const backend of ['nftables', 'iptables'] as const) {
+      if (backend === 'iptables') {
+        await stopAgent(n1);
+        await startAgent(cluster, n1, ['--firewall', 'iptables']);
+      }
+      const rules = await nodeRules(n1.ns);
+      t.deepEqual(rules[backend].sort(), [...expected[backend]].sort(), `${backend}: the node rules`);
+      t.deepEqual(rules[backend === 'iptables' ? 'nftables' : 'iptables'], [], `${backend}: none in the other backend`);
+      t.like(await status(n1), { firewall: backend, firewallRules: expected[backend].length });
+      t.is(conflist().plugins[1].backend, backend, `${backend}: the network's port forwards use it too`);
+      t.is(await ask(c1.netns, c2.ip, 7000), `from ${c1.ip} hi`, `${backend}: pod to pod without NAT`);
+      t.is(await ask(c1.netns, worldIp, 7000), `from ${n1.ip} hi`, `${backend}: off the cluster, the node's address`);
+    }
+
+    for (const pod of [c1, c2]) await ctnet(pod.node.renv, ['rm', '-f', pod.name], { bundle: true });
+    await stopAgent(n1);
+    await startAgent(cluster, n1, ['--firewall', 'nftables']);
+    t.is((await nodeRules(n1.ns)).nftables.length, 4);
+    for (const n of [n1, n2]) await nodeCli(n, ['down']);
+    for (const n of [n1, n2]) t.deepEqual(await nodeRules(n.ns), { iptables: [], nftables: [] }, `${n.name}: nothing left`);
   },
 );
 

@@ -42,6 +42,11 @@ export function register(program: Command): void {
       .option('--node-ip <ip>', "this node's address on the underlay (default: the default route's source)")
       .option('--node-name <name>', 'name of this node in the cluster (default: the hostname)')
       .option('--backend <name>', 'host-gw, vxlan, or auto (host-gw to on-link nodes, VXLAN to the others)', 'auto')
+      .option(
+        '--firewall <backend>',
+        "iptables, nftables, or auto (nftables when it runs in-process): the node's rules and port forwards",
+        'auto',
+      )
       .option('--vni <n>', 'VXLAN network identifier', int, 1)
       .option('--port <n>', 'VXLAN UDP port', int, 8472)
       .option('--lease-ttl <seconds>', 'subnet lease TTL; renewed every third of it', int, 60)
@@ -58,6 +63,7 @@ export function register(program: Command): void {
         nodeIp: opts.nodeIp,
         nodeName: opts.nodeName,
         backend: opts.backend,
+        firewall: opts.firewall,
         vni: opts.vni,
         port: opts.port,
         leaseTtl: opts.leaseTtl,
@@ -116,7 +122,7 @@ export function register(program: Command): void {
       process.stdout.write(
         `node ${s.node} (${s.nodeIp}) subnet ${s.subnet} of ${s.clusterCidr}, backend ${s.backend}, network "${s.network}"\n` +
           `agent ${s.agentRunning ? 'running' : 'NOT RUNNING'}, store ${s.storeConnected ? 'connected' : 'NOT CONNECTED (data plane kept as is)'}` +
-          `${s.vxlanLink ? `, VXLAN link ${s.vxlanLink}` : ''}, ${s.firewallRules} firewall rules\n\n`,
+          `${s.vxlanLink ? `, VXLAN link ${s.vxlanLink}` : ''}, ${s.firewallRules} firewall rules (${s.firewall})\n\n`,
       );
       printTable(
         ['PEER', 'SUBNET', 'NODE IP', 'VIA', 'ROUTE', 'FDB', 'NEIGHBOUR', 'PROBLEM'],
