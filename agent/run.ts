@@ -14,7 +14,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { log } from '../core/index.js';
-import { ctnetRoot } from '../inspect/index.js';
+import { ctnetRoot } from '../network/index.js';
 import type { Caller } from './acceptor.js';
 import type { RunRequest } from './protocol.js';
 
@@ -39,7 +39,7 @@ export type RunHandler = (call: RunCall) => Promise<number | 'decline'>;
 function meaningfulEnv(name: string): boolean {
   if (name === 'CTNET_TIMING' || name === 'CTNET_AGENT' || name === 'CTNET_DAEMON') return false;
   if (name === 'CTNET_LOG_FILE' || name === 'CTNET_LOG_LEVEL') return false;
-  // NETCONFPATH: where `--network NAME` finds other runtimes' networks (inspect/paths.ts).
+  // NETCONFPATH: where `--network NAME` finds other runtimes' networks (network/paths.ts).
   return name.startsWith('CTNET_') || name === 'CNI_PATH' || name === 'NETCONFPATH';
 }
 

@@ -7,7 +7,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { log } from '../core/index.js';
-import { ctnetPaths, NetworkStore, syncIsolation } from '../inspect/index.js';
+import { ctnetPaths, NetworkStore, syncIsolation } from '../network/index.js';
 import { nodeBridgeName } from './names.js';
 import { nthAddress } from './subnets.js';
 

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CtnetError, ErrorCode, log } from '../core/index.js';
-import { ctnetPaths, NetworkStore } from '../inspect/index.js';
 import { withNetlink } from '../netns/index.js';
+import { ctnetPaths, NetworkStore } from '../network/index.js';
 import { NodeAgent } from './agent.js';
 import { refreshIsolation, removeConflists } from './conflist.js';
 import { detectNodeIp, findUnderlay, type PeerKernelState, peerKernelState, teardownPlane } from './dataplane.js';

@@ -8,8 +8,9 @@
  * The peers are the agent's last view (peers.json), checked against the store when it answers.
  */
 import { CtnetError, ErrorCode } from '../core/index.js';
-import { type CtnetPaths, type Hop, netnsPathOf, resolveTarget, type TraceReport } from '../inspect/index.js';
+import type { Hop, TraceReport } from '../debug/index.js';
 import { listFdb, listNeighbours, listOwnedRoutes, nudPermanent, readSysctl, withNetlink } from '../netns/index.js';
+import { type CtnetPaths, netnsPathOf, resolveTarget } from '../network/index.js';
 import { nodeRouteProtocol, vxlanLinkName } from './names.js';
 import { openStore } from './ops.js';
 import { type ProgrammedPeer, readNodeState, readPeers } from './state.js';

@@ -35,13 +35,13 @@ import {
   portsConflict,
   wrapError,
 } from '../core/index.js';
+import { deleteNetns } from '../netns/index.js';
 import {
   CniRuntime,
   releaseExtraAttachments as releaseCachedAttachments,
   syncHostsFiles,
   unnamedNetworks,
-} from '../inspect/index.js';
-import { deleteNetns } from '../netns/index.js';
+} from '../network/index.js';
 import { builtinPlugins } from '../plugins/index.js';
 import {
   type CgroupManager,
@@ -681,7 +681,7 @@ async function releaseExtraAttachments(
 }
 
 /**
- * Keeps /etc/hosts of containers sharing a user-defined network current (inspect/names.ts). A
+ * Keeps /etc/hosts of containers sharing a user-defined network current (network/names.ts). A
  * failure costs names, never the container, so it is logged and swallowed.
  */
 async function refreshPeerNames(ctx: RunnerContext, network: string | undefined): Promise<void> {

@@ -3,7 +3,7 @@
  * through the list in order (each plugin gets the previous result), DEL in reverse with the
  * final ADD result, CHECK in order; a failed ADD is followed by a DEL of the whole list, so
  * nothing half-made stays. Plugins run through an Executor (in-process for ctnet's own plugins,
- * exec for any other type on CNI_PATH); request configs are built by inspect's
+ * exec for any other type on CNI_PATH); request configs are built by network/'s
  * `buildPluginConfig`, the same code ctnet's debugger uses, so both speak the same dialect.
  *
  * The default network "ctnet" (bridge ctnet0, host-local, portmap) is written on first use with
@@ -30,6 +30,8 @@ import {
   parseResult,
   run,
 } from '../core/index.js';
+import { preferredBackend } from '../iptables/index.js';
+import { deleteNetns, withNetlink } from '../netns/index.js';
 import {
   buildPluginConfig,
   invokeListPlugin,
@@ -39,9 +41,7 @@ import {
   negotiatedVersion,
   parseNetworkConfig,
   syncIsolation,
-} from '../inspect/index.js';
-import { preferredBackend } from '../iptables/index.js';
-import { deleteNetns, withNetlink } from '../netns/index.js';
+} from '../network/index.js';
 import { builtinPlugins } from '../plugins/index.js';
 import type { RunnerPaths } from './paths.js';
 import type { PortMapping } from './ports.js';

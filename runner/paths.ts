@@ -1,9 +1,9 @@
 /**
- * The runner's part of the state root (see inspect/paths.ts for the shared layout: networks,
+ * The runner's part of the state root (see network/paths.ts for the shared layout: networks,
  * leases, CNI result cache, containers). Names below are part of the on-host contract.
  */
 import { dirname, join, resolve } from 'node:path';
-import { type CtnetPaths, ctnetPaths, ctnetRoot } from '../inspect/index.js';
+import { type CtnetPaths, ctnetPaths, ctnetRoot } from '../network/index.js';
 
 export interface RunnerPaths extends CtnetPaths {
   /** `names/<name>` → container id (symlinks). */

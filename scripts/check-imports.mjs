@@ -25,11 +25,12 @@ const allowed = {
   ipam: ['core'],
   iptables: ['core'],
   plugins: ['core', 'netns', 'ipam', 'iptables'],
-  inspect: ['core', 'netns', 'ipam', 'iptables'],
-  runner: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'inspect'],
-  node: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'inspect', 'runner'],
-  agent: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'inspect', 'runner'],
-  cli: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'inspect', 'runner', 'node', 'agent'],
+  network: ['core', 'netns', 'ipam', 'iptables'],
+  runner: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'network'],
+  debug: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'network', 'runner'],
+  node: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'network', 'runner', 'debug'],
+  agent: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'network', 'runner'],
+  cli: ['core', 'netns', 'ipam', 'iptables', 'plugins', 'network', 'runner', 'debug', 'node', 'agent'],
 };
 
 function sourceFiles(dir) {

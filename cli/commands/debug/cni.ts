@@ -9,7 +9,7 @@ import {
   type Executor,
   sha256Hex,
 } from '../../../core/index.js';
-import { CniRuntime, ctnetPaths, foreignNetconfDirs, loadNetwork } from '../../../inspect/index.js';
+import { CniRuntime, ctnetPaths, foreignNetconfDirs, loadNetwork } from '../../../network/index.js';
 import { builtinPlugins } from '../../../plugins/index.js';
 import { printJson } from '../../output.js';
 

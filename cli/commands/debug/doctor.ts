@@ -2,7 +2,8 @@
 
 import { readFileSync } from 'node:fs';
 import { DefaultExecutor } from '../../../core/index.js';
-import { agentFinding, applyFixes, ctnetPaths, diagnose, type Finding } from '../../../inspect/index.js';
+import { agentFinding, applyFixes, diagnose, type Finding } from '../../../debug/index.js';
+import { ctnetPaths } from '../../../network/index.js';
 import { builtinPlugins } from '../../../plugins/index.js';
 import { printJson, printTable } from '../../output.js';
 import { builtAgentSocket } from '../agent.js';

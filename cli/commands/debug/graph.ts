@@ -1,5 +1,6 @@
 /** `ctnet debug graph [--dot]`: bridges, veths, containers, addresses, published ports. */
-import { ctnetPaths, type Topology, topology } from '../../../inspect/index.js';
+import { type Topology, topology } from '../../../debug/index.js';
+import { ctnetPaths } from '../../../network/index.js';
 import type { ClusterView } from '../../../node/index.js';
 import { clusterView } from '../../../node/index.js';
 import { printJson } from '../../output.js';

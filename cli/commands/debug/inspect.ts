@@ -1,5 +1,6 @@
 /** `ctnet debug inspect <container | netns>`: one container's network, every layer, in one place. */
-import { ctnetPaths, inspectContainer, resolveTarget } from '../../../inspect/index.js';
+import { inspectContainer } from '../../../debug/index.js';
+import { ctnetPaths, resolveTarget } from '../../../network/index.js';
 import { printJson, printTable } from '../../output.js';
 
 function heading(text: string): void {

@@ -3,16 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtnetError, ErrorCode } from '../../../core/index.js';
-import {
-  ctnetPaths,
-  knownContainers,
-  links,
-  namedNetns,
-  netnsAlive,
-  netnsId,
-  netnsPathOf,
-  resolveTarget,
-} from '../../../inspect/index.js';
+import { links, namedNetns } from '../../../debug/index.js';
+import { ctnetPaths, knownContainers, netnsAlive, netnsId, netnsPathOf, resolveTarget } from '../../../network/index.js';
 import { printJson, printTable } from '../../output.js';
 
 interface NsRow {

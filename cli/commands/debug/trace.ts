@@ -1,5 +1,6 @@
 /** `ctnet debug trace <container> <port>[/proto] [--from …]`: the published path, hop by hop. */
-import { ctnetPaths, traceTarget } from '../../../inspect/index.js';
+import { traceTarget } from '../../../debug/index.js';
+import { ctnetPaths } from '../../../network/index.js';
 import { tracePod } from '../../../node/index.js';
 import { printJson, printTable } from '../../output.js';
 

@@ -1,5 +1,6 @@
 /** The actions behind `ctnet network …` (loaded only when one runs). */
 import { CtnetError, DefaultExecutor, ErrorCode, run } from '../../../core/index.js';
+import { links } from '../../../debug/index.js';
 import {
   type Attachment,
   bridgePrefix,
@@ -8,14 +9,13 @@ import {
   ctnetPaths,
   disconnectContainer,
   type LoadedNetwork,
-  links,
   metadataOf,
   NetworkStore,
   type NetworkSummary,
   resolveTarget,
   syncHostsFiles,
   syncIsolation,
-} from '../../../inspect/index.js';
+} from '../../../network/index.js';
 import { builtinPlugins } from '../../../plugins/index.js';
 import { cniPath } from '../../../runner/index.js';
 import { printJson, printTable } from '../../output.js';

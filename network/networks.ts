@@ -28,10 +28,10 @@ import {
 } from '../core/index.js';
 import { readLeaseOwners } from '../ipam/index.js';
 import { preferredBackend } from '../iptables/index.js';
+import { withNetlink } from '../netns/index.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
 import { runnerContainers } from './containers.js';
-import { routes } from './kernel.js';
 import { type CtnetPaths, foreignNetconfDirs } from './paths.js';
 
 /** Metadata ctnet keeps in the conflist under this top-level key (ignored by other runtimes). */
@@ -257,13 +257,15 @@ export class NetworkStore {
         if (cidr) out.push({ cidr: subnetOf(cidr), owner: `network "${net.list.name}" (${s.subnet})` });
       }
     }
-    for (const r of await routes()) {
-      if (r.dst === '0.0.0.0/0' || r.dst === '::/0' || r.type === 'multicast') continue;
+    for (const r of await hostRoutes()) {
+      if (r.dst === '0.0.0.0/0' || r.dst === '::/0' || r.type === rtnMulticast) continue;
       const dst = parseCidrOrHost(r.dst);
       if (!dst) continue;
       const cidr = subnetOf(dst);
       if (cidr.addr.family === 6 && cidr.addr.value >> 118n === 0x3fan) continue; // fe80::/10 is on every link
-      out.push({ cidr, owner: `the host route ${r.dst}${r.dev ? ` dev ${r.dev}` : ''}` });
+      // Spelled as `ip route` shows it: a host route without its /32 or /128.
+      const shown = r.dst.replace(/\/(32|128)$/, '');
+      out.push({ cidr, owner: `the host route ${shown}${r.dev ? ` dev ${r.dev}` : ''}` });
     }
     return out;
   }
@@ -331,6 +333,18 @@ export class NetworkStore {
     if (leaseDir) rmSync(leaseDir, { recursive: true, force: true });
     return net;
   }
+}
+
+/** RTN_MULTICAST: a multicast route says nothing about which unicast subnets are in use. */
+const rtnMulticast = 5;
+
+/** The main table's routes of this namespace, both families, with their device's name. */
+function hostRoutes(): Promise<{ dst: string; dev?: string; type: number }[]> {
+  return withNetlink(undefined, async (nl) => {
+    const routes = await nl.listRoutes();
+    const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
+    return routes.map((r) => ({ dst: r.dst, dev: r.oif === undefined ? undefined : names.get(r.oif), type: r.type }));
+  });
 }
 
 function normaliseOptions(raw: Record<string, string>): Record<string, string> {

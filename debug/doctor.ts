@@ -17,14 +17,26 @@ import { dirname } from 'node:path';
 import { type Executor, run } from '../core/index.js';
 import { withLeaseDir } from '../ipam/index.js';
 import { type AttachmentKey, openFirewall, parseAttachmentComment } from '../iptables/index.js';
-import { CniRuntime } from './cni-runtime.js';
-import { parseNetworkConfig } from './conflist.js';
-import { type ContainerView, cachedContainers, netnsAlive, runnerContainers } from './containers.js';
+import {
+  bridgeOf,
+  CniRuntime,
+  type ContainerView,
+  type CtnetPaths,
+  cachedContainers,
+  isolationChain1,
+  isolationChain2,
+  leaseDirOf,
+  NetworkStore,
+  netnsAlive,
+  parseNetworkConfig,
+  readIsolation,
+  readLeases,
+  runnerContainers,
+  subnetsOf,
+  syncIsolation,
+} from '../network/index.js';
 import { type RuleLine, readNftRules, readXtables } from './firewall.js';
-import { isolationChain1, isolationChain2, readIsolation, syncIsolation } from './isolation.js';
 import { links, sysctl } from './kernel.js';
-import { bridgeOf, leaseDirOf, NetworkStore, readLeases, subnetsOf } from './networks.js';
-import type { CtnetPaths } from './paths.js';
 import { kindOf } from './report.js';
 
 export type Severity = 'ok' | 'info' | 'warn' | 'problem';

@@ -9,8 +9,17 @@
  * naming the bridge is the useful answer.) Everything is read, nothing is changed.
  */
 import { CtnetError, contains, ErrorCode, formatHostPort, parseCidrOrHost, parseIp } from '../core/index.js';
-import { parseNetworkConfig } from './conflist.js';
-import { type ContainerAttachment, type ContainerView, netnsPathOf, type PublishedPort, resolveTarget } from './containers.js';
+import {
+  bridgeOf,
+  type ContainerAttachment,
+  type ContainerView,
+  type CtnetPaths,
+  NetworkStore,
+  netnsPathOf,
+  type PublishedPort,
+  parseNetworkConfig,
+  resolveTarget,
+} from '../network/index.js';
 import {
   dnatTarget,
   type RuleLine,
@@ -21,8 +30,6 @@ import {
   type XtablesDump,
 } from './firewall.js';
 import { type IpAddrInfo, type IpLink, links, routeGet, routes, sysctl } from './kernel.js';
-import { bridgeOf, NetworkStore } from './networks.js';
-import type { CtnetPaths } from './paths.js';
 import { isUp, kindOf } from './report.js';
 import { listeningSockets } from './sockets.js';
 

@@ -3,11 +3,9 @@
  * addresses, routes and neighbours, the host end of each veth and the bridge it hangs on, the
  * published ports with the rules that implement them and their packet counters, the IPAM leases.
  */
-import { type ContainerView, netnsPathOf } from './containers.js';
+import { type ContainerView, type CtnetPaths, type Lease, NetworkStore, netnsPathOf, readLeases } from '../network/index.js';
 import { dnatTarget, type RuleLine, readNftRules, readXtables, rulesMentioning } from './firewall.js';
 import { type IpLink, type IpNeigh, type IpRoute, links, neighbours, routes } from './kernel.js';
-import { type Lease, NetworkStore, readLeases } from './networks.js';
-import type { CtnetPaths } from './paths.js';
 
 export interface LinkReport {
   name: string;

@@ -3,10 +3,16 @@
  * them, the container each veth leads to (matched by the result's host interface, or by the veth
  * peer's index inside known container namespaces), and published ports.
  */
-import { type ContainerView, knownContainers, netnsAlive, netnsPathOf } from './containers.js';
+import {
+  bridgeOf,
+  type ContainerView,
+  type CtnetPaths,
+  knownContainers,
+  NetworkStore,
+  netnsAlive,
+  netnsPathOf,
+} from '../network/index.js';
 import { links } from './kernel.js';
-import { bridgeOf, NetworkStore } from './networks.js';
-import type { CtnetPaths } from './paths.js';
 import { isUp, kindOf } from './report.js';
 
 export interface TopologyPort {
