@@ -1,8 +1,9 @@
 /**
- * A small CNI runtime, the libcni of ctnet's debugger: runs a network config list through an
- * Executor as the spec says a runtime must (ADD in order with prevResult chaining, DEL in reverse
- * with the cached result, CHECK, GC with cni.dev/valid-attachments, STATUS), and caches each ADD
- * result in libcni's on-disk format so DEL and CHECK can send it later.
+ * ctnet's one CNI runtime (libcni's job), used by the runner and by `debug cni` / `network connect`: runs a
+ * network config list through an Executor as the spec says a runtime must (ADD in order with prevResult
+ * chaining, DEL in reverse with the final result, CHECK, GC with cni.dev/valid-attachments, STATUS).
+ * `addList` / `delList` / `checkList` leave keeping the result to the caller (the runner keeps it in its
+ * record); `add` / `del` / `check` keep it in libcni's on-disk cache format so a later DEL or CHECK finds it.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,8 +13,10 @@ import {
   type CniCommand,
   type CniResult,
   CtnetError,
+  CtnetErrorList,
   compareVersions,
   ErrorCode,
+  ErrorCollector,
   type Executor,
   errorFromResponse,
   formatResult,
@@ -57,6 +60,13 @@ export interface GcOutcome {
   errors: CtnetError[];
 }
 
+const cleanupFailures = new WeakMap<object, unknown>();
+
+/** True when a failed `addList(…, { undo: true })` could not undo itself (its DEL failed too): a DEL is still owed. */
+export function cleanupFailed(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && cleanupFailures.has(err);
+}
+
 export class CniRuntime {
   constructor(
     private readonly executor: Executor,
@@ -67,28 +77,79 @@ export class CniRuntime {
     private readonly baseEnv: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  async add(net: LoadedNetwork, rt: RuntimeConf): Promise<Record<string, unknown>> {
+  /**
+   * ADD through the list in order, chaining prevResult; nothing is cached (the caller keeps the result, as the
+   * runner does in its record). With `undo`, a failed ADD is followed by a DEL of the whole list with what the
+   * chain produced so far, and the ADD error surfaces; `cleanupFailed(err)` then says whether that DEL failed
+   * too, so a DEL is still owed.
+   */
+  async addList(net: LoadedNetwork, rt: RuntimeConf, opts: { undo?: boolean } = {}): Promise<Record<string, unknown>> {
     const version = negotiatedVersion(net.list);
     let prev: CniResult | undefined;
-    for (const plugin of net.list.plugins) {
-      const conf = buildPluginConfig(plugin, net.list.name, version, rt.capabilityArgs, prev);
-      prev = await this.call(plugin.type, 'ADD', conf, rt, version);
+    try {
+      for (const plugin of net.list.plugins) {
+        const conf = buildPluginConfig(plugin, net.list.name, version, rt.capabilityArgs, prev);
+        prev = await this.call(plugin.type, 'ADD', conf, rt, version);
+      }
+    } catch (err) {
+      if (!opts.undo) throw err;
+      try {
+        await this.delList(net, rt, prev ? formatResult(prev, version) : undefined);
+      } catch (delErr) {
+        // The ADD error is the one worth telling; cleanupFailed() tells the caller a DEL is still owed.
+        if (typeof err === 'object' && err !== null) cleanupFailures.set(err, delErr);
+      }
+      throw err;
     }
-    const result = formatResult(prev ?? { cniVersion: version }, version);
+    return formatResult(prev ?? { cniVersion: version }, version);
+  }
+
+  /**
+   * DEL through the list in reverse with the attachment's final result (when there is one); every plugin runs
+   * even when one fails, and all failures are reported together with their codes.
+   */
+  async delList(net: LoadedNetwork, rt: RuntimeConf, result: Record<string, unknown> | undefined): Promise<void> {
+    const version = negotiatedVersion(net.list);
+    const prev = result && compareVersions(version, '0.4.0') >= 0 ? parseResult(result, version) : undefined;
+    const failures = new ErrorCollector();
+    for (const plugin of [...net.list.plugins].reverse()) {
+      const conf = buildPluginConfig(plugin, net.list.name, version, rt.capabilityArgs, prev);
+      await failures.attempt(undefined, () => this.call(plugin.type, 'DEL', conf, rt, version));
+    }
+    if (failures.failed) {
+      throw new CtnetErrorList(`detach ${rt.containerId.slice(0, 12)} from network "${net.list.name}"`, failures.errors);
+    }
+  }
+
+  /** CHECK through the list in order with the attachment's result; a list without CHECK (before 0.4.0, disableCheck) passes. */
+  async checkList(net: LoadedNetwork, rt: RuntimeConf, result: Record<string, unknown>): Promise<void> {
+    const version = negotiatedVersion(net.list);
+    if (compareVersions(version, '0.4.0') < 0 || net.list.disableCheck) return;
+    const prev = parseResult(result, version);
+    for (const plugin of net.list.plugins) {
+      await this.call(
+        plugin.type,
+        'CHECK',
+        buildPluginConfig(plugin, net.list.name, version, rt.capabilityArgs, prev),
+        rt,
+        version,
+      );
+    }
+  }
+
+  /** libcni's AddNetworkList: ADD through the list, then cache the result for DEL and CHECK. */
+  async add(net: LoadedNetwork, rt: RuntimeConf): Promise<Record<string, unknown>> {
+    const result = await this.addList(net, rt);
     this.writeCache(net, rt, result);
     return result;
   }
 
+  /** libcni's DelNetworkList: DEL with the cached result and the mappings ADD was given; the cache entry goes once DEL succeeds. */
   async del(net: LoadedNetwork, rt: RuntimeConf): Promise<void> {
-    const version = negotiatedVersion(net.list);
     const cached = this.readCache(net.list.name, rt.containerId, rt.ifname);
     // A DEL without the mappings would leave portmap's rules behind: reuse what ADD was given.
     const capabilityArgs = rt.capabilityArgs ?? cached?.capabilityArgs;
-    const prev = cached?.result && compareVersions(version, '0.4.0') >= 0 ? parseResult(cached.result, version) : undefined;
-    for (const plugin of [...net.list.plugins].reverse()) {
-      const conf = buildPluginConfig(plugin, net.list.name, version, capabilityArgs, prev);
-      await this.call(plugin.type, 'DEL', conf, rt, version);
-    }
+    await this.delList(net, { ...rt, capabilityArgs }, cached?.result);
     this.removeCache(net.list.name, rt.containerId, rt.ifname);
   }
 
@@ -109,11 +170,7 @@ export class CniRuntime {
         { hint: `CHECK needs the result of an ADD made through ctnet (cache: ${this.cacheDir})` },
       );
     }
-    const prev = parseResult(cached.result, version);
-    const capabilityArgs = rt.capabilityArgs ?? cached.capabilityArgs;
-    for (const plugin of net.list.plugins) {
-      await this.call(plugin.type, 'CHECK', buildPluginConfig(plugin, net.list.name, version, capabilityArgs, prev), rt, version);
-    }
+    await this.checkList(net, { ...rt, capabilityArgs: rt.capabilityArgs ?? cached.capabilityArgs }, cached.result);
   }
 
   /**
@@ -256,10 +313,9 @@ export class CniRuntime {
 
 /**
  * One plugin of a network list, as a runtime calls it (spec §A): the CNI_* environment on top of
- * `baseEnv`, the request on stdin, then the error or (ADD) the result read back. Shared by
- * CniRuntime and the container runner.
+ * `baseEnv`, the request on stdin, then the error or (ADD) the result read back.
  */
-export async function invokeListPlugin(
+async function invokeListPlugin(
   executor: Executor,
   command: CniCommand,
   conf: NetConf,

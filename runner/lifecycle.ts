@@ -37,7 +37,7 @@ import {
 } from '../core/index.js';
 import { deleteNetns } from '../netns/index.js';
 import {
-  CniRuntime,
+  cleanupFailed,
   releaseExtraAttachments as releaseCachedAttachments,
   syncHostsFiles,
   unnamedNetworks,
@@ -57,18 +57,14 @@ import { execArgs, type Overlay, type RunPlan, startContainerProcess, waitForExi
 import { resolveImage, resolveUser } from './images.js';
 import { allowedDevices, applyV1DeviceRules, helperDeviceRule, type SecurityOptions, seccompFilterText } from './isolation.js';
 import {
-  addNetwork,
-  checkNetwork,
-  cleanupFailed,
-  cniPath,
   containerIfname,
   defaultNetworkName,
-  delNetwork,
   loadOrCreateNetwork,
   networkFromText,
   portMappingsArg,
   primaryAddress,
   retireNetns,
+  runnerRuntime,
 } from './network.js';
 import { commandLine } from './oci/index.js';
 import { cliCommand, helperPath, type RunnerPaths, runnerPaths } from './paths.js';
@@ -420,14 +416,18 @@ export async function startContainer(
         };
         save();
         try {
-          st.attachment.result = await addNetwork(executor, cniPath(), network, {
-            containerId: rec.config.id,
-            netns: netnsCreate ?? '',
-            ifname: containerIfname,
-            capabilityArgs: { portMappings: portMappingsArg(st.ports) },
-          });
+          st.attachment.result = await runnerRuntime(executor, paths).addList(
+            network,
+            {
+              containerId: rec.config.id,
+              netns: netnsCreate ?? '',
+              ifname: containerIfname,
+              capabilityArgs: { portMappings: portMappingsArg(st.ports) },
+            },
+            { undo: true },
+          );
         } catch (err) {
-          // addNetwork already ran DEL over the list; only a failed DEL needs another one later.
+          // addList already ran DEL over the list; only a failed DEL needs another one later.
           if (!cleanupFailed(err)) st.attachment = undefined;
           save();
           throw err;
@@ -611,9 +611,7 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
       let netns = st.netnsPath && existsSync(st.netnsPath) ? st.netnsPath : '';
       // Our own namespace, nothing of the container left running: let the kernel take the veth (retireNetns).
       if (netns && st.ownNetns && !extras.errors.length && (await retireNetns(netns, net.list.plugins))) netns = '';
-      await delNetwork(
-        executor,
-        cniPath(),
+      await runnerRuntime(executor, ctx.paths).delList(
         net,
         {
           containerId: rec.config.id,
@@ -673,7 +671,7 @@ async function releaseExtraAttachments(
   ctx: RunnerContext,
   rec: ContainerRecord,
 ): Promise<{ count: number; errors: CtnetError[] }> {
-  const runtime = new CniRuntime(await ctx.executor(), ctx.paths.cniResults, cniPath());
+  const runtime = runnerRuntime(await ctx.executor(), ctx.paths);
   const count = runtime.cachedAttachments().filter((a) => a.containerId === rec.config.id).length;
   if (count === 0) return { count, errors: [] };
   const netns = rec.state.netnsPath && existsSync(rec.state.netnsPath) ? rec.state.netnsPath : '';
@@ -1054,9 +1052,7 @@ export async function checkContainer(ctx: RunnerContext, ref: string): Promise<s
   const rec = requireRunning(ctx, ref);
   const a = rec.state.attachment;
   if (!a) return undefined;
-  await checkNetwork(
-    await ctx.executor(),
-    cniPath(),
+  await runnerRuntime(await ctx.executor(), ctx.paths).checkList(
     networkFromText(a.conflist, `state of ${rec.config.id}`),
     {
       containerId: rec.config.id,

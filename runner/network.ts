@@ -1,44 +1,22 @@
 /**
- * Container networks from CNI config lists, driven the way an orchestrator drives them: ADD
- * through the list in order (each plugin gets the previous result), DEL in reverse with the
- * final ADD result, CHECK in order; a failed ADD is followed by a DEL of the whole list, so
- * nothing half-made stays. Plugins run through an Executor (in-process for ctnet's own plugins,
- * exec for any other type on CNI_PATH); request configs are built by network/'s
- * `buildPluginConfig`, the same code ctnet's debugger uses, so both speak the same dialect.
+ * Container networks from CNI config lists, driven through network/'s CNI runtime (the one `debug cni`
+ * uses): ADD through the list in order, DEL in reverse with the final ADD result kept in the container's
+ * record, CHECK in order; a failed ADD is followed by a DEL of the whole list, so nothing half-made stays.
+ * Plugins run through an Executor (in-process for ctnet's own plugins, exec for any other type on CNI_PATH).
  *
  * The default network "ctnet" (bridge ctnet0, host-local, portmap) is written on first use with
  * a subnet that collides with neither Docker's nor Podman's default nor any route on the host.
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  type CniCommand,
-  type CniResult,
-  CtnetError,
-  CtnetErrorList,
-  compareVersions,
-  ErrorCode,
-  ErrorCollector,
-  type Executor,
-  formatIp,
-  formatResult,
-  log,
-  type NetConf,
-  overlaps,
-  parseCidr,
-  parseCidrOrHost,
-  parseResult,
-  run,
-} from '../core/index.js';
+import { CtnetError, ErrorCode, type Executor, formatIp, log, overlaps, parseCidr, parseCidrOrHost, run } from '../core/index.js';
 import { preferredBackend } from '../iptables/index.js';
 import { deleteNetns, withNetlink } from '../netns/index.js';
 import {
-  buildPluginConfig,
-  invokeListPlugin,
+  CniRuntime,
   type LoadedNetwork,
   loadNetwork,
   NetworkStore,
-  negotiatedVersion,
   parseNetworkConfig,
   syncIsolation,
 } from '../network/index.js';
@@ -77,91 +55,13 @@ export function portMappingsArg(ports: readonly PortMapping[]): Record<string, u
   }));
 }
 
-/** The runner hands plugins only what they need from its own environment. */
-function call(
-  executor: Executor,
-  path: readonly string[],
-  command: CniCommand,
-  conf: Record<string, unknown>,
-  at: Attachment,
-  version: string,
-): Promise<CniResult | undefined> {
+/**
+ * The CNI runtime the runner attaches and releases containers through (the one `debug cni` and `network
+ * connect` use too). Plugins get only what they need from the runner's environment.
+ */
+export function runnerRuntime(executor: Executor, paths: { cniResults: string }): CniRuntime {
   const baseEnv = { PATH: process.env.PATH, CTNET_LOG_LEVEL: process.env.CTNET_LOG_LEVEL };
-  return invokeListPlugin(executor, command, conf as NetConf, at, { cniPath: path, baseEnv, version });
-}
-
-const cleanupFailures = new WeakMap<object, unknown>();
-
-/** True when a failed addNetwork could not undo itself (its DEL failed too): a DEL is still owed. */
-export function cleanupFailed(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && cleanupFailures.has(err);
-}
-
-/** ADD through the list; on failure DELs the whole list (with what ADD got so far) and rethrows. */
-export async function addNetwork(
-  executor: Executor,
-  path: readonly string[],
-  net: LoadedNetwork,
-  at: Attachment,
-): Promise<Record<string, unknown>> {
-  const version = negotiatedVersion(net.list);
-  let prev: CniResult | undefined;
-  try {
-    for (const plugin of net.list.plugins) {
-      prev = await call(
-        executor,
-        path,
-        'ADD',
-        buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev),
-        at,
-        version,
-      );
-    }
-  } catch (err) {
-    try {
-      await delNetwork(executor, path, net, at, prev ? formatResult(prev, version) : undefined);
-    } catch (delErr) {
-      // The ADD error is the one worth telling; the caller learns through cleanupFailed() that a DEL is still owed.
-      if (typeof err === 'object' && err !== null) cleanupFailures.set(err, delErr);
-    }
-    throw err;
-  }
-  return formatResult(prev ?? { cniVersion: version }, version);
-}
-
-/** DEL in reverse order; runs every plugin even when one fails, then reports all failures. */
-export async function delNetwork(
-  executor: Executor,
-  path: readonly string[],
-  net: LoadedNetwork,
-  at: Attachment,
-  result: Record<string, unknown> | undefined,
-): Promise<void> {
-  const version = negotiatedVersion(net.list);
-  const prev = result && compareVersions(version, '0.4.0') >= 0 ? parseResult(result, version) : undefined;
-  const failures = new ErrorCollector();
-  for (const plugin of [...net.list.plugins].reverse()) {
-    const conf = buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev);
-    await failures.attempt(undefined, () => call(executor, path, 'DEL', conf, at, version));
-  }
-  if (failures.failed) {
-    throw new CtnetErrorList(`detach ${at.containerId.slice(0, 12)} from network "${net.list.name}"`, failures.errors);
-  }
-}
-
-export async function checkNetwork(
-  executor: Executor,
-  path: readonly string[],
-  net: LoadedNetwork,
-  at: Attachment,
-  result: Record<string, unknown>,
-): Promise<void> {
-  const version = negotiatedVersion(net.list);
-  if (compareVersions(version, '0.4.0') < 0 || net.list.disableCheck) return;
-  const prev = parseResult(result, version);
-  for (const plugin of net.list.plugins) {
-    await call(executor, path, 'CHECK', buildPluginConfig(plugin, net.list.name, version, at.capabilityArgs, prev), at, version);
-  }
+  return new CniRuntime(executor, paths.cniResults, cniPath(), baseEnv);
 }
 
 /** The network as stored with a container (DEL must use the exact list ADD used). */
