@@ -31,10 +31,10 @@ import {
   parseNetworkConfig,
   readIsolation,
   readLeases,
-  runnerContainers,
   subnetsOf,
   syncIsolation,
 } from '../network/index.js';
+import { runnerContainers } from '../runner/index.js';
 import { type RuleLine, readNftRules, readXtables } from './firewall.js';
 import { links, sysctl } from './kernel.js';
 import { kindOf } from './report.js';

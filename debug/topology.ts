@@ -3,15 +3,8 @@
  * them, the container each veth leads to (matched by the result's host interface, or by the veth
  * peer's index inside known container namespaces), and published ports.
  */
-import {
-  bridgeOf,
-  type ContainerView,
-  type CtnetPaths,
-  knownContainers,
-  NetworkStore,
-  netnsAlive,
-  netnsPathOf,
-} from '../network/index.js';
+import { bridgeOf, type ContainerView, type CtnetPaths, NetworkStore, netnsAlive, netnsPathOf } from '../network/index.js';
+import { knownContainers } from '../runner/index.js';
 import { links } from './kernel.js';
 import { isUp, kindOf } from './report.js';
 

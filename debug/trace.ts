@@ -8,7 +8,7 @@
  * (The bridge is checked before the route because a bridge that is down takes its route with it:
  * naming the bridge is the useful answer.) Everything is read, nothing is changed.
  */
-import { CtnetError, contains, ErrorCode, formatHostPort, parseCidrOrHost, parseIp } from '../core/index.js';
+import { CtnetError, contains, ErrorCode, formatHostPort, type PortMapping, parseCidrOrHost, parseIp } from '../core/index.js';
 import {
   bridgeOf,
   type ContainerAttachment,
@@ -16,10 +16,9 @@ import {
   type CtnetPaths,
   NetworkStore,
   netnsPathOf,
-  type PublishedPort,
   parseNetworkConfig,
-  resolveTarget,
 } from '../network/index.js';
+import { resolveTarget } from '../runner/index.js';
 import {
   dnatTarget,
   type RuleLine,
@@ -142,7 +141,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   const who = target.name ?? target.id;
 
   // 1. The mapping: which container port and address the host port should lead to.
-  const mapping: PublishedPort | undefined =
+  const mapping: PortMapping | undefined =
     target.ports.find((p) => p.hostPort === port && p.protocol === protocol) ??
     target.ports.find((p) => p.containerPort === port && p.protocol === protocol);
   if (!mapping) {

@@ -8,7 +8,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ContainerView, knownContainers, netnsAlive } from './containers.js';
+import { type ContainerView, netnsAlive } from './containers.js';
 import type { CtnetPaths } from './paths.js';
 
 export const hostsBlockStart = '# ctnet: containers on shared networks (managed, rewritten on every change)';
@@ -53,10 +53,13 @@ export function peerTable(containers: ContainerView[]): Map<string, { ip: string
   return out;
 }
 
-/** Brings every running container's hosts file up to date; returns the IDs whose file changed. */
-export function syncHostsFiles(paths: CtnetPaths): string[] {
+/**
+ * Brings every running container's hosts file up to date; returns the IDs whose file changed. `containers`: every
+ * container ctnet knows of (the runner's `knownContainers`), with all its attachments.
+ */
+export function syncHostsFiles(paths: CtnetPaths, containers: ContainerView[]): string[] {
   const changed: string[] = [];
-  for (const [id, peers] of peerTable(knownContainers(paths))) {
+  for (const [id, peers] of peerTable(containers)) {
     const file = hostsFileOf(paths, id);
     let text: string;
     try {

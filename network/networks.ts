@@ -2,7 +2,7 @@
  * ctnet's networks: one standard conflist per network in `$CTNET_ROOT/networks` (bridge +
  * host-local + portmap), so any CNI runtime can use them. Creating one checks its subnets against
  * every known network and the host's routes; the attachments of a network are read from the
- * host-local leases, the CNI result cache and the runner's state.
+ * host-local leases, the CNI result cache and the runner's containers (handed in: the runner is above).
  */
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -31,7 +31,7 @@ import { preferredBackend } from '../iptables/index.js';
 import { withNetlink } from '../netns/index.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
-import { runnerContainers } from './containers.js';
+import type { ContainerView } from './containers.js';
 import { type CtnetPaths, foreignNetconfDirs } from './paths.js';
 
 /** Metadata ctnet keeps in the conflist under this top-level key (ignored by other runtimes). */
@@ -270,8 +270,8 @@ export class NetworkStore {
     return out;
   }
 
-  /** Who is attached: host-local leases, cached CNI results and the runner's containers. */
-  attachments(net: LoadedNetwork): Attachment[] {
+  /** Who is attached: host-local leases, cached CNI results and the runner's containers (`runner`, its records' views). */
+  attachments(net: LoadedNetwork, runner: readonly ContainerView[]): Attachment[] {
     const byKey = new Map<string, Attachment>();
     const entry = (containerId: string, ifname: string) => {
       const key = `${containerId}\0${ifname}`;
@@ -294,7 +294,6 @@ export class NetworkStore {
       if (c.netns) a.netns = c.netns;
       a.sources.push('cache');
     }
-    const runner = runnerContainers(this.paths);
     for (const ctr of runner) {
       for (const att of ctr.attachments.filter((n) => n.network === net.list.name)) {
         const a = entry(ctr.id, att.ifname);
@@ -312,13 +311,13 @@ export class NetworkStore {
     return [...byKey.values()];
   }
 
-  /** Removes a network ctnet manages; refuses while anything is attached. */
-  remove(name: string): LoadedNetwork {
+  /** Removes a network ctnet manages; refuses while anything is attached (`runner`: as for attachments()). */
+  remove(name: string, runner: readonly ContainerView[]): LoadedNetwork {
     const net = this.get(name);
     if (!this.summary(net).managed) {
       throw invalid(`failed to remove network "${name}": ${net.file} is not managed by ctnet`, 'remove that file yourself');
     }
-    const attached = this.attachments(net);
+    const attached = this.attachments(net, runner);
     if (attached.length) {
       const who = attached.map((a) => `${a.name ?? a.containerId}${a.addresses.length ? ` (${a.addresses.join(', ')})` : ''}`);
       throw new CtnetError(

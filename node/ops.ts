@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { CtnetError, ErrorCode, log } from '../core/index.js';
 import { withNetlink } from '../netns/index.js';
 import { ctnetPaths, NetworkStore } from '../network/index.js';
+import { runnerContainers } from '../runner/index.js';
 import { NodeAgent } from './agent.js';
 import { refreshIsolation, removeConflists } from './conflist.js';
 import { detectNodeIp, findUnderlay, type PeerKernelState, peerKernelState, teardownPlane } from './dataplane.js';
@@ -145,7 +146,7 @@ export async function nodeDown(opts: { force?: boolean } = {}): Promise<DownRepo
   const state = requireState(paths.root);
   const networks = new NetworkStore(paths, []);
   const net = networks.managed().find((n) => n.list.name === state.network);
-  const attached = net ? networks.attachments(net) : [];
+  const attached = net ? networks.attachments(net, runnerContainers(paths)) : [];
   if (attached.length && !opts.force) {
     throw new CtnetError(
       ErrorCode.exists,

@@ -10,7 +10,8 @@
 import { CtnetError, ErrorCode } from '../core/index.js';
 import type { Hop, TraceReport } from '../debug/index.js';
 import { listFdb, listNeighbours, listOwnedRoutes, nudPermanent, readSysctl, withNetlink } from '../netns/index.js';
-import { type CtnetPaths, netnsPathOf, resolveTarget } from '../network/index.js';
+import { type CtnetPaths, netnsPathOf } from '../network/index.js';
+import { resolveTarget } from '../runner/index.js';
 import { nodeRouteProtocol, vxlanLinkName } from './names.js';
 import { openStore } from './ops.js';
 import { type ProgrammedPeer, readNodeState, readPeers } from './state.js';

@@ -1,5 +1,6 @@
 /** The container runner: images, isolation (through the ctnet-init helper), cgroups, networks, lifecycle. */
 export * from './cgroups/index.js';
+export * from './containers.js';
 export * from './etc-files.js';
 export { execFailed, execNotFound } from './helper.js';
 export * from './images.js';

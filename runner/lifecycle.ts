@@ -52,6 +52,7 @@ import {
   type Limits,
   oomKillCount,
 } from './cgroups/index.js';
+import { knownContainers } from './containers.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { execArgs, type Overlay, type RunPlan, startContainerProcess, waitForExit } from './helper.js';
 import { resolveImage, resolveUser } from './images.js';
@@ -684,7 +685,7 @@ async function releaseExtraAttachments(
  */
 async function refreshPeerNames(ctx: RunnerContext, network: string | undefined): Promise<void> {
   try {
-    if (network === undefined || !unnamedNetworks.has(network)) syncHostsFiles(ctx.paths);
+    if (network === undefined || !unnamedNetworks.has(network)) syncHostsFiles(ctx.paths, knownContainers(ctx.paths));
   } catch (err) {
     log.warn({ err }, 'failed to update the hosts files of containers on shared networks');
   }

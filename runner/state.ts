@@ -108,11 +108,11 @@ export function newId(): string {
   return randomHex(32);
 }
 
-export function containerDir(paths: RunnerPaths, id: string): string {
+export function containerDir(paths: Pick<RunnerPaths, 'containers'>, id: string): string {
   return join(paths.containers, id);
 }
 
-function recordFile(paths: RunnerPaths, id: string): string {
+function recordFile(paths: Pick<RunnerPaths, 'containers'>, id: string): string {
   return join(containerDir(paths, id), 'container.json');
 }
 
@@ -149,7 +149,7 @@ export function saveRecord(paths: RunnerPaths, rec: ContainerRecord): void {
   }
 }
 
-export function loadRecord(paths: RunnerPaths, id: string): ContainerRecord | undefined {
+export function loadRecord(paths: Pick<RunnerPaths, 'containers'>, id: string): ContainerRecord | undefined {
   try {
     return JSON.parse(readFileSync(recordFile(paths, id), 'utf8')) as ContainerRecord;
   } catch {
@@ -157,7 +157,7 @@ export function loadRecord(paths: RunnerPaths, id: string): ContainerRecord | un
   }
 }
 
-export function listRecords(paths: RunnerPaths): ContainerRecord[] {
+export function listRecords(paths: Pick<RunnerPaths, 'containers'>): ContainerRecord[] {
   let ids: string[];
   try {
     ids = readdirSync(paths.containers);

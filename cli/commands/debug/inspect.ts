@@ -1,6 +1,7 @@
 /** `ctnet debug inspect <container | netns>`: one container's network, every layer, in one place. */
 import { inspectContainer } from '../../../debug/index.js';
-import { ctnetPaths, resolveTarget } from '../../../network/index.js';
+import { ctnetPaths } from '../../../network/index.js';
+import { resolveTarget } from '../../../runner/index.js';
 import { printJson, printTable } from '../../output.js';
 
 function heading(text: string): void {

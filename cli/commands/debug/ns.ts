@@ -4,7 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtnetError, ErrorCode } from '../../../core/index.js';
 import { links, namedNetns } from '../../../debug/index.js';
-import { ctnetPaths, knownContainers, netnsAlive, netnsId, netnsPathOf, resolveTarget } from '../../../network/index.js';
+import { ctnetPaths, netnsAlive, netnsId, netnsPathOf } from '../../../network/index.js';
+import { knownContainers, resolveTarget } from '../../../runner/index.js';
 import { printJson, printTable } from '../../output.js';
 
 interface NsRow {

@@ -4,7 +4,6 @@ import { links } from '../../../debug/index.js';
 import {
   type Attachment,
   bridgePrefix,
-  CniRuntime,
   connectContainer,
   ctnetPaths,
   disconnectContainer,
@@ -12,12 +11,11 @@ import {
   metadataOf,
   NetworkStore,
   type NetworkSummary,
-  resolveTarget,
   syncHostsFiles,
   syncIsolation,
 } from '../../../network/index.js';
 import { builtinPlugins } from '../../../plugins/index.js';
-import { cniPath } from '../../../runner/index.js';
+import { knownContainers, resolveTarget, runnerContainers, runnerRuntime } from '../../../runner/index.js';
 import { printJson, printTable } from '../../output.js';
 
 function store(): NetworkStore {
@@ -86,7 +84,8 @@ function attachmentsJson(list: Attachment[]) {
 
 export async function listNetworksCommand(opts: { json?: boolean; quiet?: boolean }): Promise<void> {
   const s = store();
-  const rows = s.all().map((net) => ({ ...s.summary(net), containers: s.attachments(net).length }));
+  const runner = runnerContainers(s.paths);
+  const rows = s.all().map((net) => ({ ...s.summary(net), containers: s.attachments(net, runner).length }));
   if (opts.json) return printJson(rows);
   if (opts.quiet) {
     for (const r of rows) process.stdout.write(`${r.name}\n`);
@@ -119,6 +118,7 @@ export async function inspectNetworks(names: string[], opts: { json?: boolean })
   const s = store();
   const hostLinks = await links();
   const isolated = new Set(s.isolatedBridges());
+  const runner = runnerContainers(s.paths);
   const reports: NetworkReport[] = names.map((name) => {
     const net = s.get(name);
     const summary = s.summary(net);
@@ -133,7 +133,7 @@ export async function inspectNetworks(names: string[], opts: { json?: boolean })
       isolated: summary.bridge !== undefined && isolated.has(summary.bridge),
       options: meta?.options ?? {},
       created: meta?.created,
-      containers: attachmentsJson(s.attachments(net)),
+      containers: attachmentsJson(s.attachments(net, runner)),
       config: net.list,
     };
   });
@@ -185,7 +185,7 @@ export async function removeNetworks(names: string[]): Promise<void> {
   const bridges: (string | undefined)[] = [];
   for (const name of names) {
     try {
-      const net = s.remove(name);
+      const net = s.remove(name, runnerContainers(s.paths));
       bridges.push(s.summary(net).bridge);
       process.stdout.write(`${net.list.name}\n`);
     } catch (err) {
@@ -217,9 +217,10 @@ export async function pruneNetworks(): Promise<void> {
   const s = store();
   const removed: string[] = [];
   const bridges: (string | undefined)[] = [];
+  const runner = runnerContainers(s.paths);
   for (const net of s.managed()) {
-    if (!metadataOf(net.list)?.created || s.attachments(net).length) continue;
-    s.remove(net.list.name);
+    if (!metadataOf(net.list)?.created || s.attachments(net, runner).length) continue;
+    s.remove(net.list.name, runner);
     removed.push(net.list.name);
     bridges.push(s.summary(net).bridge);
   }
@@ -228,15 +229,15 @@ export async function pruneNetworks(): Promise<void> {
   for (const name of removed) process.stdout.write(`${name}\n`);
 }
 
-async function runtimeForContainers(): Promise<CniRuntime> {
-  // The runner's plugin search path and executor, so connect speaks with the same plugins as run.
-  return new CniRuntime(new DefaultExecutor(builtinPlugins), ctnetPaths().cniResults, cniPath());
+/** The runner's runtime (plugin search path, executor, environment), so connect speaks with the same plugins as run. */
+function runtimeForContainers() {
+  return runnerRuntime(new DefaultExecutor(builtinPlugins), ctnetPaths());
 }
 
 /** After the attachment changed: names are a convenience, so a failure warns instead of failing the command. */
 function refreshNames(paths: ReturnType<typeof ctnetPaths>): void {
   try {
-    syncHostsFiles(paths);
+    syncHostsFiles(paths, knownContainers(paths));
   } catch (err) {
     process.stderr.write(`ctnet: warning: failed to update container hosts files: ${(err as Error).message}\n`);
   }
@@ -245,12 +246,12 @@ function refreshNames(paths: ReturnType<typeof ctnetPaths>): void {
 export async function connectCommand(network: string, container: string): Promise<void> {
   const paths = ctnetPaths();
   const net = store().get(network);
-  await connectContainer(await runtimeForContainers(), net, resolveTarget(container, paths));
+  await connectContainer(runtimeForContainers(), net, resolveTarget(container, paths));
   refreshNames(paths);
 }
 
 export async function disconnectCommand(network: string, container: string): Promise<void> {
   const paths = ctnetPaths();
-  await disconnectContainer(await runtimeForContainers(), network, resolveTarget(container, paths));
+  await disconnectContainer(runtimeForContainers(), network, resolveTarget(container, paths));
   refreshNames(paths);
 }
