@@ -3,7 +3,8 @@
  * plugin uses, on a temp lease directory holding N leases of other containers (reference format, written before the
  * first call). No namespace, no plugin process: this is the IPAM share of a chain's ADD+DEL.
  *
- * - in-process: many rounds in this one process, as the agent runs them (module-level caches survive);
+ * - in-process: many rounds in this one process through one store, as the agent runs them (what the store keeps
+ *   between calls survives);
  * - fresh: each ADD and each DEL in a new Node process, as a plugin binary runs them; the figure is the time of the
  *   call inside the child (Node startup and module loading excluded; koffi is loaded before the clock starts).
  *
@@ -16,7 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NetConf } from '../core/index.js';
-import { allocateLeases, type IpamConfig, lockFile, parseIpamConfig, releaseLeases } from '../ipam/index.js';
+import { allocateLeases, DiskLeaseStore, type IpamConfig, lockFile, parseIpamConfig, releaseLeases } from '../ipam/index.js';
 
 const args = process.argv.slice(2);
 function opt(name: string, dflt: string): string {
@@ -57,9 +58,10 @@ async function child(): Promise<void> {
   // Load koffi (flock) on an unrelated file first: its load time is the same whatever N is.
   (await lockFile(join(dataDir, 'warm.lock'))).release();
   const cfg = config(dataDir);
+  const store = new DiskLeaseStore();
   const t0 = now();
-  if (command === 'ADD') await allocateLeases(cfg, who, new Map());
-  else await releaseLeases(cfg, who);
+  if (command === 'ADD') await allocateLeases(store, cfg, who, new Map());
+  else await releaseLeases(store, cfg, who);
   process.stdout.write(`${now() - t0}\n`);
 }
 
@@ -80,15 +82,16 @@ async function inProcess(populations: number[], rounds: number, base: string) {
   const out = populations.map(figures);
   try {
     const cfgs = dirs.map(config);
+    const store = new DiskLeaseStore();
     for (let i = 0; i < rounds + 20; i++) {
       for (const [k, cfg] of cfgs.entries()) {
         const t0 = now();
-        await allocateLeases(cfg, who, new Map());
+        await allocateLeases(store, cfg, who, new Map());
         const t1 = now();
-        const released = await releaseLeases(cfg, who);
+        const released = await releaseLeases(store, cfg, who);
         const t2 = now();
         if (released.length !== 1) throw new Error(`round ${i}: DEL released ${released.length} leases`);
-        if (i < 20) continue; // warm-up: JIT, the owner log, the first calls' cold paths
+        if (i < 20) continue; // warm-up: JIT, the first calls' cold paths
         out[k]?.add.push(t1 - t0);
         out[k]?.del.push(t2 - t1);
       }
@@ -115,7 +118,7 @@ function fresh(populations: number[], rounds: number, base: string) {
       for (const [k, d] of dirs.entries()) {
         const a = freshCall(d, 'ADD');
         const r = freshCall(d, 'DEL');
-        if (i < 2) continue; // the first calls write the owner log
+        if (i < 2) continue; // warm-up: the page cache
         out[k]?.add.push(a);
         out[k]?.del.push(r);
       }

@@ -15,7 +15,7 @@
  */
 import { dirname } from 'node:path';
 import { type Executor, run } from '../core/index.js';
-import { withLeaseDir } from '../ipam/index.js';
+import { DiskLeaseStore } from '../ipam/index.js';
 import { type AttachmentKey, openFirewall, parseAttachmentComment } from '../iptables/index.js';
 import {
   bridgeOf,
@@ -372,7 +372,7 @@ export async function applyFixes(
         break;
       case 'lease':
         await attempt(`released lease ${fix.ip} on network "${fix.network}"`, () =>
-          withLeaseDir(fix.dataDir, fix.network, (dir) => dir.release(fix.ip)),
+          new DiskLeaseStore().update(fix.dataDir, fix.network, (leases) => leases.release(fix.ip)),
         );
         break;
       case 'veth':

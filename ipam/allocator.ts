@@ -1,11 +1,12 @@
 /**
- * Address selection in one range set (reference: backend/allocator/allocator.go), on a LeaseDir
- * held under its lock: round-robin from `last_reserved_ip.<set>` + 1, wrapping across the set's
+ * Address selection in one range set (reference: backend/allocator/allocator.go), on the leases of a
+ * network held under their lock: round-robin from `last_reserved_ip.<set>` + 1, wrapping across the set's
  * ranges, never handing out a gateway, a subnet's network address or an IPv4 broadcast address.
  */
 import { CtnetError, ErrorCode, formatIp, type IpAddr, lastOf, networkOf, parseIp } from '../core/index.js';
 import { describeRangeSet, type IpRange, type RangeSet, rangeContains } from './config.js';
-import type { LeaseDir } from './store.js';
+import { describeOwner } from './lease-files.js';
+import type { Leases } from './store.js';
 
 /** Addresses of range `r` that are never allocated. */
 function excludedIn(set: RangeSet, r: IpRange): Set<bigint> {
@@ -92,7 +93,7 @@ function exhausted(set: RangeSet): CtnetError {
 }
 
 /** Reserves the next free address of the set for (containerId, ifname). */
-export function allocateNext(dir: LeaseDir, set: RangeSet, containerId: string, ifname: string): Allocation {
+export function allocateNext(dir: Leases, set: RangeSet, containerId: string, ifname: string): Allocation {
   // The walk stops at the first free address, so it costs at most the number of taken (or excluded)
   // addresses after the cursor; only an exhausted set is walked in full.
   const excluded = new Map(set.ranges.map((r) => [r, excludedIn(set, r)]));
@@ -111,17 +112,17 @@ export function allocateNext(dir: LeaseDir, set: RangeSet, containerId: string, 
 }
 
 /** Reserves a specific address (already checked to be allocatable in the set). */
-export function allocateRequested(dir: LeaseDir, set: RangeSet, ip: IpAddr, containerId: string, ifname: string): Allocation {
+export function allocateRequested(dir: Leases, set: RangeSet, ip: IpAddr, containerId: string, ifname: string): Allocation {
   const range = rangeOf(set, ip);
   const name = formatIp(ip);
   if (!range) {
     throw new CtnetError(ErrorCode.invalidConfig, `failed to allocate requested IP ${name}: it is not in range set ${set.path}`);
   }
   if (!dir.reserve(name, containerId, ifname)) {
-    const owner = dir.freshOwnerText(name)?.replace('\r\n', ' ');
+    const owner = dir.ownerOf(name);
     throw new CtnetError(
       ErrorCode.exists,
-      `failed to allocate requested IP ${name}: it is already allocated${owner ? ` to ${owner}` : ''}`,
+      `failed to allocate requested IP ${name}: it is already allocated${owner?.containerId ? ` to ${describeOwner(owner)}` : ''}`,
     );
   }
   dir.setLastReserved(set.index, name);

@@ -2,6 +2,7 @@
 export * from './allocator.js';
 export * from './config.js';
 export * from './flock.js';
+export * from './lease-files.js';
 export * from './leases.js';
 export * from './requested.js';
 export * from './resolv-conf.js';

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -6,21 +6,22 @@ import { CtnetError, ErrorCode, formatIp, type IpAddr, type NetConf, parseIp } f
 import { parseIpamConfig } from './config.js';
 import { lockFile } from './flock.js';
 import { allocateLeases, checkAvailability, collectLeases, releaseLeases, toIpConfig, verifyLeases } from './leases.js';
-import { leaseDirFiles } from './store.js';
+import { DiskLeaseStore } from './store.js';
 
 function setup(t: ExecutionContext, ipam: Record<string, unknown>) {
   const dataDir = mkdtempSync(join(tmpdir(), 'ctnet-ipam-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const conf: NetConf = { cniVersion: '1.1.0', name: 'net1', type: 'host-local', ipam: { type: 'host-local', dataDir, ...ipam } };
   const cfg = parseIpamConfig(conf);
+  const store = new DiskLeaseStore();
   const dir = join(dataDir, 'net1');
   const leases = () =>
     readdirSync(dir)
       .filter((n) => parseIp(n))
       .sort();
   const add = async (id: string, ifname = 'eth0', requested = new Map<number, IpAddr>()) =>
-    (await allocateLeases(cfg, { containerId: id, ifname }, requested)).map((a) => toIpConfig(a).address);
-  return { cfg, dir, dataDir, leases, add };
+    (await allocateLeases(store, cfg, { containerId: id, ifname }, requested)).map((a) => toIpConfig(a).address);
+  return { cfg, store, dir, dataDir, leases, add };
 }
 
 async function code(promise: Promise<unknown>): Promise<number | undefined> {
@@ -34,7 +35,7 @@ async function code(promise: Promise<unknown>): Promise<number | undefined> {
 
 test('round-robin from the cursor, wrapping, skipping gateway, network and broadcast', async (t) => {
   // 10.1.0.0/29: .0 network, .7 broadcast; gateway .4 in the middle of the range.
-  const { add, cfg, dir } = setup(t, {
+  const { add, cfg, dir, store } = setup(t, {
     ranges: [[{ subnet: '10.1.0.0/29', rangeStart: '10.1.0.0', rangeEnd: '10.1.0.7', gateway: '10.1.0.4' }]],
   });
   const got = [];
@@ -43,15 +44,15 @@ test('round-robin from the cursor, wrapping, skipping gateway, network and broad
   t.is(readFileSync(join(dir, 'last_reserved_ip.0'), 'utf8'), '10.1.0.6');
   t.is(await code(add('f')), ErrorCode.noAddressesLeft);
   // Free .2, then the cursor (.6) wraps around to it.
-  await releaseLeases(cfg, { containerId: 'b', ifname: 'eth0' });
+  await releaseLeases(store, cfg, { containerId: 'b', ifname: 'eth0' });
   t.deepEqual(await add('g'), ['10.1.0.2/29']);
 });
 
 test('round-robin continues after the last reserved address, not the lowest free one', async (t) => {
-  const { add, cfg } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const { add, cfg, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   t.deepEqual(await add('a'), ['10.1.0.2/24']);
   t.deepEqual(await add('b'), ['10.1.0.3/24']);
-  await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' });
+  await releaseLeases(store, cfg, { containerId: 'a', ifname: 'eth0' });
   t.deepEqual(await add('c'), ['10.1.0.4/24']);
 });
 
@@ -71,7 +72,7 @@ test('the cursor wraps across the ranges of a set', async (t) => {
 
 test('IPv6 and dual stack: one address per set, gateway returned, file named in canonical form', async (t) => {
   const v6 = setup(t, { ranges: [[{ subnet: 'fd00::/120' }]] });
-  const allocations = await allocateLeases(v6.cfg, { containerId: 'x', ifname: 'eth0' }, new Map());
+  const allocations = await allocateLeases(v6.store, v6.cfg, { containerId: 'x', ifname: 'eth0' }, new Map());
   t.deepEqual(toIpConfig(allocations[0]!), { address: 'fd00::2/120', gateway: 'fd00::1' });
   const { add, leases } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00:0:0:1::/64' }]] });
   t.deepEqual(await add('a'), ['10.1.0.2/24', 'fd00:0:0:1::2/64']);
@@ -98,137 +99,110 @@ test('duplicate allocation for one (id, ifname) is refused; another ifname is fi
 });
 
 test('a failing later set releases what earlier sets reserved', async (t) => {
-  const { add, leases, cfg } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: '10.2.0.0/30' }]] });
+  const { add, leases, cfg, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: '10.2.0.0/30' }]] });
   t.deepEqual(await add('a'), ['10.1.0.2/24', '10.2.0.2/30']);
   const err = await t.throwsAsync(add('b'), { instanceOf: CtnetError });
   t.is((err as CtnetError).code, ErrorCode.noAddressesLeft);
   t.regex(err!.message, /range set ipam\.ranges\[1\]/);
   t.deepEqual(leases(), ['10.1.0.2', '10.2.0.2']);
-  t.throws(() => checkAvailability(cfg), { instanceOf: CtnetError, message: /ipam\.ranges\[1\]/ });
+  t.throws(() => checkAvailability(store, cfg), { instanceOf: CtnetError, message: /ipam\.ranges\[1\]/ });
 });
 
 test('requested address: reserved when free, clear error when taken', async (t) => {
-  const { add, cfg } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const { add, cfg, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   t.deepEqual(await add('a', 'eth0', new Map([[0, parseIp('10.1.0.77')!]])), ['10.1.0.77/24']);
   const err = await t.throwsAsync(add('b', 'eth0', new Map([[0, parseIp('10.1.0.77')!]])), { instanceOf: CtnetError });
   t.regex(err!.message, /10\.1\.0\.77: it is already allocated to a eth0/);
   // The cursor follows the requested address, as in the reference.
   t.deepEqual(await add('c'), ['10.1.0.78/24']);
-  await verifyLeases(cfg, { containerId: 'a', ifname: 'eth0' }, [{ address: '10.1.0.77/24' }]);
+  await verifyLeases(store, cfg, { containerId: 'a', ifname: 'eth0' }, [{ address: '10.1.0.77/24' }]);
   t.pass();
 });
 
 test('DEL releases every lease of (id, ifname), legacy ID-only files too; twice is fine', async (t) => {
-  const { add, cfg, dir, leases } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00::/64' }]] });
+  const { add, cfg, dir, leases, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00::/64' }]] });
   await add('a');
   await add('b');
   writeFileSync(join(dir, '10.1.0.99'), 'old\n');
-  t.deepEqual((await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' })).sort(), ['10.1.0.2', 'fd00::2']);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' }), []);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'old', ifname: 'eth0' }), ['10.1.0.99']);
+  t.deepEqual((await releaseLeases(store, cfg, { containerId: 'a', ifname: 'eth0' })).sort(), ['10.1.0.2', 'fd00::2']);
+  t.deepEqual(await releaseLeases(store, cfg, { containerId: 'a', ifname: 'eth0' }), []);
+  t.deepEqual(await releaseLeases(store, cfg, { containerId: 'old', ifname: 'eth0' }), ['10.1.0.99']);
   t.deepEqual(leases(), ['10.1.0.3', 'fd00::3']);
 });
 
 test('CHECK: succeeds only while a lease exists; a prevResult address leased to someone else fails', async (t) => {
-  const { add, cfg } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const { add, cfg, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   await add('a');
   await add('b');
-  await verifyLeases(cfg, { containerId: 'a', ifname: 'eth0' }, [{ address: '10.1.0.2/24' }]);
-  await t.throwsAsync(verifyLeases(cfg, { containerId: 'a', ifname: 'eth0' }, [{ address: '10.1.0.3/24' }]), {
+  await verifyLeases(store, cfg, { containerId: 'a', ifname: 'eth0' }, [{ address: '10.1.0.2/24' }]);
+  await t.throwsAsync(verifyLeases(store, cfg, { containerId: 'a', ifname: 'eth0' }, [{ address: '10.1.0.3/24' }]), {
     message: /leased to b eth0/,
   });
-  await t.throwsAsync(verifyLeases(cfg, { containerId: 'zz', ifname: 'eth0' }, []), { message: /failed to find a lease/ });
+  await t.throwsAsync(verifyLeases(store, cfg, { containerId: 'zz', ifname: 'eth0' }, []), { message: /failed to find a lease/ });
 });
 
 test('GC frees leases whose attachment is not listed, keeps listed ones, keeps legacy by ID', async (t) => {
-  const { add, cfg, dir, leases } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const { add, cfg, dir, leases, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   await add('keep');
   await add('drop');
   await add('keep', 'eth1');
   writeFileSync(join(dir, '10.1.0.50'), 'keep');
   writeFileSync(join(dir, '10.1.0.51'), 'gone');
-  const released = await collectLeases(cfg, [
+  const released = await collectLeases(store, cfg, [
     { containerID: 'keep', ifname: 'eth0' },
     { containerID: 'other', ifname: 'eth0' },
   ]);
   t.deepEqual(released.sort(), ['10.1.0.3', '10.1.0.4', '10.1.0.51']);
   t.deepEqual(leases(), ['10.1.0.2', '10.1.0.50']);
-  await collectLeases(cfg, []);
+  await collectLeases(store, cfg, []);
   t.deepEqual(leases(), []);
 });
 
 test('GC never touches another network directory', async (t) => {
-  const { add, cfg, dataDir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const { add, cfg, dataDir, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   mkdirSync(join(dataDir, 'net2'));
   writeFileSync(join(dataDir, 'net2', '10.1.0.9'), 'x\r\neth0');
   await add('a');
-  await collectLeases(cfg, []);
+  await collectLeases(store, cfg, []);
   t.deepEqual(readdirSync(join(dataDir, 'net2')), ['10.1.0.9']);
 });
 
 test('STATUS: code 50 when a set is full, fine otherwise', async (t) => {
-  const { add, cfg } = setup(t, { ranges: [[{ subnet: '10.1.0.0/30' }]] });
-  t.notThrows(() => checkAvailability(cfg));
+  const { add, cfg, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/30' }]] });
+  t.notThrows(() => checkAvailability(store, cfg));
   await add('a');
-  const err = t.throws(() => checkAvailability(cfg), { instanceOf: CtnetError });
+  const err = t.throws(() => checkAvailability(store, cfg), { instanceOf: CtnetError });
   t.is((err as CtnetError).code, ErrorCode.notAvailable);
 });
 
-test('leases written by another writer are seen even when the owner index is stale', async (t) => {
-  const { add, cfg, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+test('leases another writer made or replaced are seen by a store that read the directory before', async (t) => {
+  const { add, cfg, dir, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   await add('a');
-  // A reference-style writer: new lease + cursor update, no index update.
+  // A reference-style writer: new lease + cursor update.
   writeFileSync(join(dir, '10.1.0.3'), 'b\r\neth0');
   writeFileSync(join(dir, 'last_reserved_ip.0'), '10.1.0.3');
   await t.throwsAsync(add('b'), { message: /duplicate allocation/ });
-  // And a replacement under the same name (DEL a, ADD c on .2) is caught by the cursor check.
+  // And a replacement under the same name (DEL a, ADD c on .2).
+  unlinkSync(join(dir, '10.1.0.2'));
   writeFileSync(join(dir, '10.1.0.2'), 'c\r\neth0');
   writeFileSync(join(dir, 'last_reserved_ip.0'), '10.1.0.2');
   await t.throwsAsync(add('c'), { message: /10\.1\.0\.2 has been allocated to c/ });
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' }), []);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'c', ifname: 'eth0' }), ['10.1.0.2']);
-  t.true(readFileSync(join(dir, leaseDirFiles.ownerIndex), 'utf8').startsWith('ctnet-owners 1\n'));
-});
-
-test('a corrupt or torn owner index is ignored', async (t) => {
-  const { add, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
-  await add('a');
-  const index = join(dir, leaseDirFiles.ownerIndex);
-  writeFileSync(index, '{not json');
-  await t.throwsAsync(add('a'), { message: /duplicate allocation/ });
-  t.deepEqual(await add('b'), ['10.1.0.3/24']);
-  // A torn last append: a wrong owner for .3 without the final newline must not be believed.
-  writeFileSync(index, `${readFileSync(index, 'utf8')}L 10.1.0.3 "zz\r\neth0"`);
-  await t.throwsAsync(add('b'), { message: /10\.1\.0\.3 has been allocated to b/ });
-});
-
-test('the owner index grows by appends and is compacted, staying proportional to live leases', async (t) => {
-  const { add, cfg, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
-  const index = join(dir, leaseDirFiles.ownerIndex);
-  await add('base');
-  const before = readFileSync(index, 'utf8');
-  await add('one');
-  t.true(readFileSync(index, 'utf8').startsWith(before), 'an ADD appends');
-  for (let i = 0; i < 60; i++) {
-    await add(`tmp${i}`);
-    await releaseLeases(cfg, { containerId: `tmp${i}`, ifname: 'eth0' });
-  }
-  const lines = readFileSync(index, 'utf8').trimEnd().split('\n');
-  // Live entries: two leases, and a cursor's two records (C and S).
-  const live = 2 + 2 * 1;
-  t.true(lines.length <= 2 * live + 64 + 2, `index has ${lines.length} lines`);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'one', ifname: 'eth0' }), ['10.1.0.3']);
+  t.deepEqual(await releaseLeases(store, cfg, { containerId: 'a', ifname: 'eth0' }), []);
+  t.deepEqual(await releaseLeases(store, cfg, { containerId: 'c', ifname: 'eth0' }), ['10.1.0.2']);
 });
 
 test('a held lock times out with code 11 instead of waiting forever', async (t) => {
-  const { cfg, dir, add } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
+  const { cfg, dir, add, store } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
   await add('a');
   const held = await lockFile(join(dir, 'lock'));
   t.teardown(() => held.release());
   const started = Date.now();
-  const err = await t.throwsAsync(allocateLeases(cfg, { containerId: 'b', ifname: 'eth0' }, new Map(), { timeoutMs: 150 }), {
-    instanceOf: CtnetError,
-  });
+  const err = await t.throwsAsync(
+    allocateLeases(store, cfg, { containerId: 'b', ifname: 'eth0' }, new Map(), { timeoutMs: 150 }),
+    {
+      instanceOf: CtnetError,
+    },
+  );
   t.is((err as CtnetError).code, ErrorCode.tryAgainLater);
   // The bound is far from the 150 ms asked for, so a loaded machine cannot fail it; waiting forever still would.
   t.true(Date.now() - started < 15_000);
@@ -242,20 +216,4 @@ test('concurrent allocations in one process never share an address', async (t) =
   t.is(new Set(all).size, 20);
   t.is(leases().length, 20);
   t.is(formatIp(parseIp('10.1.0.2')!), '10.1.0.2');
-});
-
-test('a long-lived process re-reads the owner index whenever another writer changed it', async (t) => {
-  const { add, cfg, dir } = setup(t, { ranges: [[{ subnet: '10.1.0.0/24' }]] });
-  t.deepEqual(await add('a'), ['10.1.0.2/24']);
-  t.deepEqual(await add('b'), ['10.1.0.3/24']);
-  // This process now holds its parse of the log. Another writer appends a record that moves .3 to "c" (and the
-  // file with it): only a re-read of the log finds .3 for c, since c's ID appears in no record this process saw.
-  const index = join(dir, leaseDirFiles.ownerIndex);
-  writeFileSync(join(dir, '10.1.0.3'), 'c\r\neth0');
-  writeFileSync(index, `${readFileSync(index, 'utf8')}L 10.1.0.3 "c\\r\\neth0"\n`);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'c', ifname: 'eth0' }), ['10.1.0.3']);
-  // And its own appends keep the parse it holds in step with the file.
-  t.deepEqual(await add('d'), ['10.1.0.4/24']);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'a', ifname: 'eth0' }), ['10.1.0.2']);
-  t.deepEqual(await releaseLeases(cfg, { containerId: 'd', ifname: 'eth0' }), ['10.1.0.4']);
 });

@@ -1,6 +1,6 @@
 /**
- * The IPAM operations host-local exposes, each one critical section on the lease directory:
- * allocate (ADD), release (DEL), verify (CHECK), collect (GC) and availability (STATUS).
+ * The IPAM operations host-local exposes, each one critical section on a network's leases in a
+ * `LeaseStore`: allocate (ADD), release (DEL), verify (CHECK), collect (GC) and availability (STATUS).
  */
 import {
   type CniAttachment,
@@ -17,7 +17,8 @@ import {
 import { type Allocation, allocateNext, allocateRequested, capacityOf, leasedIn, rangeOf } from './allocator.js';
 import { describeRangeSet, type IpamConfig, type RangeSet } from './config.js';
 import type { LockOptions } from './flock.js';
-import { leaseDirPath, listLeaseNames, parseLeaseContent, withLeaseDir } from './store.js';
+import { describeOwner, type LeaseOwner, leaseDirPath } from './lease-files.js';
+import type { LeaseStore } from './store.js';
 
 export interface Attachment {
   containerId: string;
@@ -37,16 +38,17 @@ function setOf(cfg: IpamConfig, ip: IpAddr): RangeSet | undefined {
  * what earlier sets reserved, inside the same lock, so no other call ever sees half an ADD.
  */
 export async function allocateLeases(
+  store: LeaseStore,
   cfg: IpamConfig,
   who: Attachment,
   requested: ReadonlyMap<number, IpAddr>,
   options: LockOptions = {},
 ): Promise<Allocation[]> {
-  return withLeaseDir(
+  return store.update(
     cfg.dataDir,
     cfg.network,
     (dir) => {
-      const held = dir.findOwned(who.containerId, who.ifname);
+      const held = dir.ownedBy(who.containerId, who.ifname);
       const heldIps = [...held.exact, ...held.legacy].map((n) => ({ name: n, ip: parseIp(n) }));
       const made: Allocation[] = [];
       try {
@@ -82,15 +84,16 @@ export async function allocateLeases(
  * Nothing to release is success.
  */
 export async function releaseLeases(
+  store: LeaseStore,
   cfg: Pick<IpamConfig, 'dataDir' | 'network'>,
   who: Attachment,
   options: LockOptions = {},
 ): Promise<string[]> {
-  return withLeaseDir(
+  return store.update(
     cfg.dataDir,
     cfg.network,
     (dir) => {
-      const { exact, legacy } = dir.findOwned(who.containerId, who.ifname);
+      const { exact, legacy } = dir.ownedBy(who.containerId, who.ifname);
       const names = exact.length > 0 ? exact : legacy;
       for (const name of names) dir.release(name);
       return names;
@@ -104,16 +107,17 @@ export async function releaseLeases(
  * in one of our range sets is leased to it (the reference only checks that some lease exists).
  */
 export async function verifyLeases(
+  store: LeaseStore,
   cfg: IpamConfig,
   who: Attachment,
   expected: readonly CniIpConfig[],
   options: LockOptions = {},
 ): Promise<void> {
-  await withLeaseDir(
+  await store.update(
     cfg.dataDir,
     cfg.network,
     (dir) => {
-      const { exact, legacy } = dir.findOwned(who.containerId, who.ifname);
+      const { exact, legacy } = dir.ownedBy(who.containerId, who.ifname);
       if (exact.length + legacy.length === 0) {
         throw new CtnetError(
           ErrorCode.internal,
@@ -126,10 +130,10 @@ export async function verifyLeases(
         if (!ip || !setOf(cfg, ip)) continue;
         const name = formatIp(ip);
         if (!own.has(name)) {
-          const owner = dir.has(name) ? dir.freshOwnerText(name)?.replace('\r\n', ' ') : undefined;
+          const owner = dir.has(name) ? dir.ownerOf(name) : undefined;
           throw new CtnetError(
             ErrorCode.internal,
-            `failed to verify lease of ${name} for ${who.containerId} ${who.ifname}: ${owner ? `it is leased to ${owner}` : 'it is not leased'}`,
+            `failed to verify lease of ${name} for ${who.containerId} ${who.ifname}: ${owner ? `it is leased to ${describeOwner(owner)}` : 'it is not leased'}`,
           );
         }
       }
@@ -138,7 +142,7 @@ export async function verifyLeases(
   );
 }
 
-function isValid(owner: ReturnType<typeof parseLeaseContent>, valid: readonly CniAttachment[]): boolean {
+function isValid(owner: LeaseOwner, valid: readonly CniAttachment[]): boolean {
   if (owner.ifname === undefined) return valid.some((a) => a.containerID === owner.containerId);
   return valid.some((a) => a.containerID === owner.containerId && a.ifname === owner.ifname);
 }
@@ -149,22 +153,23 @@ function isValid(owner: ReturnType<typeof parseLeaseContent>, valid: readonly Cn
  * Keeps going on errors and reports them all at the end.
  */
 export async function collectLeases(
+  store: LeaseStore,
   cfg: IpamConfig,
   valid: readonly CniAttachment[],
   options: LockOptions = {},
 ): Promise<string[]> {
-  return withLeaseDir(
+  return store.update(
     cfg.dataDir,
     cfg.network,
     (dir) => {
       const released: string[] = [];
       const errors: string[] = [];
-      for (const [name, text] of dir.allOwners()) {
-        if (isValid(parseLeaseContent(text), valid)) continue;
+      for (const [name, owner] of dir.all()) {
+        if (isValid(owner, valid)) continue;
         try {
-          // Re-read before deleting: the index is a cache and a lease is someone's address.
-          const fresh = dir.freshOwnerText(name);
-          if (fresh === undefined || isValid(parseLeaseContent(fresh), valid)) continue;
+          // Re-read before deleting: what the store remembered is not the truth, and a lease is someone's address.
+          const fresh = dir.ownerOf(name);
+          if (fresh === undefined || isValid(fresh, valid)) continue;
           dir.release(name);
           released.push(name);
         } catch (err) {
@@ -182,8 +187,8 @@ export async function collectLeases(
 }
 
 /** STATUS: throws code 50 naming the first range set without a free address. Lists names only, no lock. */
-export function checkAvailability(cfg: IpamConfig): void {
-  const names = listLeaseNames(leaseDirPath(cfg.dataDir, cfg.network));
+export function checkAvailability(store: LeaseStore, cfg: IpamConfig): void {
+  const names = store.names(cfg.dataDir, cfg.network);
   for (const set of cfg.rangeSets) {
     if (leasedIn(set, names) >= capacityOf(set)) {
       throw new CtnetError(

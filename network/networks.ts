@@ -26,7 +26,7 @@ import {
   subnetOf,
   validateNetworkName,
 } from '../core/index.js';
-import { readLeaseOwners } from '../ipam/index.js';
+import { listLeases } from '../ipam/index.js';
 import { preferredBackend } from '../iptables/index.js';
 import { withNetlink } from '../netns/index.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
@@ -476,12 +476,12 @@ export interface Lease {
   ifname: string;
 }
 
-/** host-local's leases of a network, read through IPAM's codec (ipam/store.ts). */
+/** host-local's leases of a network, read through IPAM's codec (ipam/lease-files.ts). */
 export function readLeases(net: LoadedNetwork): Lease[] {
   const dir = leaseDirOf(net.list);
   if (!dir) return [];
   try {
-    return readLeaseOwners(dir).map(({ ip, owner }) => ({ ip, containerId: owner.containerId, ifname: owner.ifname ?? '' }));
+    return listLeases(dir).map(({ ip, owner }) => ({ ip, containerId: owner.containerId, ifname: owner.ifname ?? '' }));
   } catch {
     return [];
   }

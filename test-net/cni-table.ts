@@ -125,9 +125,9 @@ const kernelScript = [
 
 /**
  * Files under dir with their contents. Not state: lock files, empty directories, and host-local's bookkeeping
- * (the reference's allocation cursor last_reserved_ip.N, our owner index) that only speeds up the next call.
+ * (the reference's allocation cursor last_reserved_ip.N) that only steers the next call.
  */
-const bookkeeping = /^(lock|last_reserved_ip\.\d+|ctnet-owners)$/;
+const bookkeeping = /^(lock|last_reserved_ip\.\d+)$/;
 
 function fileState(dir: string): string[] {
   const out: string[] = [];

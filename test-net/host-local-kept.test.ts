@@ -1,14 +1,13 @@
 /**
- * host-local's kept lease directory view (ipam/store.ts: what the agent uses from its second call on a
- * directory) side by side with the reference /usr/lib/cni/host-local and with our own plugin binary, on one lease
- * dir. The kept view lives in this test process (allocateLeases/releaseLeases, as the daemon calls them); the
- * binaries run in a sandbox host namespace.
+ * A lease store that keeps what it read between calls (ipam/store.ts: what the agent does) side by side with the
+ * reference /usr/lib/cni/host-local and with our own plugin binary, on one lease dir. The kept store lives in this
+ * test process (allocateLeases/releaseLeases, as the agent calls them); the binaries run in a sandbox host namespace.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { formatIp, type IpAddr, parseIp } from '../core/index.js';
-import { allocateLeases, isLeaseDirKept, parseIpamConfig, releaseLeases } from '../ipam/index.js';
+import { allocateLeases, DiskLeaseStore, parseIpamConfig, releaseLeases } from '../ipam/index.js';
 import { cniBinDir, createNetns, createSandbox, netnsPath, type PluginOutcome, referenceCniDir, runPlugin } from './sandbox.js';
 
 const ours = join(cniBinDir, 'host-local');
@@ -26,13 +25,14 @@ async function setup(t: ExecutionContext) {
     ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.99.0.0/24' }]] },
   };
   const cfg = parseIpamConfig(conf);
+  const store = new DiskLeaseStore();
   const who = (id: string) => ({ containerId: id, ifname: 'eth0' });
   /** The kept view's ADD and DEL, in this process. */
   const keptAdd = async (id: string, ip?: string) => {
     const requested = ip ? new Map([[0, parseIp(ip) as IpAddr]]) : new Map<number, IpAddr>();
-    return (await allocateLeases(cfg, who(id), requested)).map((a) => formatIp(a.ip));
+    return (await allocateLeases(store, cfg, who(id), requested)).map((a) => formatIp(a.ip));
   };
-  const keptDel = async (id: string) => (await releaseLeases(cfg, who(id))).sort();
+  const keptDel = async (id: string) => (await releaseLeases(store, cfg, who(id))).sort();
   const call = (binary: string, command: 'ADD' | 'DEL', id: string, args?: string) =>
     runPlugin(sb.host, binary, { command, containerId: id, netns, ifname: 'eth0', ...(args && { args }) }, conf);
   const leases = () => {
@@ -43,7 +43,7 @@ async function setup(t: ExecutionContext) {
           .sort()
       : [];
   };
-  const kept = () => isLeaseDirKept(dataDir, network);
+  const kept = () => store.keeps(dataDir, network);
   return { keptAdd, keptDel, call, leases, kept };
 }
 

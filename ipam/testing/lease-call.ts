@@ -4,7 +4,7 @@
  * Usage: node --import tsx ipam/testing/lease-call.ts ADD|DEL <dataDir> <network> <subnet> <containerId>
  */
 import { formatIp } from '../../core/index.js';
-import { allocateLeases, parseIpamConfig, releaseLeases } from '../index.js';
+import { allocateLeases, DiskLeaseStore, parseIpamConfig, releaseLeases } from '../index.js';
 
 const [command, dataDir, network, subnet, containerId] = process.argv.slice(2);
 if (!command || !dataDir || !network || !subnet || !containerId) throw new Error('usage: ADD|DEL dataDir network subnet id');
@@ -15,6 +15,9 @@ const cfg = parseIpamConfig({
   ipam: { type: 'host-local', dataDir, ranges: [[{ subnet }]] },
 });
 const who = { containerId, ifname: 'eth0' };
+const store = new DiskLeaseStore();
 const out =
-  command === 'ADD' ? (await allocateLeases(cfg, who, new Map())).map((a) => formatIp(a.ip)) : await releaseLeases(cfg, who);
+  command === 'ADD'
+    ? (await allocateLeases(store, cfg, who, new Map())).map((a) => formatIp(a.ip))
+    : await releaseLeases(store, cfg, who);
 process.stdout.write(`${JSON.stringify(out)}\n`);

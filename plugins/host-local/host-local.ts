@@ -9,6 +9,7 @@ import {
   allocateLeases,
   checkAvailability,
   collectLeases,
+  DiskLeaseStore,
   defaultDataDir,
   type IpamConfig,
   parseIpamConfig,
@@ -19,6 +20,12 @@ import {
   verifyLeases,
 } from '../../ipam/index.js';
 import { hostLocalConfig } from './schema.js';
+
+/**
+ * The lease directories of this process. A plugin process makes one call; the agent, which loads this module once,
+ * keeps what it read between calls (ipam/store.ts says when that is safe).
+ */
+const store = new DiskLeaseStore();
 
 /** One parse per call: skel's validate() and the handler see the same conf object. */
 const parsed = new WeakMap<NetConf, IpamConfig>();
@@ -58,7 +65,7 @@ export const hostLocalPlugin: CniPlugin = {
     // Everything that can fail on input is done before the lock is taken.
     const requested = requestedIps(cfg, ctx.conf, ctx.env.args);
     const dns = cfg.resolvConf ? readResolvConf(cfg.resolvConf) : undefined;
-    const allocations = await allocateLeases(cfg, attachment(ctx), requested);
+    const allocations = await allocateLeases(store, cfg, attachment(ctx), requested);
     const result: CniResult = { cniVersion: ctx.conf.cniVersion, ips: allocations.map(toIpConfig) };
     if (cfg.routes.length) result.routes = cfg.routes.map((r) => ({ ...r }));
     if (dns && Object.keys(dns).length) result.dns = dns;
@@ -67,19 +74,19 @@ export const hostLocalPlugin: CniPlugin = {
   },
 
   async del(ctx) {
-    const released = await releaseLeases(leaseDirOf(ctx), attachment(ctx));
+    const released = await releaseLeases(store, leaseDirOf(ctx), attachment(ctx));
     ctx.log.debug({ released }, 'released');
   },
 
   async check(ctx) {
-    await verifyLeases(configOf(ctx.conf), attachment(ctx), ctx.prevResult?.ips ?? []);
+    await verifyLeases(store, configOf(ctx.conf), attachment(ctx), ctx.prevResult?.ips ?? []);
   },
 
   async gc(ctx) {
-    await collectLeases(configOf(ctx.conf), ctx.validAttachments);
+    await collectLeases(store, configOf(ctx.conf), ctx.validAttachments);
   },
 
   async status(ctx) {
-    checkAvailability(configOf(ctx.conf));
+    checkAvailability(store, configOf(ctx.conf));
   },
 };
