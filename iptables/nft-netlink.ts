@@ -156,6 +156,15 @@ export function decodeElements(message: Buffer): SetElement[] {
 
 const subsystem = (msg: number) => (NFNL_SUBSYS_NFTABLES << 8) | msg;
 
+/** The ruleset generation a message was made in: the low 16 bits of the kernel's base sequence (nfgenmsg res_id). */
+const generationOf = (message: Buffer) => message.readUInt16BE(2);
+
+/** Listings of a set that a concurrent change interrupted are repeated up to this many times in all. */
+const maxDumpAttempts = 20;
+
+/** Listings made again because a change was committed while the kernel sent them (for tests and debugging). */
+export const nftListingRepeats = { count: 0 };
+
 /**
  * The socket of the process's own namespace, kept for the life of the process and shared by every NftElements: a
  * firewall is opened per CNI call, and in the daemon a socket per firewall would stay open for good.
@@ -228,17 +237,31 @@ export class NftElements {
     return Promise.all(elements.map((e) => this.get(e)));
   }
 
-  /** Every element of `set`, or undefined when the table or set does not exist. */
+  /**
+   * Every element of `set`, or undefined when the table or set does not exist. The kernel sends a large set in
+   * several messages, each made when the previous one is read, and resumes by skipping as many elements as it has
+   * sent: a change committed in between shifts the walk (a rehash reorders it), and elements present all along
+   * are left out or sent twice. Each message carries the ruleset generation it was made in, so a dump that spans
+   * a change is made again.
+   */
   async dump(set: string): Promise<SetElement[] | undefined> {
-    try {
-      const body = elementsBody(this.table, set, []);
-      const replies = await this.withSocket((s) =>
-        s.request(subsystem(NFT_MSG_GETSETELEM), NLM_F_DUMP, body, [subsystem(NFT_MSG_NEWSETELEM)]),
-      );
-      return replies.flatMap(decodeElements);
-    } catch (err) {
-      if ((err as NetlinkError).code === 'ENOENT') return undefined;
-      throw err;
+    const body = elementsBody(this.table, set, []);
+    for (let attempt = 1; ; attempt++) {
+      let replies: Buffer[];
+      try {
+        replies = await this.withSocket((s) =>
+          s.request(subsystem(NFT_MSG_GETSETELEM), NLM_F_DUMP, body, [subsystem(NFT_MSG_NEWSETELEM)]),
+        );
+      } catch (err) {
+        if ((err as NetlinkError).code === 'ENOENT') return undefined;
+        throw err;
+      }
+      const generation = replies[0] && generationOf(replies[0]);
+      if (replies.every((r) => generationOf(r) === generation)) return replies.flatMap(decodeElements);
+      nftListingRepeats.count++;
+      if (attempt === maxDumpAttempts) {
+        throw new CtnetError(ErrorCode.tryAgainLater, `set ${set} changed during each of ${maxDumpAttempts} attempts to list it`);
+      }
     }
   }
 }

@@ -3,22 +3,17 @@
  * `nsenter --net=/run/netns/<sandbox>` and sends `{backend, ops: [{op, arg}]}` on stdin; it prints one result per op.
  * It refuses to run in the machine's own network namespace (the library would change the host's firewall there).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { CtnetError } from '../core/index.js';
 import { type Firewall, type FirewallBackendName, openFirewall } from '../iptables/index.js';
+import { refuseRootNetns } from './driver-guard.js';
 
 interface Request {
   backend: FirewallBackendName | 'auto';
   ops: { op: string; arg: unknown[] }[];
 }
 
-// The test process runs in the machine's namespace and tells us its identity ("dev:ino"); refuse to run there.
-const own = statSync('/proc/self/ns/net');
-const forbidden = process.env.FIREWALL_DRIVER_FORBIDDEN_NETNS;
-if (!forbidden || forbidden === `${own.dev}:${own.ino}`) {
-  process.stderr.write('firewall-driver: refusing to run in the root network namespace\n');
-  process.exit(3);
-}
+refuseRootNetns('firewall-driver');
 
 // Lets a test hide programs (e.g. nft) from the library without hiding nsenter from the test.
 if (process.env.FIREWALL_DRIVER_PATH !== undefined) process.env.PATH = process.env.FIREWALL_DRIVER_PATH;

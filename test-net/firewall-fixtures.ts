@@ -3,9 +3,9 @@
  * a veth pair, addresses, a default route) so these tests do not depend on the bridge plugin, a driver to call the
  * firewall library inside a sandbox namespace, and ruleset snapshots.
  */
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FirewallBackendName } from '../iptables/index.js';
+import { forbiddenNetnsVar, ownNetnsId } from './driver-guard.js';
 import { createNetns, netnsPath, nsRun, repoRoot, sh } from './sandbox.js';
 
 interface Teardown {
@@ -100,11 +100,6 @@ export interface OpResult {
   value?: unknown;
 }
 
-function ownNetnsId(): string {
-  const st = statSync('/proc/self/ns/net');
-  return `${st.dev}:${st.ino}`;
-}
-
 /** Runs firewall library operations inside `host` (see firewall-driver.ts). */
 export async function firewallOps(
   host: string,
@@ -122,11 +117,16 @@ export async function firewallSession(
   ops: { op: string; arg: unknown[] }[],
   extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<{ driver?: string; results: OpResult[] }> {
-  const r = await nsRun(host, process.execPath, ['--import', 'tsx', join(repoRoot, 'test-net', 'firewall-driver.ts')], {
-    input: JSON.stringify({ backend, ops }),
-    env: { ...process.env, ...extraEnv, FIREWALL_DRIVER_FORBIDDEN_NETNS: ownNetnsId() },
+  return runDriver(host, 'firewall-driver.ts', { backend, ops }, extraEnv);
+}
+
+/** Runs the driver file `driver` of test-net/ inside `host` with `input` as JSON on stdin; parses what it prints. */
+export async function runDriver<T>(host: string, driver: string, input: unknown, extraEnv: NodeJS.ProcessEnv = {}): Promise<T> {
+  const r = await nsRun(host, process.execPath, ['--import', 'tsx', join(repoRoot, 'test-net', driver)], {
+    input: JSON.stringify(input),
+    env: { ...process.env, ...extraEnv, [forbiddenNetnsVar]: ownNetnsId() },
   });
-  return JSON.parse(r.stdout) as { driver?: string; results: OpResult[] };
+  return JSON.parse(r.stdout) as T;
 }
 
 /** iptables-save (v4 and v6, counters stripped) and the nft ruleset of a namespace. */
