@@ -17,6 +17,7 @@ import { dirname } from 'node:path';
 import { type Executor, run } from '../core/index.js';
 import { DiskLeaseStore } from '../ipam/index.js';
 import { type AttachmentKey, openFirewall, parseAttachmentComment } from '../iptables/index.js';
+import { withNetlink } from '../netns/index.js';
 import {
   bridgeOf,
   CniRuntime,
@@ -377,7 +378,7 @@ export async function applyFixes(
         break;
       case 'veth':
         await attempt(`deleted veth ${fix.name}`, async () => {
-          await run('ip', ['link', 'del', fix.name], { timeoutMs: 10_000 });
+          await withNetlink(undefined, (nl) => nl.deleteLink(fix.name));
         });
         break;
       case 'rules':

@@ -1,22 +1,27 @@
 /**
- * Reading kernel state for the debugger with `ip -j` (JSON), in the current network namespace or,
- * through nsenter, in another one. A debugging command pays a few milliseconds per read, which is
- * fine for a person at a terminal and keeps these reads independent of the netlink bindings.
+ * Reading kernel state for the debugger through netns/ (rtnetlink bound to the namespace, sysctls and /proc files
+ * read with the main thread switched into it), in the current network namespace or in another one given by path.
+ * The shapes are those `ip -j` prints (names for indexes, scopes and states), which the views and their JSON use.
  */
-import { run } from '../core/index.js';
+import { readFileSync } from 'node:fs';
+import { inNetns, type LinkInfo, listNetns, type Netlink, type RouteInfo, readSysctl, withNetlink } from '../netns/index.js';
 
 export interface IpLink {
   ifindex: number;
   ifname: string;
+  /** IFF_* flags by name; the views read UP (administratively up) and LOWER_UP (carrier). */
   flags: string[];
   mtu: number;
+  /** RFC 2863 operational state, upper case as `ip` prints it: UP, DOWN, LOWERLAYERDOWN, UNKNOWN, … */
   operstate: string;
+  /** The master device's name (the bridge a port hangs on). */
   master?: string;
-  link?: string;
+  /** For a veth: the peer's index (in the namespace link_netnsid names, when set). */
   link_index?: number;
   link_netnsid?: number;
+  /** The MAC address. */
   address?: string;
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: Record<string, unknown> };
+  linkinfo?: { info_kind?: string };
   addr_info?: IpAddrInfo[];
 }
 
@@ -31,6 +36,7 @@ export interface IpAddrInfo {
 }
 
 export interface IpRoute {
+  /** A CIDR ('0.0.0.0/0' / '::/0' for a default route); a host route without its /32 or /128, as `ip` shows it. */
   dst: string;
   gateway?: string;
   dev?: string;
@@ -38,7 +44,6 @@ export interface IpRoute {
   protocol?: string;
   scope?: string;
   type?: string;
-  flags?: string[];
 }
 
 export interface IpNeigh {
@@ -48,56 +53,135 @@ export interface IpNeigh {
   state?: string[];
 }
 
-/** Runs a program in `netns` (a path), or here when it is undefined. */
-export async function runIn(netns: string | undefined, file: string, args: string[], allowFailure = true) {
-  return netns
-    ? run('nsenter', [`--net=${netns}`, file, ...args], { allowFailure, timeoutMs: 10_000 })
-    : run(file, args, { allowFailure, timeoutMs: 10_000 });
+const scopeNames: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
+const protocolNames: Record<number, string> = { 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 9: 'ra', 16: 'dhcp' };
+const routeTypes: Record<number, string> = {
+  1: 'unicast',
+  2: 'local',
+  3: 'broadcast',
+  4: 'anycast',
+  5: 'multicast',
+  6: 'blackhole',
+  7: 'unreachable',
+  8: 'prohibit',
+  9: 'throw',
+};
+/** NUD_* bits, as `ip neigh` names them. */
+const nudStates: [number, string][] = [
+  [0x01, 'INCOMPLETE'],
+  [0x02, 'REACHABLE'],
+  [0x04, 'STALE'],
+  [0x08, 'DELAY'],
+  [0x10, 'PROBE'],
+  [0x20, 'FAILED'],
+  [0x40, 'NOARP'],
+  [0x80, 'PERMANENT'],
+];
+const nudNoarp = 0x40;
+
+function withNames(names: Map<number, string>, r: RouteInfo): IpRoute {
+  return {
+    dst: r.dst.replace(/\/(32|128)$/, ''),
+    ...(r.gw !== undefined && { gateway: r.gw }),
+    ...(r.oif !== undefined && names.has(r.oif) && { dev: names.get(r.oif) }),
+    ...(r.prefsrc !== undefined && { prefsrc: r.prefsrc }),
+    protocol: protocolNames[r.protocol] ?? String(r.protocol),
+    scope: scopeNames[r.scope] ?? String(r.scope),
+    type: routeTypes[r.type] ?? String(r.type),
+  };
 }
 
-async function ipJson<T>(netns: string | undefined, args: string[]): Promise<T[]> {
-  const r = await runIn(netns, 'ip', ['-j', ...args]);
-  if (r.code !== 0 || !r.stdout.trim()) return [];
+async function linkNames(nl: Netlink): Promise<Map<number, string>> {
+  return new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
+}
+
+function ipLink(l: LinkInfo, names: Map<number, string>): IpLink {
+  const flags = [...(l.up ? ['UP'] : []), ...(l.operState === 'up' ? ['LOWER_UP'] : []), ...(l.promisc ? ['PROMISC'] : [])];
+  return {
+    ifindex: l.index,
+    ifname: l.name,
+    flags,
+    mtu: l.mtu,
+    operstate: (l.operState ?? 'unknown').toUpperCase(),
+    ...(l.master !== undefined && { master: names.get(l.master) }),
+    ...(l.peerIndex !== undefined && { link_index: l.peerIndex }),
+    ...(l.linkNetnsId !== undefined && { link_netnsid: l.linkNetnsId }),
+    ...(l.mac !== undefined && { address: l.mac }),
+    ...(l.kind !== undefined && { linkinfo: { info_kind: l.kind } }),
+    addr_info: [],
+  };
+}
+
+/** The links of the namespace with their addresses (as `ip -d addr show`). */
+export function links(netns?: string): Promise<IpLink[]> {
+  return withNetlink(netns, async (nl) => {
+    const list = await nl.listLinks();
+    const names = new Map(list.map((l) => [l.index, l.name]));
+    const byIndex = new Map(list.map((l) => [l.index, ipLink(l, names)]));
+    for (const a of await nl.listAddresses()) {
+      byIndex.get(a.ifindex)?.addr_info?.push({
+        family: a.family === 4 ? 'inet' : 'inet6',
+        local: a.address,
+        prefixlen: a.prefixLen,
+        scope: scopeNames[a.scope] ?? String(a.scope),
+        ...(a.tentative && { tentative: true }),
+        ...(a.dadFailed && { dadfailed: true }),
+      });
+    }
+    return [...byIndex.values()];
+  });
+}
+
+/** Routes of both families in the main table (as `ip route show`). */
+export function routes(netns?: string): Promise<IpRoute[]> {
+  return withNetlink(netns, async (nl) => {
+    const names = await linkNames(nl);
+    return (await nl.listRoutes()).map((r) => withNames(names, r));
+  });
+}
+
+/** Neighbour entries (as `ip neigh show`, which leaves out NOARP ones). */
+export function neighbours(netns?: string): Promise<IpNeigh[]> {
+  return withNetlink(netns, async (nl) => {
+    const names = await linkNames(nl);
+    return (await nl.listNeighbors())
+      .filter((n) => !(n.state & nudNoarp))
+      .map((n) => ({
+        dst: n.address,
+        dev: names.get(n.ifindex) ?? String(n.ifindex),
+        ...(n.mac !== undefined && { lladdr: n.mac }),
+        state: nudStates.filter(([bit]) => n.state & bit).map(([, name]) => name),
+      }));
+  });
+}
+
+/** Which way the kernel would send a packet to `address` (as `ip route get`); undefined when unreachable. */
+export function routeGet(address: string, netns?: string): Promise<IpRoute | undefined> {
+  return withNetlink(netns, async (nl) => {
+    const r = await nl.routeGet(address);
+    return r && { ...withNames(await linkNames(nl), r), dst: address };
+  });
+}
+
+/** The named network namespaces (the files under /run/netns), with their paths. */
+export async function namedNetns(): Promise<{ name: string; path: string }[]> {
+  return listNetns().map((path) => ({ name: path.slice(path.lastIndexOf('/') + 1), path }));
+}
+
+/** Reads a sysctl of the namespace (e.g. "net/ipv4/ip_forward"); undefined when absent or unreadable. */
+export async function sysctl(key: string, netns?: string): Promise<string | undefined> {
   try {
-    return JSON.parse(r.stdout) as T[];
+    return readSysctl(netns, key)?.trim();
   } catch {
-    return [];
+    return undefined;
   }
 }
 
-export function links(netns?: string): Promise<IpLink[]> {
-  return ipJson<IpLink>(netns, ['-d', 'addr', 'show']);
-}
-
-/** Routes of both families in the main table, with "default" spelled as a CIDR. */
-export async function routes(netns?: string): Promise<IpRoute[]> {
-  const [v4, v6] = await Promise.all([
-    ipJson<IpRoute>(netns, ['-4', 'route', 'show']),
-    ipJson<IpRoute>(netns, ['-6', 'route', 'show']),
-  ]);
-  return [
-    ...v4.map((r) => ({ ...r, dst: r.dst === 'default' ? '0.0.0.0/0' : r.dst })),
-    ...v6.map((r) => ({ ...r, dst: r.dst === 'default' ? '::/0' : r.dst })),
-  ];
-}
-
-export function neighbours(netns?: string): Promise<IpNeigh[]> {
-  return ipJson<IpNeigh>(netns, ['neigh', 'show']);
-}
-
-/** `ip route get ADDR`: which way the kernel would send a packet. */
-export async function routeGet(address: string, netns?: string): Promise<IpRoute | undefined> {
-  return (await ipJson<IpRoute>(netns, ['route', 'get', address]))[0];
-}
-
-/** The named network namespaces (`ip netns`), with their paths. */
-export async function namedNetns(): Promise<{ name: string; path: string; id?: number }[]> {
-  const list = await ipJson<{ name: string; id?: number }>(undefined, ['netns', 'list']);
-  return list.map((n) => ({ name: n.name, path: `/run/netns/${n.name}`, id: n.id }));
-}
-
-/** Reads a sysctl of the namespace (e.g. "net/ipv4/ip_forward"); undefined when absent. */
-export async function sysctl(key: string, netns?: string): Promise<string | undefined> {
-  const r = await runIn(netns, 'cat', [`/proc/sys/${key}`]);
-  return r.code === 0 ? r.stdout.trim() : undefined;
+/** A /proc/net file (e.g. "tcp6") as the namespace shows it: read with the main thread inside it. */
+export function procNet(file: string, netns?: string): string | undefined {
+  try {
+    return inNetns(netns, () => readFileSync(`/proc/net/${file}`, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }

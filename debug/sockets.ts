@@ -1,5 +1,5 @@
 /** Listening sockets of a network namespace, from /proc/net/{tcp,tcp6,udp,udp6} read inside it. */
-import { runIn } from './kernel.js';
+import { procNet } from './kernel.js';
 
 export interface SocketEntry {
   protocol: 'tcp' | 'udp';
@@ -42,16 +42,15 @@ export function parseProcNet(text: string, protocol: 'tcp' | 'udp', family: 4 | 
 
 export async function listeningSockets(netns: string): Promise<SocketEntry[]> {
   const files = [
-    ['tcp', 4, '/proc/net/tcp'],
-    ['tcp', 6, '/proc/net/tcp6'],
-    ['udp', 4, '/proc/net/udp'],
-    ['udp', 6, '/proc/net/udp6'],
+    ['tcp', 4, 'tcp'],
+    ['tcp', 6, 'tcp6'],
+    ['udp', 4, 'udp'],
+    ['udp', 6, 'udp6'],
   ] as const;
-  const parts = await Promise.all(
-    files.map(async ([protocol, family, file]) => {
-      const r = await runIn(netns, 'cat', [file]);
-      return r.code === 0 ? parseProcNet(r.stdout, protocol, family) : [];
-    }),
-  );
-  return parts.flat().filter((s) => s.listening);
+  return files
+    .flatMap(([protocol, family, file]) => {
+      const text = procNet(file, netns);
+      return text === undefined ? [] : parseProcNet(text, protocol, family);
+    })
+    .filter((s) => s.listening);
 }

@@ -1,6 +1,7 @@
 /** The actions behind `ctnet network …` (loaded only when one runs). */
-import { CtnetError, DefaultExecutor, ErrorCode, run } from '../../../core/index.js';
+import { CtnetError, DefaultExecutor, ErrorCode } from '../../../core/index.js';
 import { links } from '../../../debug/index.js';
+import { withNetlink } from '../../../netns/index.js';
 import {
   type Attachment,
   bridgePrefix,
@@ -209,7 +210,7 @@ async function deleteUnusedBridges(s: NetworkStore, bridges: (string | undefined
     if (!bridge?.startsWith(bridgePrefix) || stillUsed.has(bridge)) continue;
     const link = hostLinks.find((l) => l.ifname === bridge && l.linkinfo?.info_kind === 'bridge');
     if (!link || hostLinks.some((l) => l.master === bridge)) continue;
-    await run('ip', ['link', 'del', bridge], { allowFailure: true });
+    await withNetlink(undefined, (nl) => nl.deleteLink(bridge)).catch(() => false);
   }
 }
 
