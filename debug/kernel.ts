@@ -85,9 +85,10 @@ function withNames(names: Map<number, string>, r: RouteInfo): IpRoute {
     ...(r.gw !== undefined && { gateway: r.gw }),
     ...(r.oif !== undefined && names.has(r.oif) && { dev: names.get(r.oif) }),
     ...(r.prefsrc !== undefined && { prefsrc: r.prefsrc }),
-    protocol: protocolNames[r.protocol] ?? String(r.protocol),
-    scope: scopeNames[r.scope] ?? String(r.scope),
-    type: routeTypes[r.type] ?? String(r.type),
+    // Left out where they are the default, as `ip` does: protocol boot, scope global, type unicast.
+    ...(r.protocol !== 3 && { protocol: protocolNames[r.protocol] ?? String(r.protocol) }),
+    ...(r.scope !== 0 && { scope: scopeNames[r.scope] ?? String(r.scope) }),
+    ...(r.type !== 1 && { type: routeTypes[r.type] ?? String(r.type) }),
   };
 }
 
