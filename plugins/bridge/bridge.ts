@@ -11,11 +11,7 @@ import { bridgeConfig } from './schema.js';
 async function gcBridge(ctx: GcContext<BridgeNetConf>): Promise<void> {
   const s = bridgeSettings(ctx.conf);
   const failures = new ErrorCollector();
-  const ipamType = s.ipamType;
-  if (ipamType)
-    await failures.attempt(`collect garbage through ${ipamType}`, () =>
-      delegate(ctx.executor, ipamType, 'GC', ctx.vars, ctx.stdin),
-    );
+  // Masquerade first: its elements are keyed by the addresses the IPAM's collection releases (see del.ts).
   // Chains are collected even when ipMasq is now off: it may have been on when they were made.
   try {
     const firewall = await openFirewall(s.ipMasqBackend);
@@ -26,6 +22,11 @@ async function gcBridge(ctx: GcContext<BridgeNetConf>): Promise<void> {
   } catch (err) {
     if (s.ipMasq) failures.add(err, 'collect masquerade rules');
   }
+  const ipamType = s.ipamType;
+  if (ipamType)
+    await failures.attempt(`collect garbage through ${ipamType}`, () =>
+      delegate(ctx.executor, ipamType, 'GC', ctx.vars, ctx.stdin),
+    );
   failures.throwIfAny('collect garbage');
 }
 

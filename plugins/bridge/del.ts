@@ -24,27 +24,31 @@ export async function delBridge(ctx: PluginContext<BridgeNetConf>): Promise<void
   const s = settingsForDel(ctx);
   const failures = new ErrorCollector();
   const attempt = (what: string, fn: () => Promise<unknown>) => failures.attempt(what, fn);
-  // The three steps are independent and run together. Deleting a veth ends with the kernel waiting
-  // for RCU (tens of ms): deleteLinkOffThread returns once both ends are gone, before that wait, and
-  // the others go on meanwhile.
+  // The link goes while the addresses go. Deleting a veth ends with the kernel waiting for RCU (tens of ms):
+  // deleteLinkOffThread returns once both ends are gone, before that wait, and the other steps go on meanwhile.
   const steps: Promise<void>[] = [];
-  if (s.ipMasq) {
-    // prevResult's addresses only spare the firewall a read; without them it finds its rules by name.
-    const known = ctx.prevResult?.ips?.map((ip) => ip.address);
-    steps.push(
-      attempt('remove masquerade rules', async () => {
-        const firewall = await openFirewall(s.ipMasqBackend);
-        const key = { network: s.network, containerId: env.containerId, ifname: env.ifname };
-        await firewall.teardownMasquerade(key, known, s.bridge);
-      }),
-    );
-  }
-  if (s.ipamType) {
-    const ipamType = s.ipamType;
-    steps.push(
-      attempt(`release addresses through ${ipamType}`, () => delegate(ctx.executor, ipamType, 'DEL', ctx.vars, ctx.stdin)),
-    );
-  }
+  const ipamType = s.ipamType;
+  steps.push(
+    (async () => {
+      // The masquerade goes before the addresses are released: its elements are keyed by the address, and an ADD
+      // that received the address meanwhile would take them over, then this DEL (which found them as its own)
+      // would delete the new owner's. ADD makes them in the reverse order.
+      if (s.ipMasq) {
+        // prevResult's addresses only spare the firewall a read; without them it finds its rules by name.
+        const known = ctx.prevResult?.ips?.map((ip) => ip.address);
+        await attempt('remove masquerade rules', async () => {
+          const firewall = await openFirewall(s.ipMasqBackend);
+          const key = { network: s.network, containerId: env.containerId, ifname: env.ifname };
+          await firewall.teardownMasquerade(key, known, s.bridge);
+        });
+      }
+      if (ipamType) {
+        await attempt(`release addresses through ${ipamType}`, () =>
+          delegate(ctx.executor, ipamType, 'DEL', ctx.vars, ctx.stdin),
+        );
+      }
+    })(),
+  );
   if (env.netns && isNetns(env.netns)) {
     // Deleting the container end deletes the host end with it.
     steps.push(attempt(`delete ${env.ifname} in ${env.netns}`, () => deleteLinkOffThread(env.netns, env.ifname)));
