@@ -1,5 +1,5 @@
 /**
- * Native dependencies (koffi, netlink) loaded on first use, so importing a module that may need
+ * Native dependencies (koffi, netlink, libc through koffi) loaded on first use, so importing a module that may need
  * them costs nothing until it does.
  *
  * In the esbuild bundle the module's own resolution path points at the bundle's directory, which
@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { getSystemErrorName } from 'node:util';
 
 function notFound(err: unknown): boolean {
   return (err as { code?: string }).code === 'MODULE_NOT_FOUND';
@@ -67,4 +68,52 @@ export function loadKoffi(): Koffi {
   }
   koffi = lazyRequire('koffi') as Koffi;
   return koffi;
+}
+
+/** An errno's name ('EEXIST'), from either sign of the number. */
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+/** A failed libc call, shaped like Node's system errors (`code` = errno name) so core's hasErrno() finds it. */
+export class SystemCallError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  constructor(syscall: string, errno: number, text: string) {
+    super(`${syscall}: ${text} (${errnoName(errno)})`);
+    this.name = 'SystemCallError';
+    this.code = errnoName(errno);
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+type KoffiLib = ReturnType<Koffi['load']>;
+let libc: { lib: KoffiLib; strerror: (errnum: number) => string } | undefined;
+
+function loadLibc(): NonNullable<typeof libc> {
+  if (libc) return libc;
+  const lib = loadKoffi().load('libc.so.6');
+  libc = { lib, strerror: lib.func('const char *strerror(int errnum)') };
+  return libc;
+}
+
+/**
+ * A libc function by its C prototype ('int setns(int fd, int nstype)'), bound through koffi: for the calls Node does
+ * not offer. Bind once per module (koffi parses the prototype on every bind), on first use.
+ */
+export function libcFunction<F>(prototype: string): F {
+  return loadLibc().lib.func(prototype) as F;
+}
+
+/** A libc call's result, or a SystemCallError naming `syscall` and errno when it returned -1. */
+export function checkSyscall(syscall: string, result: number): number {
+  if (result !== -1) return result;
+  const errno = loadKoffi().errno();
+  throw new SystemCallError(syscall, errno, loadLibc().strerror(errno));
 }

@@ -1,10 +1,9 @@
 /**
  * The few libc calls Node does not offer (setns, unshare, mount, umount2, ioctl, and send/recv on a
- * worker thread), through koffi. Loaded on first use (~5 ms): most callers of netns/ never need it.
+ * worker thread), bound through core's libcFunction on first use (~5 ms): most callers of netns/ never need it.
  */
 import { closeSync, fstatSync } from 'node:fs';
-import { getSystemErrorName } from 'node:util';
-import { loadKoffi, netnsIdentity } from '../core/index.js';
+import { checkSyscall, libcFunction, loadKoffi, netnsIdentity, SystemCallError } from '../core/index.js';
 
 /** Namespace type flags (linux/sched.h). */
 export const CLONE_NEWNET = 0x40000000;
@@ -22,8 +21,6 @@ interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   send: AsyncFunc<(fd: number, buf: Buffer, len: number, flags: number) => number | bigint>;
   recv(fd: number, buf: Buffer, len: number, flags: number): number | bigint;
-  strerror(errnum: number): string;
-  errno(): number;
 }
 
 /** A koffi function, also callable on one of koffi's worker threads through `async`. */
@@ -34,73 +31,39 @@ type AsyncFunc<F extends (...args: never[]) => unknown> = F & {
 let libc: Libc | undefined;
 
 function load(): Libc {
-  if (libc) return libc;
-  const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    setns: lib.func('int setns(int fd, int nstype)'),
-    unshare: lib.func('int unshare(int flags)'),
-    mount: lib.func('int mount(str source, str target, str fstype, unsigned long flags, void *data)'),
-    umount2: lib.func('int umount2(str target, int flags)'),
+  libc ??= {
+    setns: libcFunction('int setns(int fd, int nstype)'),
+    unshare: libcFunction('int unshare(int flags)'),
+    mount: libcFunction('int mount(str source, str target, str fstype, unsigned long flags, void *data)'),
+    umount2: libcFunction('int umount2(str target, int flags)'),
     // Declared with its one argument we use: on x86-64 and arm64 that is ABI-compatible with the variadic form.
-    ioctl: lib.func('int ioctl(int fd, unsigned long request)'),
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    send: lib.func('long send(int fd, const void *buf, size_t len, int flags)') as Libc['send'],
-    recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
-    strerror: lib.func('const char *strerror(int errnum)'),
-    errno: () => koffi.errno(),
+    ioctl: libcFunction('int ioctl(int fd, unsigned long request)'),
+    socket: libcFunction('int socket(int domain, int type, int protocol)'),
+    send: libcFunction('long send(int fd, const void *buf, size_t len, int flags)'),
+    recv: libcFunction('long recv(int fd, void *buf, size_t len, int flags)'),
   };
   return libc;
 }
 
-/** An Error shaped like Node's system errors (`code` = errno name) so core's hasErrno() finds it. */
-export class SystemCallError extends Error {
-  readonly code: string;
-  readonly errno: number;
-  readonly syscall: string;
-  constructor(syscall: string, errno: number, text: string) {
-    super(`${syscall}: ${text} (${errnoName(errno)})`);
-    this.name = 'SystemCallError';
-    this.code = errnoName(errno);
-    this.errno = errno;
-    this.syscall = syscall;
-  }
-}
-
-export function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-Math.abs(errno));
-  } catch {
-    return `errno ${errno}`;
-  }
-}
-
-function check(syscall: string, result: number): number {
-  if (result !== -1) return result;
-  const c = load();
-  const errno = c.errno();
-  throw new SystemCallError(syscall, errno, c.strerror(errno));
-}
-
 export function setns(fd: number, nstype: number): void {
-  check('setns', load().setns(fd, nstype));
+  checkSyscall('setns', load().setns(fd, nstype));
 }
 
 export function unshare(flags: number): void {
-  check('unshare', load().unshare(flags));
+  checkSyscall('unshare', load().unshare(flags));
 }
 
 export function bindMount(source: string, target: string): void {
-  check('mount', load().mount(source, target, 'none', MS_BIND, null));
+  checkSyscall('mount', load().mount(source, target, 'none', MS_BIND, null));
 }
 
 /** Lazy unmount, as `ip netns del` does: succeeds even while a process still uses the namespace. */
 export function umountDetach(target: string): void {
-  check('umount2', load().umount2(target, MNT_DETACH));
+  checkSyscall('umount2', load().umount2(target, MNT_DETACH));
 }
 
 export function namespaceType(fd: number): number {
-  return check('ioctl(NS_GET_NSTYPE)', load().ioctl(fd, NS_GET_NSTYPE));
+  return checkSyscall('ioctl(NS_GET_NSTYPE)', load().ioctl(fd, NS_GET_NSTYPE));
 }
 
 const SOCK_STREAM = 1;
@@ -112,7 +75,7 @@ const SOCK_CLOEXEC = 0x80000;
 export function createSocket(family: 4 | 6, kind: 'tcp' | 'udp'): number {
   const domain = family === 4 ? 2 : 10;
   const type = (kind === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-  return check('socket', load().socket(domain, type, 0));
+  return checkSyscall('socket', load().socket(domain, type, 0));
 }
 
 const AF_NETLINK = 16;
@@ -120,7 +83,7 @@ const SOCK_RAW = 3;
 
 /** A netlink socket (protocol 0: rtnetlink) in the calling thread's namespace; its fd. */
 export function createNetlinkSocket(protocol = 0): number {
-  return check('socket', load().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
+  return checkSyscall('socket', load().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
 }
 
 /**
@@ -145,12 +108,10 @@ const EAGAIN = 11;
 
 /** recv(2) without waiting: the length of the datagram read into buf, or undefined when none is queued. */
 export function recvNow(fd: number, buf: Buffer): number | undefined {
-  const c = load();
-  const n = Number(c.recv(fd, buf, buf.length, MSG_DONTWAIT));
+  const n = Number(load().recv(fd, buf, buf.length, MSG_DONTWAIT));
   if (n >= 0) return n;
-  const errno = c.errno();
-  if (errno === EAGAIN) return undefined;
-  throw new SystemCallError('recv', errno, c.strerror(errno));
+  if (loadKoffi().errno() === EAGAIN) return undefined;
+  return checkSyscall('recv', -1);
 }
 
 /** ioctl(SIOCGSKNS) on a socket returns an fd for the network namespace the socket belongs to. */
@@ -158,7 +119,7 @@ const SIOCGSKNS = 0x894c;
 
 /** The identity (core netnsIdentity) of the network namespace a socket belongs to, as the kernel knows it. */
 export function socketNetnsIdentity(fd: number): string {
-  const nsFd = check('ioctl(SIOCGSKNS)', load().ioctl(fd, SIOCGSKNS));
+  const nsFd = checkSyscall('ioctl(SIOCGSKNS)', load().ioctl(fd, SIOCGSKNS));
   try {
     return netnsIdentity(fstatSync(nsFd));
   } finally {

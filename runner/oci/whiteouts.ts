@@ -3,7 +3,7 @@
  * stores them): a deleted path is a 0/0 character device, an opaque directory has the xattr
  * `trusted.overlay.opaque=y`. Node has neither mknod(2) nor setxattr(2): they come from libc through koffi.
  */
-import { CtnetError, ErrorCode, loadKoffi } from '../../core/index.js';
+import { CtnetError, checkSyscall, ErrorCode, libcFunction } from '../../core/index.js';
 
 /** The tar names of the OCI whiteout forms (image-spec layer.md). */
 export const whiteoutPrefix = '.wh.';
@@ -12,40 +12,35 @@ export const opaqueMarker = '.wh..wh..opq';
 interface Libc {
   mknod(path: string, mode: number, dev: number): number;
   setxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
-  strerror(errnum: number): string;
-  errno(): number;
 }
 
 let libc: Libc | undefined;
 
 function load(): Libc {
-  if (libc) return libc;
-  const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    mknod: lib.func('int mknod(str path, uint32_t mode, uint64_t dev)'),
-    setxattr: lib.func('int setxattr(str path, str name, const void *value, size_t size, int flags)'),
-    strerror: lib.func('const char *strerror(int errnum)'),
-    errno: () => koffi.errno(),
+  libc ??= {
+    mknod: libcFunction('int mknod(str path, uint32_t mode, uint64_t dev)'),
+    setxattr: libcFunction('int setxattr(str path, str name, const void *value, size_t size, int flags)'),
   };
   return libc;
 }
 
-function check(rc: number, what: string): void {
-  if (rc === 0) return;
-  const l = load();
-  throw new CtnetError(ErrorCode.io, `failed to ${what}: ${l.strerror(l.errno())}`);
+function check(syscall: string, rc: number, what: string): void {
+  try {
+    checkSyscall(syscall, rc);
+  } catch (err) {
+    throw new CtnetError(ErrorCode.io, `failed to ${what}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 const S_IFCHR = 0o020000;
 
 /** Marks `path` deleted for the layers below. */
 export function makeWhiteout(path: string): void {
-  check(load().mknod(path, S_IFCHR, 0), `create whiteout ${path}`);
+  check('mknod', load().mknod(path, S_IFCHR, 0), `create whiteout ${path}`);
 }
 
 /** Hides what the layers below have in directory `path`. */
 export function makeOpaque(path: string): void {
   const value = Buffer.from('y');
-  check(load().setxattr(path, 'trusted.overlay.opaque', value, value.length, 0), `mark ${path} opaque`);
+  check('setxattr', load().setxattr(path, 'trusted.overlay.opaque', value, value.length, 0), `mark ${path} opaque`);
 }
