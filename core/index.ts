@@ -6,6 +6,7 @@ export * from './files.js';
 export * from './ip.js';
 export * from './log.js';
 export * from './native.js';
+export * from './netlink-codec.js';
 export * from './netlink-socket.js';
 export * from './ports.js';
 export * from './random.js';

@@ -13,24 +13,18 @@
  * It holds the event loop only while a request is outstanding.
  */
 import { dirname } from 'node:path';
-import { getSystemErrorName } from 'node:util';
-import { lazyRequire, lazyResolve } from './native.js';
+import { errnoName, lazyRequire, lazyResolve } from './native.js';
+import {
+  encodeNetlinkMessage,
+  NLM_F_ACK,
+  NLM_F_ECHO,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  netlinkMessages,
+  parseNetlinkError,
+} from './netlink-codec.js';
 import { threadNetnsKey } from './thread-netns.js';
 
-function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-Math.abs(errno));
-  } catch {
-    return `errno ${errno}`;
-  }
-}
-
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-const NLM_F_REQUEST = 0x1;
-const NLM_F_ACK = 0x4;
-const NLM_F_ECHO = 0x8;
-const HEADER_LENGTH = 16;
 const NETLINK_ROUTE = 0;
 
 /**
@@ -162,29 +156,88 @@ function answers(p: Pending, type: number, seq: number, data: Buffer): boolean {
   if (type === NLMSG_DONE) return true;
   if (type === NLMSG_ERROR) {
     // struct nlmsgerr: the errno, then the header of the request it answers.
-    return data.length >= 4 + HEADER_LENGTH && data.readUInt16LE(8) === p.type && data.readUInt32LE(12) === seq;
+    const e = parseNetlinkError(data);
+    return e !== undefined && e.type === p.type && e.seq === seq;
   }
   return p.replyTypes === undefined || p.replyTypes.includes(type);
 }
 
-function message(type: number, flags: number, seq: number, body: Buffer): Buffer[] {
-  const header = Buffer.alloc(HEADER_LENGTH);
-  header.writeUInt32LE(HEADER_LENGTH + body.length, 0);
-  header.writeUInt16LE(type, 4);
-  header.writeUInt16LE(flags | NLM_F_REQUEST, 6);
-  header.writeUInt32LE(seq, 8);
-  const pad = (4 - (body.length % 4)) % 4;
-  return pad ? [header, body, Buffer.alloc(pad)] : [header, body];
-}
+/**
+ * The requests outstanding on one socket, and what the socket receives matched to them: RtnlSocket's, and the
+ * off-thread link delete's (netns/), whose socket is not the binding's because its request is sent from a worker.
+ */
+export class NetlinkAnswers {
+  private readonly pending = new Map<number, Pending>();
 
-/** One request as bytes (header, body, padding): for a socket this module does not drive (netns' off-thread delete). */
-export function encodeNetlinkMessage(type: number, flags: number, seq: number, body: Buffer): Buffer {
-  return Buffer.concat(message(type, flags, seq, body));
+  constructor(
+    private readonly protocol: number,
+    /** The socket's port ID; undefined for a socket that is one request's alone (any unicast to it is for us). */
+    private readonly port: number | undefined,
+  ) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Registers request `seq` and returns it encoded; `done` gets its ACK, ERROR or DONE, with the replies before it. */
+  expect(
+    part: { type: number; flags: number; body: Buffer; replyTypes?: readonly number[] },
+    seq: number,
+    done: Pending['done'],
+  ): Buffer[] {
+    const replyTypes = part.replyTypes ?? (this.protocol === NETLINK_ROUTE ? rtnlReplyTypes(part.type, part.flags) : undefined);
+    this.pending.set(seq, { type: part.type, replyTypes, replies: [], done });
+    return encodeNetlinkMessage(part.type, part.flags, seq, part.body);
+  }
+
+  forget(seq: number): void {
+    this.pending.delete(seq);
+  }
+
+  /** The replies gathered so far for the request `seq`, while it waits for its ACK (an echo comes before it). */
+  repliesOf(seq: number): readonly Buffer[] {
+    return this.pending.get(seq)?.replies ?? [];
+  }
+
+  /**
+   * Takes a message as an answer only when everything about it says it is one: it comes from the kernel (sender
+   * port 0), it is addressed to our port ID, it carries the sequence number of a request outstanding here, its
+   * type is one that answers that request, and an ERROR (or ACK) quotes that request's type and number. Anything
+   * else is dropped and counted: notifications, answers to requests we gave up on, and the kernel's echoes meant
+   * for another socket (see nextNetlinkSeq).
+   */
+  receive(datagram: Buffer, fromPort: number): void {
+    if (fromPort !== 0) {
+      netlinkStrays.count++;
+      return;
+    }
+    for (const { type, seq, port, data } of netlinkMessages(datagram)) {
+      const p = this.port === undefined || port === this.port ? this.pending.get(seq) : undefined;
+      if (!p || !answers(p, type, seq, data)) {
+        netlinkStrays.count++;
+        continue;
+      }
+      if (type === NLMSG_ERROR || type === NLMSG_DONE) {
+        const errno = data.length >= 4 ? data.readInt32LE(0) : 0;
+        this.pending.delete(seq);
+        p.done(errno < 0 ? new NetlinkError(errno) : undefined, p.replies);
+      } else {
+        p.replies.push(data);
+      }
+    }
+  }
+
+  failAll(err: Error): void {
+    for (const [seq, p] of [...this.pending]) {
+      this.pending.delete(seq);
+      p.done(err, p.replies);
+    }
+  }
 }
 
 export class RtnlSocket implements RequestSocket {
   private readonly native: NativeNetlink;
-  private readonly pending = new Map<number, Pending>();
+  private readonly answers: NetlinkAnswers;
   /** The request in flight (see batch). */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -195,7 +248,7 @@ export class RtnlSocket implements RequestSocket {
 
   /** Creates and binds the socket now, in the calling thread's network namespace. */
   constructor(
-    private readonly protocol = NETLINK_ROUTE,
+    protocol = NETLINK_ROUTE,
     private readonly timeoutMs = 10_000,
   ) {
     const Native = loadNative();
@@ -203,8 +256,8 @@ export class RtnlSocket implements RequestSocket {
     this.native = new Native(
       protocol,
       0,
-      (msg, from) => this.receive(msg, from.port),
-      (err) => this.failAll(err),
+      (msg, from) => this.answers.receive(msg, from.port),
+      (err) => this.answers.failAll(err),
     );
     try {
       this.native.bind(0, 0); // port 0: the kernel picks one unique in this namespace
@@ -213,6 +266,7 @@ export class RtnlSocket implements RequestSocket {
       this.native.close();
       throw err;
     }
+    this.answers = new NetlinkAnswers(protocol, this.port);
     this.native.unref();
   }
 
@@ -253,35 +307,28 @@ export class RtnlSocket implements RequestSocket {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
-        for (const seq of seqs) this.pending.delete(seq);
-        if (this.pending.size === 0 && !this.closed) this.native.unref();
+        for (const seq of seqs) this.answers.forget(seq);
+        if (this.answers.size === 0 && !this.closed) this.native.unref();
         if (err) reject(err);
         else resolve(outcomes);
       };
       const timer = setTimeout(() => finish(new Error(`no answer from the kernel within ${this.timeoutMs} ms`)), this.timeoutMs);
-      if (this.pending.size === 0) this.native.ref();
+      if (this.answers.size === 0) this.native.ref();
       const data: Buffer[] = [];
       parts.forEach((part, i) => {
         const seq = seqs[i] as number;
-        const flags = part.flags ?? 0;
-        data.push(...message(part.type, flags | (part.ack ? NLM_F_ACK : 0), seq, part.body));
-        const replyTypes = part.replyTypes ?? (this.protocol === NETLINK_ROUTE ? rtnlReplyTypes(part.type, flags) : undefined);
+        const request = { ...part, flags: (part.flags ?? 0) | (part.ack ? NLM_F_ACK : 0) };
         if (!part.ack) {
-          this.pending.set(seq, { type: part.type, replyTypes, replies: [], done: (err) => err && finish(err) });
+          data.push(...this.answers.expect(request, seq, (err) => err && finish(err)));
           return;
         }
         const slot = outcomes.push({ error: undefined, replies: [] }) - 1;
-        this.pending.set(seq, {
-          type: part.type,
-          replyTypes,
-          replies: [],
-          done: (err, replies) => {
-            if (err && !(err instanceof NetlinkError)) return finish(err);
-            outcomes[slot] = { error: err, replies };
-            this.pending.delete(seq);
-            if (--waiting === 0) finish();
-          },
-        });
+        const done: Parameters<NetlinkAnswers['expect']>[2] = (err, replies) => {
+          if (err && !(err instanceof NetlinkError)) return finish(err);
+          outcomes[slot] = { error: err, replies };
+          if (--waiting === 0) finish();
+        };
+        data.push(...this.answers.expect(request, seq, done));
       });
       if (waiting === 0) {
         // Nothing will answer: done once the datagram is out.
@@ -298,49 +345,6 @@ export class RtnlSocket implements RequestSocket {
     if (this.closed) return;
     this.closed = true;
     this.native.close();
-    this.failAll(new Error('netlink socket closed before the kernel answered'));
-  }
-
-  /**
-   * Takes a message as an answer only when everything about it says it is one: it comes from the kernel (sender
-   * port 0), it is addressed to our port ID, it carries the sequence number of a request outstanding here, its
-   * type is one that answers that request, and an ERROR (or ACK) quotes that request's type and number. Anything
-   * else is dropped and counted: notifications, answers to requests we gave up on, and the kernel's echoes meant
-   * for another socket (see nextNetlinkSeq).
-   */
-  private receive(datagram: Buffer, fromPort: number): void {
-    if (fromPort !== 0) {
-      netlinkStrays.count++;
-      return;
-    }
-    let offset = 0;
-    while (offset + HEADER_LENGTH <= datagram.length) {
-      const len = datagram.readUInt32LE(offset);
-      if (len < HEADER_LENGTH || offset + len > datagram.length) break;
-      const type = datagram.readUInt16LE(offset + 4);
-      const seq = datagram.readUInt32LE(offset + 8);
-      const port = datagram.readUInt32LE(offset + 12);
-      const data = datagram.subarray(offset + HEADER_LENGTH, offset + len);
-      offset += (len + 3) & ~3;
-      const p = port === this.port ? this.pending.get(seq) : undefined;
-      if (!p || !answers(p, type, seq, data)) {
-        netlinkStrays.count++;
-        continue;
-      }
-      if (type === NLMSG_ERROR || type === NLMSG_DONE) {
-        const errno = data.length >= 4 ? data.readInt32LE(0) : 0;
-        this.pending.delete(seq);
-        p.done(errno < 0 ? new NetlinkError(errno) : undefined, p.replies);
-      } else {
-        p.replies.push(data);
-      }
-    }
-  }
-
-  private failAll(err: Error): void {
-    for (const [seq, p] of [...this.pending]) {
-      this.pending.delete(seq);
-      p.done(err, p.replies);
-    }
+    this.answers.failAll(new Error('netlink socket closed before the kernel answered'));
   }
 }

@@ -9,7 +9,19 @@
  * each padded to 4 bytes (all our sets are hash sets: a key, never a range); the comment is nftnl
  * userdata (type 0, NUL-terminated), which `nft list` prints as `comment "…"`.
  */
-import { CtnetError, ErrorCode, type NetlinkError, type NetlinkPart, RtnlSocket, threadNetnsKey } from '../core/index.js';
+import {
+  AttrWriter,
+  CtnetError,
+  cString,
+  ErrorCode,
+  type NetlinkError,
+  type NetlinkPart,
+  NLA_F_NESTED,
+  parseAttrList,
+  parseAttrs,
+  RtnlSocket,
+  threadNetnsKey,
+} from '../core/index.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -22,8 +34,6 @@ const NFPROTO_INET = 1;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const NLM_F_DUMP = 0x300;
-const NLA_F_NESTED = 0x8000;
-const NLA_TYPE_MASK = 0x3fff;
 
 const LIST_TABLE = 1;
 const LIST_SET = 2;
@@ -61,17 +71,6 @@ export class NftTransactionError extends Error {
   }
 }
 
-function attr(type: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(4);
-  header.writeUInt16LE(4 + payload.length, 0);
-  header.writeUInt16LE(type, 2);
-  const pad = (4 - (payload.length % 4)) % 4;
-  return Buffer.concat([header, payload, Buffer.alloc(pad)]);
-}
-
-const nested = (type: number, children: Buffer[]) => attr(type | NLA_F_NESTED, Buffer.concat(children));
-const cstring = (text: string) => Buffer.from(`${text}\0`);
-
 function nfgenmsg(family: number, resId = 0): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt8(family, 0);
@@ -80,41 +79,28 @@ function nfgenmsg(family: number, resId = 0): Buffer {
 }
 
 function commentUserdata(comment: string): Buffer {
-  const value = cstring(comment);
+  const value = Buffer.from(`${comment}\0`);
   if (value.length > 255) throw new Error(`element comment too long: ${comment}`);
   return Buffer.concat([Buffer.from([UDATA_COMMENT, value.length]), value]);
 }
 
-function elementAttr(e: SetElement, withPayload: boolean): Buffer {
-  const parts = [nested(ELEM_KEY, [attr(DATA_VALUE, e.key)])];
-  if (withPayload && e.data) parts.push(nested(ELEM_DATA, [attr(DATA_VALUE, e.data)]));
-  if (withPayload && e.comment !== undefined) parts.push(attr(ELEM_USERDATA, commentUserdata(e.comment)));
-  return nested(LIST_ELEM, parts);
+/** Nests carry NLA_F_NESTED here, as libnftnl sends them. */
+function elementAttr(w: AttrWriter, e: SetElement, withPayload: boolean): void {
+  w.nest(LIST_ELEM | NLA_F_NESTED, (el) => {
+    el.nest(ELEM_KEY | NLA_F_NESTED, (k) => k.bytes(DATA_VALUE, e.key));
+    if (withPayload && e.data) el.nest(ELEM_DATA | NLA_F_NESTED, (d) => d.bytes(DATA_VALUE, e.data as Buffer));
+    if (withPayload && e.comment !== undefined) el.bytes(ELEM_USERDATA, commentUserdata(e.comment));
+  });
 }
 
-function elementsBody(table: string, set: string, elements: Buffer[]): Buffer {
-  const parts = [nfgenmsg(NFPROTO_INET), attr(LIST_TABLE, cstring(table)), attr(LIST_SET, cstring(set))];
-  if (elements.length) parts.push(nested(LIST_ELEMENTS, elements));
-  return Buffer.concat(parts);
-}
-
-/** Attributes of a netlink attribute stream, by type (the last of a type wins). */
-function parseAttrs(buf: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  for (const [type, value] of attrList(buf)) out.set(type, value);
-  return out;
-}
-
-function attrList(buf: Buffer): [number, Buffer][] {
-  const out: [number, Buffer][] = [];
-  let off = 0;
-  while (off + 4 <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > buf.length) break;
-    out.push([buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len)]);
-    off += (len + 3) & ~3;
+function elementsBody(table: string, set: string, elements: Array<{ element: SetElement; withPayload: boolean }>): Buffer {
+  const w = new AttrWriter().raw(nfgenmsg(NFPROTO_INET)).string(LIST_TABLE, table).string(LIST_SET, set);
+  if (elements.length) {
+    w.nest(LIST_ELEMENTS | NLA_F_NESTED, (list) => {
+      for (const { element, withPayload } of elements) elementAttr(list, element, withPayload);
+    });
   }
-  return out;
+  return w.toBuffer();
 }
 
 function parseComment(udata: Buffer): string | undefined {
@@ -131,10 +117,11 @@ function parseComment(udata: Buffer): string | undefined {
 
 /** The elements in one NEWSETELEM message (a GET or dump answer). */
 export function decodeElements(message: Buffer): SetElement[] {
-  const top = parseAttrs(message.subarray(4));
-  const set = top.get(LIST_SET)?.toString('utf8').replace(/\0+$/, '') ?? '';
+  const top = parseAttrs(message, 4);
+  const setName = top.get(LIST_SET);
+  const set = setName ? cString(setName) : '';
   const out: SetElement[] = [];
-  for (const [type, elem] of attrList(top.get(LIST_ELEMENTS) ?? Buffer.alloc(0))) {
+  for (const [type, elem] of parseAttrList(top.get(LIST_ELEMENTS) ?? Buffer.alloc(0))) {
     if (type !== LIST_ELEM) continue;
     const a = parseAttrs(elem);
     const value = (t: number) => {
@@ -207,7 +194,7 @@ export class NftElements {
       parts.push({
         type: subsystem(del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM),
         flags: del ? 0 : NLM_F_CREATE | (op === 'create' ? NLM_F_EXCL : 0),
-        body: elementsBody(this.table, element.set, [elementAttr(element, !del)]),
+        body: elementsBody(this.table, element.set, [{ element, withPayload: !del }]),
         ack: true,
       });
     }
@@ -221,7 +208,7 @@ export class NftElements {
   /** The element with `element`'s key (and key end), or undefined when the set has none (or does not exist). */
   async get(element: SetElement): Promise<SetElement | undefined> {
     try {
-      const body = elementsBody(this.table, element.set, [elementAttr(element, false)]);
+      const body = elementsBody(this.table, element.set, [{ element, withPayload: false }]);
       const replies = await this.withSocket((s) =>
         s.request(subsystem(NFT_MSG_GETSETELEM), 0, body, [subsystem(NFT_MSG_NEWSETELEM)]),
       );

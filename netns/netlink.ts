@@ -985,7 +985,7 @@ export async function deleteLinkOffThread(nsPath: string | undefined, name: stri
   const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, name).toBuffer();
   // Unique in the process: the kernel echoes the peer's removal to the peer's namespace with this number.
   const seq = nextNetlinkSeq();
-  const msg = encodeNetlinkMessage(c.RTM_DELLINK, c.NLM_F_ACK | c.NLM_F_ECHO, seq, body);
+  const msg = Buffer.concat(encodeNetlinkMessage(c.RTM_DELLINK, c.NLM_F_ACK | c.NLM_F_ECHO, seq, body));
   let sendError: unknown;
   let sent = false;
   const sending = sendOnWorker(fd, msg).then(
