@@ -148,7 +148,7 @@ export function neighbours(netns?: string): Promise<IpNeigh[]> {
     return (await nl.listNeighbors())
       .filter((n) => !(n.state & nudNoarp))
       .map((n) => ({
-        dst: n.address,
+        dst: n.ip,
         dev: names.get(n.ifindex) ?? String(n.ifindex),
         ...(n.mac !== undefined && { lladdr: n.mac }),
         state: nudStates.filter(([bit]) => n.state & bit).map(([, name]) => name),

@@ -1,6 +1,6 @@
 /**
- * Addresses as rtnetlink carries them: text from callers parsed with core's CIDR type (a refusal
- * names the call), bytes in network order in attributes, canonical text back out.
+ * Addresses as rtnetlink carries them: IP addresses and CIDRs from callers parsed with core's CIDR type (a refusal
+ * names the call), bytes in network order in attributes, canonical text back out; MAC addresses likewise.
  */
 import {
   type Cidr,
@@ -38,4 +38,19 @@ export function ipAttr(text: string, what: string): Buffer {
 
 export function ipText(bytes: Uint8Array): string {
   return formatIp(ipFromBytes(bytes));
+}
+
+export function macOrThrow(mac: string, what: string): Buffer {
+  const bytes = parseMac(mac);
+  if (!bytes) throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: "${mac}" is not a MAC address`);
+  return bytes;
+}
+
+export function formatMac(b: Buffer): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export function parseMac(mac: string): Buffer | undefined {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) return undefined;
+  return Buffer.from(mac.split(':').map((x) => Number.parseInt(x, 16)));
 }

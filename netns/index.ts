@@ -8,13 +8,14 @@
  * - Sysctls: readSysctl / writeSysctl / ensureSysctl per namespace; writeSysctls(ns, [...]) writes
  *   several in one switch. Files are opened below directories kept open (see sysctl.ts: the path
  *   lookup under /proc/sys/net grows with the number of namespaces on the machine).
- * - Debugging: routeGet (as `ip route get`), linkStats, listNeighbors, listNetns; socketIn(path, …)
- *   gives a TCP/UDP socket fd made inside a namespace, for probes without spawning a process.
- * - rtnetlink: withNetlink(path, async (nl) => …) gives a Netlink bound to one namespace, closed
- *   afterwards: links (veth, bridge, ports, MTU, MAC, up/down, move), addresses, routes,
- *   neighbours, bridge VLANs. Errors are CtnetError "failed to <verb> <object>: <cause>" whose
- *   cause carries the errno name (hasErrno(err, 'EEXIST')); a name clash on create is code 103.
- *
+ * - Debugging: nl.routeGet (as `ip route get`), nl.linkStats, nl.listNeighbors, nl.bridgeVlans, listNetns;
+ *   socketIn(path, …) gives a TCP/UDP socket fd made inside a namespace, for probes without spawning a process.
+ * - rtnetlink: withNetlink(path, async (nl) => …) gives a Netlink bound to one namespace, closed afterwards, with
+ *   one module per kernel object (netlink.ts lists them): links (veth, bridge, ports; one updateLink for MTU, MAC,
+ *   up/down, promisc, port flags, devconf), addresses, routes, neighbours and FDB entries, bridge VLANs, VXLAN
+ *   links. deleteLinkOffThread deletes a link without waiting for the kernel's RCU grace period. Errors are
+ *   CtnetError "failed to <verb> <object>: <cause>" whose cause carries the errno name (hasErrno(err, 'EEXIST'));
+ *   a name clash on create is code 103.
  * - Overlays: ensureVxlan / getVxlan / listVxlans (unicast VTEPs: no group, no learning), neighbour and FDB entries
  *   (setNeighbour, setFdb, …, permanent), routes owned by a protocol number (replaceOwnedRoute, listOwnedRoutes,
  *   deleteOwnedRoute; onlink gateways).
@@ -22,7 +23,11 @@
  * Importing this module loads nothing heavy: koffi and netlink are required on first use.
  */
 
+export { NetlinkError } from '../core/index.js';
+export type { AddAddressOptions, AddressInfo } from './address.js';
 export { netnsCookie } from './cookie.js';
+export { type LinkChange, type LinkInfo, type LinkRef, type LinkStats, parseLink, type VethOptions } from './link.js';
+export { deleteLinkOffThread } from './link-delete.js';
 export { randomVethName } from './names.js';
 export { createNetns, defaultNetnsDir, deleteNetns, isNetns, listNetns, sameNetns } from './namespaces.js';
 export {
@@ -36,30 +41,19 @@ export {
   setFdb,
   setNeighbour,
 } from './neighbour.js';
-export {
-  type AddressInfo,
-  type BridgeVlanInfo,
-  deleteLinkOffThread,
-  type LinkChange,
-  type LinkInfo,
-  type LinkRef,
-  type LinkStats,
-  type NeighborInfo,
-  Netlink,
-  type RouteInfo,
-  type RouteSpec,
-  withNetlink,
-} from './netlink.js';
-export { NetlinkError } from './nl-socket.js';
+export { Netlink, withNetlink } from './netlink.js';
 export {
   deleteOwnedRoute,
   listOwnedRoutes,
   type OwnedRoute,
   type OwnedRouteSpec,
+  type RouteInfo,
+  type RouteSpec,
   replaceOwnedRoute,
-} from './owned-route.js';
+} from './route.js';
 export { inNetns, socketIn } from './switch.js';
 export { ensureSysctl, readSysctl, type SysctlSetting, sysctlPath, writeSysctl, writeSysctls } from './sysctl.js';
+export type { BridgeVlanInfo } from './vlan.js';
 export {
   defaultVxlanPort,
   ensureVxlan,

@@ -4,15 +4,14 @@
  * VXLAN link, to the remote VTEP address its frames are sent to. Entries made here are permanent: the kernel
  * neither ages nor probes them.
  */
-import { CtnetError, ErrorCode, hasErrno, ipBytes, wrapError } from '../core/index.js';
-import { ipOrThrow, ipText } from './address-attr.js';
-import type { LinkRef, Netlink } from './netlink.js';
+import { AttrWriter, hasErrno, ipBytes, parseAttrs, wrapError } from '../core/index.js';
+import { formatMac, ipOrThrow, ipText, macOrThrow } from './address-attr.js';
+import { indexOf, indexOrUndefined, type LinkRef, linkText } from './link.js';
+import type { Netlink } from './netlink.js';
 import * as c from './rtnl-codec.js';
-import { AttrWriter, formatMac, parseAttrs, parseMac } from './rtnl-codec.js';
 
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
-const NLM_F_REPLACE = 0x100;
 /** NUD_PERMANENT (linux/neighbour.h). */
 export const nudPermanent = 0x80;
 /** NTF_SELF: the entry belongs to the device itself (a VXLAN link's own table), not to a bridge it is a port of. */
@@ -38,15 +37,15 @@ export interface FdbEntry {
 
 /** Makes `ip` on `dev` resolve to `mac`, permanently (replacing any entry there was: `ip neigh replace … nud permanent`). */
 export async function setNeighbour(nl: Netlink, dev: LinkRef, ip: string, mac: string): Promise<void> {
-  const what = `set neighbour ${ip} lladdr ${mac} on ${linkText(dev)}${where(nl)}`;
+  const what = `set neighbour ${ip} lladdr ${mac} on ${linkText(dev)}${nl.where}`;
   const addr = ipOrThrow(ip, what);
   const index = await indexOf(nl, dev, what);
   const body = new AttrWriter()
-    .raw(ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, nudPermanent, 0))
+    .raw(c.ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, nudPermanent, 0))
     .bytes(c.NDA_DST, ipBytes(addr))
     .bytes(c.NDA_LLADDR, macOrThrow(mac, what));
   try {
-    await nl.request(RTM_NEWNEIGH, c.NLM_F_CREATE | NLM_F_REPLACE, body.toBuffer());
+    await nl.request(RTM_NEWNEIGH, c.NLM_F_CREATE | c.NLM_F_REPLACE, body.toBuffer());
   } catch (err) {
     throw wrapError(what, err);
   }
@@ -54,12 +53,12 @@ export async function setNeighbour(nl: Netlink, dev: LinkRef, ip: string, mac: s
 
 /** Removes the neighbour entry of `ip` on `dev`; an entry (or link) that is not there is fine. */
 export async function delNeighbour(nl: Netlink, dev: LinkRef, ip: string): Promise<void> {
-  const what = `delete neighbour ${ip} on ${linkText(dev)}${where(nl)}`;
+  const what = `delete neighbour ${ip} on ${linkText(dev)}${nl.where}`;
   const addr = ipOrThrow(ip, what);
   const index = await indexOrUndefined(nl, dev);
   if (index === undefined) return;
   const body = new AttrWriter()
-    .raw(ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, 0, 0))
+    .raw(c.ndmsg(addr.family === 4 ? c.AF_INET : c.AF_INET6, index, 0, 0))
     .bytes(c.NDA_DST, ipBytes(addr));
   try {
     await nl.request(RTM_DELNEIGH, 0, body.toBuffer());
@@ -75,9 +74,9 @@ export async function listNeighbours(nl: Netlink, dev?: LinkRef): Promise<Neighb
   if (dev !== undefined && index === undefined) return [];
   let msgs: Buffer[];
   try {
-    msgs = await nl.request(c.RTM_GETNEIGH, c.NLM_F_DUMP, ndmsg(c.AF_UNSPEC, 0, 0, 0));
+    msgs = await nl.dump(c.RTM_GETNEIGH, c.ndmsg(c.AF_UNSPEC, 0, 0, 0));
   } catch (err) {
-    throw wrapError(`list neighbours${dev === undefined ? '' : ` of ${linkText(dev)}`}${where(nl)}`, err);
+    throw wrapError(`list neighbours${dev === undefined ? '' : ` of ${linkText(dev)}`}${nl.where}`, err);
   }
   const out: NeighbourEntry[] = [];
   for (const m of msgs) {
@@ -101,15 +100,15 @@ export async function listNeighbours(nl: Netlink, dev?: LinkRef): Promise<Neighb
  * DEV dst DST self permanent`). One entry per MAC: a replaced entry's old destination is gone.
  */
 export async function setFdb(nl: Netlink, dev: LinkRef, mac: string, dst: string): Promise<void> {
-  const what = `set FDB entry ${mac} dst ${dst} on ${linkText(dev)}${where(nl)}`;
+  const what = `set FDB entry ${mac} dst ${dst} on ${linkText(dev)}${nl.where}`;
   const addr = ipOrThrow(dst, what);
   const index = await indexOf(nl, dev, what);
   const body = new AttrWriter()
-    .raw(ndmsg(c.AF_BRIDGE, index, nudPermanent, NTF_SELF))
+    .raw(c.ndmsg(c.AF_BRIDGE, index, nudPermanent, NTF_SELF))
     .bytes(c.NDA_LLADDR, macOrThrow(mac, what))
     .bytes(c.NDA_DST, ipBytes(addr));
   try {
-    await nl.request(RTM_NEWNEIGH, c.NLM_F_CREATE | NLM_F_REPLACE, body.toBuffer());
+    await nl.request(RTM_NEWNEIGH, c.NLM_F_CREATE | c.NLM_F_REPLACE, body.toBuffer());
   } catch (err) {
     throw wrapError(what, err);
   }
@@ -117,10 +116,10 @@ export async function setFdb(nl: Netlink, dev: LinkRef, mac: string, dst: string
 
 /** Removes the FDB entry for `mac` on `dev` (with `dst`, only the entry to that VTEP); absent is fine. */
 export async function delFdb(nl: Netlink, dev: LinkRef, mac: string, dst?: string): Promise<void> {
-  const what = `delete FDB entry ${mac} on ${linkText(dev)}${where(nl)}`;
+  const what = `delete FDB entry ${mac} on ${linkText(dev)}${nl.where}`;
   const index = await indexOrUndefined(nl, dev);
   if (index === undefined) return;
-  const body = new AttrWriter().raw(ndmsg(c.AF_BRIDGE, index, 0, NTF_SELF)).bytes(c.NDA_LLADDR, macOrThrow(mac, what));
+  const body = new AttrWriter().raw(c.ndmsg(c.AF_BRIDGE, index, 0, NTF_SELF)).bytes(c.NDA_LLADDR, macOrThrow(mac, what));
   if (dst !== undefined) body.bytes(c.NDA_DST, ipBytes(ipOrThrow(dst, what)));
   try {
     await nl.request(RTM_DELNEIGH, 0, body.toBuffer());
@@ -136,9 +135,9 @@ export async function listFdb(nl: Netlink, dev?: LinkRef): Promise<FdbEntry[]> {
   if (dev !== undefined && index === undefined) return [];
   let msgs: Buffer[];
   try {
-    msgs = await nl.request(c.RTM_GETNEIGH, c.NLM_F_DUMP, ndmsg(c.AF_BRIDGE, 0, 0, 0));
+    msgs = await nl.dump(c.RTM_GETNEIGH, c.ndmsg(c.AF_BRIDGE, 0, 0, 0));
   } catch (err) {
-    throw wrapError(`list FDB entries${dev === undefined ? '' : ` of ${linkText(dev)}`}${where(nl)}`, err);
+    throw wrapError(`list FDB entries${dev === undefined ? '' : ` of ${linkText(dev)}`}${nl.where}`, err);
   }
   const out: FdbEntry[] = [];
   for (const m of msgs) {
@@ -154,36 +153,4 @@ export async function listFdb(nl: Netlink, dev?: LinkRef): Promise<FdbEntry[]> {
     out.push(entry);
   }
   return out;
-}
-
-/** struct ndmsg: family, 3 pad bytes, ifindex (s32), state (u16), flags (u8), type (u8). */
-function ndmsg(family: number, index: number, state: number, flags: number): Buffer {
-  const b = c.ndmsg(family, index);
-  b.writeUInt16LE(state, 8);
-  b.writeUInt8(flags, 10);
-  return b;
-}
-
-async function indexOrUndefined(nl: Netlink, dev: LinkRef): Promise<number | undefined> {
-  return typeof dev === 'number' ? dev : (await nl.getLink(dev))?.index;
-}
-
-async function indexOf(nl: Netlink, dev: LinkRef, what: string): Promise<number> {
-  const index = await indexOrUndefined(nl, dev);
-  if (index === undefined) throw new CtnetError(ErrorCode.internal, `failed to ${what}: no link named "${dev}"${where(nl)}`);
-  return index;
-}
-
-function macOrThrow(mac: string, what: string): Buffer {
-  const bytes = parseMac(mac);
-  if (!bytes) throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: "${mac}" is not a MAC address`);
-  return bytes;
-}
-
-function linkText(link: LinkRef): string {
-  return typeof link === 'number' ? `link #${link}` : link;
-}
-
-function where(nl: Netlink): string {
-  return nl.nsPath === undefined ? '' : ` in ${nl.nsPath}`;
 }

@@ -1,16 +1,10 @@
 /**
- * Encoding and decoding of the rtnetlink messages we use: fixed headers (ifinfomsg, ifaddrmsg,
- * rtmsg, ndmsg) followed by attributes (length u16, type u16, payload padded to 4 bytes).
- *
- * We encode requests ourselves instead of through the `netlink` package's struct layer: its
- * typings leave nested link data (IFLA_LINKINFO, veth peers, IFLA_AF_SPEC) as raw buffers anyway,
- * and its parser drops replies it cannot decode (attributes newer than the library), which would
- * hang a request. From `netlink` we use the socket, sequence numbers, ACKs and multipart replies.
- * Byte order is the host's (netlink is host-endian); this module assumes little-endian (x86-64, arm64).
+ * rtnetlink's part of the codec: message types, attribute numbers and the fixed headers (ifinfomsg, ifaddrmsg,
+ * rtmsg, ndmsg) that come before a message's attributes. Attributes and framing are core's (core/netlink-codec.ts,
+ * which also says why the `netlink` package's codec is not used). Host byte order, little-endian assumed.
  */
 
-// Message types (linux/netlink.h, linux/rtnetlink.h).
-export const NLMSG_ERROR = 2;
+// Message types (linux/rtnetlink.h).
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
@@ -24,8 +18,6 @@ export const RTM_GETROUTE = 26;
 export const RTM_GETNEIGH = 30;
 
 // Request flags (linux/netlink.h); REQUEST and ACK are added by the socket layer.
-export const NLM_F_REQUEST = 0x1;
-export const NLM_F_ACK = 0x4;
 export const NLM_F_ECHO = 0x8;
 export const NLM_F_ROOT = 0x100;
 export const NLM_F_MATCH = 0x200;
@@ -122,67 +114,6 @@ export const RTM_F_CLONED = 0x200;
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
 
-const NLA_TYPE_MASK = 0x3fff; // strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
-
-/** Builds an attribute stream; nest() writes a container attribute around what its callback adds. */
-export class AttrWriter {
-  private readonly parts: Buffer[] = [];
-  private length = 0;
-
-  raw(buf: Buffer): this {
-    this.parts.push(buf);
-    this.length += buf.length;
-    return this;
-  }
-
-  bytes(type: number, payload: Buffer): this {
-    const len = 4 + payload.length;
-    const header = Buffer.alloc(4);
-    header.writeUInt16LE(len, 0);
-    header.writeUInt16LE(type, 2);
-    this.raw(header).raw(payload);
-    const pad = (4 - (len % 4)) % 4;
-    if (pad) this.raw(Buffer.alloc(pad));
-    return this;
-  }
-
-  u8(type: number, value: number): this {
-    return this.bytes(type, Buffer.from([value]));
-  }
-
-  u16(type: number, value: number): this {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(value);
-    return this.bytes(type, b);
-  }
-
-  u32(type: number, value: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(value >>> 0);
-    return this.bytes(type, b);
-  }
-
-  /** A NUL-terminated string (IFLA_IFNAME and most string attributes). */
-  string(type: number, value: string): this {
-    return this.bytes(type, Buffer.from(`${value}\0`, 'utf8'));
-  }
-
-  /** A string without terminator: IFLA_INFO_KIND, as iproute2 sends it. */
-  kind(type: number, value: string): this {
-    return this.bytes(type, Buffer.from(value, 'utf8'));
-  }
-
-  nest(type: number, fill: (w: AttrWriter) => void): this {
-    const inner = new AttrWriter();
-    fill(inner);
-    return this.bytes(type, inner.toBuffer());
-  }
-
-  toBuffer(): Buffer {
-    return Buffer.concat(this.parts, this.length);
-  }
-}
-
 export interface IfInfoMsg {
   family?: number;
   type?: number;
@@ -235,63 +166,12 @@ export function rtmsg(m: RtMsg): Buffer {
   return b;
 }
 
-export function ndmsg(family: number, index = 0): Buffer {
+/** struct ndmsg: family, 3 pad bytes, ifindex (s32), state (u16), flags (u8), type (u8). */
+export function ndmsg(family: number, index = 0, state = 0, flags = 0): Buffer {
   const b = Buffer.alloc(12);
   b.writeUInt8(family, 0);
   b.writeInt32LE(index, 4);
+  b.writeUInt16LE(state, 8);
+  b.writeUInt8(flags, 10);
   return b;
-}
-
-/** Attribute payloads by type (the last one wins for repeated types). */
-export type Attrs = Map<number, Buffer>;
-
-export function parseAttrs(buf: Buffer, offset = 0): Attrs {
-  const attrs: Attrs = new Map();
-  let pos = offset;
-  while (pos + 4 <= buf.length) {
-    const len = buf.readUInt16LE(pos);
-    if (len < 4 || pos + len > buf.length) break;
-    attrs.set(buf.readUInt16LE(pos + 2) & NLA_TYPE_MASK, buf.subarray(pos + 4, pos + len));
-    pos += (len + 3) & ~3;
-  }
-  return attrs;
-}
-
-/** Every attribute in order, for streams where one type repeats (IFLA_BRIDGE_VLAN_INFO). */
-export function parseAttrList(buf: Buffer): Array<[number, Buffer]> {
-  const list: Array<[number, Buffer]> = [];
-  let pos = 0;
-  while (pos + 4 <= buf.length) {
-    const len = buf.readUInt16LE(pos);
-    if (len < 4 || pos + len > buf.length) break;
-    list.push([buf.readUInt16LE(pos + 2) & NLA_TYPE_MASK, buf.subarray(pos + 4, pos + len)]);
-    pos += (len + 3) & ~3;
-  }
-  return list;
-}
-
-export function attrU32(attrs: Attrs, type: number): number | undefined {
-  const b = attrs.get(type);
-  return b && b.length >= 4 ? b.readUInt32LE(0) : undefined;
-}
-
-export function attrU8(attrs: Attrs, type: number): number | undefined {
-  const b = attrs.get(type);
-  return b && b.length >= 1 ? b.readUInt8(0) : undefined;
-}
-
-export function attrString(attrs: Attrs, type: number): string | undefined {
-  const b = attrs.get(type);
-  if (!b) return undefined;
-  const end = b.indexOf(0);
-  return b.toString('utf8', 0, end < 0 ? b.length : end);
-}
-
-export function formatMac(b: Buffer): string {
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-export function parseMac(mac: string): Buffer | undefined {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) return undefined;
-  return Buffer.from(mac.split(':').map((x) => Number.parseInt(x, 16)));
 }

@@ -5,20 +5,23 @@
  */
 import test from 'ava';
 import {
+  AttrWriter,
   type Cidr,
   ErrorCode,
   formatIp,
   type IpAddr,
   ipBytes,
   ipFromBytes,
+  NetlinkError,
   networkOf,
+  parseAttrList,
+  parseAttrs,
   parseCidr,
   parseIp,
 } from '../core/index.js';
 import { randomVethName } from './names.js';
 import { Netlink } from './netlink.js';
-import { NetlinkError } from './nl-socket.js';
-import { AttrWriter, ifinfomsg, parseAttrList, parseAttrs } from './rtnl-codec.js';
+import { ifinfomsg } from './rtnl-codec.js';
 import { sysctlPath } from './sysctl.js';
 
 function hex(s: string): Buffer {

@@ -2,11 +2,11 @@
  * VXLAN links over rtnetlink: a unicast VTEP (a VNI, a UDP port, a local address) with no multicast group and no
  * source learning, so the only forwarding entries it has are those the caller programs (neighbour.ts's FDB).
  */
-import { CtnetError, ErrorCode, hasErrno, wrapError } from '../core/index.js';
-import { ipAttr, ipOrThrow, ipText } from './address-attr.js';
-import { type LinkInfo, type LinkRef, type Netlink, parseLink } from './netlink.js';
+import { AttrWriter, attrU8, attrU32, CtnetError, ErrorCode, hasErrno, parseAttrs, wrapError } from '../core/index.js';
+import { ipAttr, ipOrThrow, ipText, parseMac } from './address-attr.js';
+import { getLinkMessage, indexOrUndefined, type LinkInfo, type LinkRef, parseLink } from './link.js';
+import type { Netlink } from './netlink.js';
 import * as c from './rtnl-codec.js';
-import { AttrWriter, attrU8, attrU32, parseAttrs, parseMac } from './rtnl-codec.js';
 
 // VXLAN attributes inside IFLA_INFO_DATA (linux/if_link.h).
 const IFLA_VXLAN_ID = 1;
@@ -46,15 +46,8 @@ export interface VxlanInfo {
 
 /** The VXLAN details of link `name`, or undefined when there is no such link or it is not a VXLAN link. */
 export async function getVxlan(nl: Netlink, name: string): Promise<VxlanInfo | undefined> {
-  const body = new AttrWriter().raw(c.ifinfomsg()).u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS).string(c.IFLA_IFNAME, name);
-  let msg: Buffer | undefined;
-  try {
-    [msg] = await nl.request(c.RTM_GETLINK, 0, body.toBuffer());
-  } catch (err) {
-    if (hasErrno(err, 'ENODEV')) return undefined;
-    throw wrapError(`get link ${name}${where(nl)}`, err);
-  }
-  return msg ? parseVxlan(msg) : undefined;
+  const found = await getLinkMessage(nl, name);
+  return found ? parseVxlan(found.msg) : undefined;
 }
 
 export function parseVxlan(msg: Buffer): VxlanInfo | undefined {
@@ -99,20 +92,16 @@ export async function ensureVxlan(
   spec: VxlanSpec,
   opts: { replaceForeign?: boolean } = {},
 ): Promise<VxlanInfo> {
-  const what = `ensure VXLAN link ${name} (VNI ${spec.vni}, port ${spec.port}, local ${spec.local})${where(nl)}`;
+  const what = `ensure VXLAN link ${name} (VNI ${spec.vni}, port ${spec.port}, local ${spec.local})${nl.where}`;
   checkSpec(spec, what);
-  const underlayIndex =
-    spec.underlay === undefined
-      ? undefined
-      : typeof spec.underlay === 'number'
-        ? spec.underlay
-        : (await nl.getLink(spec.underlay))?.index;
+  const underlayIndex = spec.underlay === undefined ? undefined : await indexOrUndefined(nl, spec.underlay);
   if (spec.underlay !== undefined && underlayIndex === undefined) {
     throw new CtnetError(ErrorCode.internal, `failed to ${what}: no underlay link "${spec.underlay}"`);
   }
-  const existing = await nl.getLink(name);
-  if (existing) {
-    const vx = existing.kind === 'vxlan' ? await getVxlan(nl, name) : undefined;
+  const found = await getLinkMessage(nl, name);
+  if (found) {
+    const existing = found.link;
+    const vx = parseVxlan(found.msg);
     if (vx && vxlanMatches(vx, spec, underlayIndex)) {
       const change: { mtu?: number; mac?: string; up: boolean } = { up: true };
       if (spec.mtu !== undefined && vx.link.mtu !== spec.mtu) change.mtu = spec.mtu;
@@ -191,8 +180,4 @@ function checkSpec(spec: VxlanSpec, what: string): void {
   if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 68 || spec.mtu > 65535)) {
     throw new CtnetError(ErrorCode.invalidConfig, `failed to ${what}: MTU must be 68..65535`);
   }
-}
-
-function where(nl: Netlink): string {
-  return nl.nsPath === undefined ? '' : ` in ${nl.nsPath}`;
 }

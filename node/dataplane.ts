@@ -54,7 +54,7 @@ export function podMtu(plane: Pick<LocalPlane, 'choice' | 'underlayMtu'>): numbe
 export async function findUnderlay(ip: string): Promise<{ name: string; mtu: number }> {
   return withNetlink(undefined, async (nl) => {
     const addr = (await nl.listAddresses(undefined, 4)).find((a) => a.address === ip);
-    const link = addr ? await nl.getLinkByIndex(addr.ifindex) : undefined;
+    const link = addr ? await nl.getLink(addr.ifindex) : undefined;
     if (!link) {
       throw new CtnetError(ErrorCode.invalidConfig, `no link of this host has the address ${ip}`, {
         hint: "--node-ip must be one of this host's own IPv4 addresses (the one other nodes reach it at)",

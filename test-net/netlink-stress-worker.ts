@@ -13,9 +13,8 @@
  *   socket and its first request on a loaded machine), then asked for the bridge by name.
  * argv: seconds, bridge name, container namespace paths…
  */
-import { netlinkStrays, RtnlSocket } from '../core/index.js';
-import { deleteLinkOffThread, type LinkInfo, randomVethName, withNetlink } from '../netns/index.js';
-import { parseLink } from '../netns/netlink.js';
+import { AttrWriter, netlinkStrays, RtnlSocket } from '../core/index.js';
+import { deleteLinkOffThread, type LinkInfo, parseLink, randomVethName, withNetlink } from '../netns/index.js';
 import * as c from '../netns/rtnl-codec.js';
 
 const [secondsArg, bridgeArg, ...containers] = process.argv.slice(2);
@@ -40,7 +39,7 @@ const describe = (l: LinkInfo | undefined) => (l ? `${l.name}#${l.index} (${l.ki
 
 const bridgeIndex = await withNetlink(undefined, async (nl) => {
   const br = await nl.ensureBridge(bridge);
-  await nl.setUp(bridge);
+  await nl.updateLink(br.index, { up: true });
   return br.index;
 });
 
@@ -80,7 +79,7 @@ async function read(): Promise<void> {
 
 /** GETLINK by name on a socket left idle first: every reply message must be that one link. */
 async function idleRead(): Promise<void> {
-  const body = Buffer.concat([c.ifinfomsg(), attr(c.IFLA_IFNAME, Buffer.from(`${bridge}\0`))]);
+  const body = new AttrWriter().raw(c.ifinfomsg()).string(c.IFLA_IFNAME, bridge).toBuffer();
   while (Date.now() < deadline) {
     const socket = new RtnlSocket();
     try {
@@ -97,13 +96,6 @@ async function idleRead(): Promise<void> {
       socket.close();
     }
   }
-}
-
-function attr(type: number, value: Buffer): Buffer {
-  const head = Buffer.alloc(4);
-  head.writeUInt16LE(4 + value.length, 0);
-  head.writeUInt16LE(type, 2);
-  return Buffer.concat([head, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
 }
 
 await Promise.all([...containers.map(churn), ...Array.from({ length: 3 }, read), ...Array.from({ length: 3 }, idleRead)]);

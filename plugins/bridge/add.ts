@@ -80,7 +80,7 @@ async function ensureBridge(
     trySysctl(undefined, `net/ipv6/conf/${s.bridge}/accept_ra`, '0');
   }
   if (s.promiscMode && !br.promisc) await nl.updateLink(s.bridge, { promisc: true });
-  if (!br.up) await nl.setUp(s.bridge);
+  if (!br.up) await nl.updateLink(br.index, { up: true });
   return { index: br.index, mac: br.mac };
 }
 

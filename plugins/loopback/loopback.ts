@@ -11,7 +11,7 @@ async function add(ctx: PluginContext): Promise<CniResult> {
   const addresses = await withNetlink(netns, async (nl) => {
     const lo = await nl.getLink(loopbackName);
     if (!lo) throw new CtnetError(ErrorCode.internal, `failed to set up ${loopbackName}: it does not exist in ${netns}`);
-    await nl.setUp(loopbackName);
+    await nl.updateLink(lo.index, { up: true });
     const addrs = await nl.listAddresses(loopbackName);
     const foreign = addrs.find((a) => !(a.family === 4 ? a.address.startsWith('127.') : a.address === '::1'));
     if (foreign) {
@@ -37,7 +37,8 @@ async function del(ctx: PluginContext): Promise<void> {
   // Gone or empty: nothing to undo (the namespace took lo with it).
   if (!netns || !isNetns(netns)) return;
   await withNetlink(netns, async (nl) => {
-    if (await nl.getLink(loopbackName)) await nl.setDown(loopbackName);
+    const lo = await nl.getLink(loopbackName);
+    if (lo) await nl.updateLink(lo.index, { up: false });
   });
 }
 
