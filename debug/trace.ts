@@ -81,13 +81,16 @@ export function resolveSource(from: string | undefined, paths: CtnetPaths): Trac
   return isLoopback(from) ? { kind: 'host', address: from } : { kind: 'world', address: from };
 }
 
-class HopList {
+/** A trace's hops as they are checked, in order (also the cross-node trace's: node/trace.ts). */
+export class HopList {
   readonly hops: Hop[] = [];
   ok(name: string, detail: string): void {
     this.hops.push({ name, status: 'ok', detail });
   }
-  broken(name: string, detail: string, hint: string): void {
+  /** Returns false, so a check can end with `return hops.broken(…)`. */
+  broken(name: string, detail: string, hint: string): false {
     this.hops.push({ name, status: 'broken', detail, hint });
+    return false;
   }
   skip(name: string, detail: string): void {
     this.hops.push({ name, status: 'skipped', detail });

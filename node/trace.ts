@@ -8,7 +8,7 @@
  * The peers are the agent's last view (peers.json), checked against the store when it answers.
  */
 import { CtnetError, ErrorCode } from '../core/index.js';
-import type { Hop, TraceReport } from '../debug/index.js';
+import { HopList, type TraceReport } from '../debug/index.js';
 import { listFdb, listNeighbours, listOwnedRoutes, nudPermanent, readSysctl, withNetlink } from '../netns/index.js';
 import { type CtnetPaths, netnsPathOf } from '../network/index.js';
 import { resolveTarget } from '../runner/index.js';
@@ -22,17 +22,6 @@ export interface PodTraceReport extends Omit<TraceReport, 'port' | 'protocol'> {
   peer?: { node: string; subnet: string; nodeIp: string; mode: string };
 }
 
-class Hops {
-  readonly hops: Hop[] = [];
-  ok(name: string, detail: string): void {
-    this.hops.push({ name, status: 'ok', detail });
-  }
-  broken(name: string, detail: string, hint: string): false {
-    this.hops.push({ name, status: 'broken', detail, hint });
-    return false;
-  }
-}
-
 const reconcileHint = 'restart the node agent (`ctnet node up …`): it reconciles everything it owns on start';
 
 export async function tracePod(containerRef: string, target: string, paths: CtnetPaths): Promise<PodTraceReport> {
@@ -44,7 +33,7 @@ export async function tracePod(containerRef: string, target: string, paths: Ctne
   }
   const view = resolveTarget(containerRef, paths);
   const netns = netnsPathOf(view);
-  const h = new Hops();
+  const h = new HopList();
   const report: PodTraceReport = { container: view.name ?? view.id, target, from: view.name ?? view.id, hops: h.hops };
   const finish = () => {
     const i = h.hops.findIndex((x) => x.status === 'broken');
