@@ -11,6 +11,9 @@ import { type ElementOp, type NftElements, NftTransactionError, type SetElement 
 import { describeElement, sameElement } from './nft-sets.js';
 import type { AttachmentKey } from './types.js';
 
+/** How many times a change made from a listing is tried, listing again after one refused. */
+const maxListingAttempts = 3;
+
 /** Two elements that cannot both exist: same set and key. */
 function clashes(a: SetElement, b: SetElement): boolean {
   return a.set === b.set && a.key.equals(b.key);
@@ -30,9 +33,10 @@ export class OwnedElements {
   }
 
   /**
-   * Makes `want` the attachment's elements (`comment` names it): its earlier elements go, and an element of another
-   * attachment with a clashing key is taken over (callers rule out live owners first: the portmap reservations, one
-   * address per lease).
+   * Makes `want` the attachment's elements (`comment` names it): its earlier elements go, and so does every element
+   * of an attachment that holds a key it needs. Callers rule out live owners first (the portmap reservations, one
+   * address per lease), so such an attachment is stale: all of it goes, its marker among them, which makes its own
+   * teardown's delete (that always names its marker) refused instead of deleting the new owner's elements.
    */
   async install(want: SetElement[], comment: string, sets: readonly string[]): Promise<void> {
     if (!want.length) return;
@@ -45,16 +49,28 @@ export class OwnedElements {
       log.debug({ err: err.message }, 'nft elements refused; listing the sets');
     }
     await this.ensureBase();
-    const existing = await this.dumpAll(sets);
-    const deletes: ElementOp[] = [];
-    for (const e of existing) {
-      const mine = e.comment === comment;
-      const clash = want.some((w) => clashes(w, e));
-      if (!mine && !clash) continue;
-      if (!mine) log.warn({ element: describeElement(e), owner: e.comment }, 'taking over an element of a stale attachment');
-      deletes.push({ op: 'delete', element: e });
+    for (let attempt = 1; ; attempt++) {
+      const existing = await this.dumpAll(sets);
+      const stale = new Set<string>();
+      const deletes: ElementOp[] = [];
+      for (const e of existing) {
+        if (e.comment !== comment && e.comment !== undefined && want.some((w) => clashes(w, e))) stale.add(e.comment);
+      }
+      for (const e of existing) {
+        const mine = e.comment === comment;
+        const evicted = e.comment !== undefined && stale.has(e.comment);
+        if (!mine && !evicted && !want.some((w) => clashes(w, e))) continue;
+        if (!mine) log.warn({ element: describeElement(e), owner: e.comment }, 'taking over an element of a stale attachment');
+        deletes.push({ op: 'delete', element: e });
+      }
+      try {
+        await this.elements.apply([...deletes, ...creates]);
+        return;
+      } catch (err) {
+        // An element listed was deleted meanwhile (its owner's teardown): list again.
+        if (!(err instanceof NftTransactionError) || attempt === maxListingAttempts) throw err;
+      }
     }
-    await this.elements.apply([...deletes, ...creates]);
   }
 
   /**
@@ -68,8 +84,8 @@ export class OwnedElements {
     const ours = found.filter((e): e is SetElement => e?.comment === comment);
     if (!ours.length) return 'none';
     if (ours.length !== candidates.length) return 'partial';
-    // Re-adding an element with the same value is a no-op that fails when it changed since the lookup: then nothing
-    // is deleted and the listing decides.
+    // Re-adding an element with the same value is a no-op that fails when it changed since the lookup, and the marker
+    // is gone when a new owner took the attachment's keys over since: then nothing is deleted and the listing decides.
     const ops = ours.flatMap((element): ElementOp[] => [
       ...(element.data ? [{ op: 'add' as const, element }] : []),
       { op: 'delete', element },
@@ -83,11 +99,20 @@ export class OwnedElements {
     }
   }
 
-  /** Removes every element of `sets` whose comment is `comment` (lists the sets). True when there was one. */
+  /**
+   * Removes every element of `sets` whose comment is `comment` (lists the sets). True when there was one. A delete
+   * refused because a new owner took elements over since the listing (it removed the marker too) lists again.
+   */
   async removeListed(comment: string, sets: readonly string[]): Promise<boolean> {
-    const ours = (await this.dumpAll(sets)).filter((e) => e.comment === comment);
-    await this.elements.apply(ours.map((element) => ({ op: 'delete', element })));
-    return ours.length > 0;
+    for (let attempt = 1; ; attempt++) {
+      const ours = (await this.dumpAll(sets)).filter((e) => e.comment === comment);
+      try {
+        await this.elements.apply(ours.map((element) => ({ op: 'delete', element })));
+        return ours.length > 0;
+      } catch (err) {
+        if (!(err instanceof NftTransactionError) || attempt === maxListingAttempts) throw err;
+      }
+    }
   }
 
   /** The first of `want` that is missing, points elsewhere or belongs to someone else; undefined when all are in. */

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { openFirewall } from '../iptables/index.js';
-import { NftElements, nftListingRepeats, type SetElement } from '../iptables/nft-netlink.js';
+import { type ElementOp, NftElements, nftListingRepeats, type SetElement } from '../iptables/nft-netlink.js';
 import { refuseRootNetns } from './driver-guard.js';
 
 refuseRootNetns('nft-race-driver');
@@ -94,9 +94,44 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     }
     return { left, repeated: nftListingRepeats.count };
   },
+  /**
+   * An attachment's teardown (with its address known, or listing the sets) at the point where it deletes the elements
+   * it found as its own, and a new attachment that receives the same address (a stale owner's: its lease is gone)
+   * and takes the elements over just before.
+   */
+  async 'takeover-during-teardown'() {
+    const fw = await openFirewall('nftables');
+    const old = { network: 'race', containerId: 'old', ifname: 'eth0' };
+    const neu = { network: 'race', containerId: 'new', ifname: 'eth0' };
+    const addresses = ['10.9.0.7/16'];
+    await fw.setupMasquerade({ ...old, addresses, hostInterface: bridge });
+    let tookOver = false;
+    const apply = NftElements.prototype.apply;
+    NftElements.prototype.apply = async function (this: NftElements, ops: ElementOp[]) {
+      if (!tookOver && ops.some((o) => o.op === 'delete' && o.element.comment?.includes(' id=old '))) {
+        tookOver = true;
+        await fw.setupMasquerade({ ...neu, addresses, hostInterface: bridge });
+      }
+      return apply.call(this, ops);
+    };
+    let teardown = 'ok';
+    try {
+      await fw.teardownMasquerade(old, input.known ? addresses : undefined, bridge);
+    } catch (err) {
+      teardown = (err as Error).message;
+    }
+    NftElements.prototype.apply = apply;
+    const elements = new NftElements(table);
+    const state: string[] = [];
+    for (const set of ['masq-src4', 'masq-local4', 'attachments']) {
+      for (const e of (await elements.dump(set)) ?? []) state.push(`${set} ${e.comment}`);
+    }
+    return { tookOver, teardown, state };
+  },
 };
 
-const { scenario } = JSON.parse(readFileSync(0, 'utf8')) as { scenario: string };
+const input = JSON.parse(readFileSync(0, 'utf8')) as { scenario: string; known?: boolean };
+const { scenario } = input;
 const run = scenarios[scenario];
 if (!run) throw new Error(`no such scenario: ${scenario}`);
 process.stdout.write(`${JSON.stringify(await run())}\n`);

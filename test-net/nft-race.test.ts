@@ -29,3 +29,17 @@ test('a teardown that finds its elements by listing, while the other attachments
   t.deepEqual(r.left, []);
   t.true(r.repeated >= 1, 'the change did land while the listing was under way');
 });
+
+for (const known of [true, false]) {
+  test(`a teardown ${known ? 'by known addresses' : 'by listing'} that a new owner of the address overtakes deletes none of the new owner's elements`, async (t) => {
+    const sb = await createSandbox(t);
+    const r = await runDriver<{ tookOver: boolean; teardown: string; state: string[] }>(sb.host, 'nft-race-driver.ts', {
+      scenario: 'takeover-during-teardown',
+      known,
+    });
+    t.true(r.tookOver, 'the new owner took the address over at the point where the teardown deletes');
+    t.is(r.teardown, 'ok');
+    const owner = 'ctnet masq net=race id=new if=eth0';
+    t.deepEqual(r.state.sort(), [`attachments ${owner}`, `masq-local4 ${owner}`, `masq-src4 ${owner}`]);
+  });
+}
