@@ -9,12 +9,14 @@
  *     last_reserved_ip.<setIndex>   the round-robin cursor of range set <setIndex>: the last address handed out
  *     lock                          flock(2) taken around every change (flock.ts)
  *     reserving.<ip>                ctnet only, inside one locked call: a lease being written (writeLease)
+ *     ctnet-owners                  ctnet only: every lease's owner as of a directory stamp (the owner index, below)
  *
  * A `reserving.*` file found while holding the lock is the leftover of a writer killed mid-reserve; its name is no
  * address, so readers never take it for a lease, and the next locked call removes it. The reference ignores it too
  * (its DEL, matching on content, may remove one that holds the attachment's owner).
  */
 import {
+  appendFileSync,
   closeSync,
   constants,
   type Dirent,
@@ -22,6 +24,7 @@ import {
   openSync,
   readdirSync,
   readSync,
+  renameSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -35,6 +38,7 @@ export const leaseDirFiles = {
   lock: 'lock',
   cursorPrefix: 'last_reserved_ip.',
   reservingPrefix: 'reserving.',
+  ownerIndex: 'ctnet-owners',
 } as const;
 
 export interface LeaseOwner {
@@ -139,6 +143,69 @@ export function readLeaseDir(dir: string): DirListing {
     }
   }
   return { owners, leftovers };
+}
+
+/**
+ * The owner index, `ctnet-owners`: what a full read found, so that the next process need not read every lease file.
+ * Append-only, written under the lock; the last record of a name wins:
+ *
+ *   ctnet-owners 2                 header
+ *   + <ip> <owner text as JSON>    lease <ip> holds this owner
+ *   - <ip>                         lease <ip> is gone
+ *   = <stamp>                      the records above are the whole directory while its stamp is <stamp>
+ *
+ * It counts only when its last line is a stamp equal to the directory's stamp now (store.ts says why that is safe);
+ * a torn append never ends in one. The reference compares every file's content with a container ID: this one's
+ * holds spaces, which an ID never does, so it never matches.
+ */
+export const ownerIndexHeader = 'ctnet-owners 2';
+export const ownerRecord = (ip: string, text: string | undefined): string =>
+  text === undefined ? `- ${ip}` : `+ ${ip} ${JSON.stringify(text)}`;
+export const stampRecord = (stamp: string): string => `= ${stamp}`;
+
+/** The owner index's leases and record count when its last line is stamp `stamp`; undefined otherwise. */
+export function readOwnerIndex(dir: string, stamp: string): { owners: Map<string, string>; records: number } | undefined {
+  let text: string | undefined;
+  try {
+    text = readSmallFile(join(dir, leaseDirFiles.ownerIndex), Buffer.alloc(64 * 1024));
+  } catch {
+    return undefined;
+  }
+  const last = `\n${stampRecord(stamp)}\n`;
+  if (text === undefined || !text.startsWith(`${ownerIndexHeader}\n`) || !text.endsWith(last)) return undefined;
+  const owners = new Map<string, string>();
+  const lines = text.slice(ownerIndexHeader.length + 1, text.length - 1).split('\n');
+  for (const line of lines) {
+    const kind = line[0];
+    if (kind === '=') continue;
+    const sp = line.indexOf(' ', 2);
+    const ip = sp < 0 ? line.slice(2) : line.slice(2, sp);
+    if (kind === '-') owners.delete(ip);
+    else if (kind === '+' && sp > 0) {
+      try {
+        const owner = JSON.parse(line.slice(sp + 1)) as unknown;
+        if (typeof owner !== 'string') return undefined;
+        owners.set(ip, owner);
+      } catch {
+        return undefined;
+      }
+    } else return undefined;
+  }
+  return { owners, records: lines.length };
+}
+
+/** Appends records to the owner index. */
+export function appendOwnerIndex(dir: string, records: string[]): void {
+  appendFileSync(join(dir, leaseDirFiles.ownerIndex), `${records.join('\n')}\n`, { mode: 0o600 });
+}
+
+/** Writes the owner index anew (temp file + rename: a reader never sees half of it), without a stamp yet. */
+export function writeOwnerIndex(dir: string, owners: ReadonlyMap<string, string>): void {
+  const lines = [ownerIndexHeader];
+  for (const [ip, text] of owners) lines.push(ownerRecord(ip, text));
+  const tmp = join(dir, `${leaseDirFiles.ownerIndex}.tmp`);
+  writeFileSync(tmp, `${lines.join('\n')}\n`, { mode: 0o600 });
+  renameSync(tmp, join(dir, leaseDirFiles.ownerIndex));
 }
 
 /** Names of the lease files in a directory (no lock, no reads): for STATUS. */

@@ -227,3 +227,56 @@ test('a writer killed at any point leaves every lease file whole, and no temp fi
     t.is((await del('probe')).length, 1);
   }
 });
+
+test('new processes, call by call within one clock tick, with another writer in between: the owner index never hides a change', async (t) => {
+  const { add, del, foreignAdd, foreignDel, newProcess } = setup(t);
+  for (let i = 0; i < 100; i++) {
+    newProcess();
+    const ip = (await add('a'))[0]?.split('/')[0] as string;
+    // The reference moves a's address to x under the same name: the index, stamped by the ADD, must not say "a".
+    foreignDel(ip);
+    foreignAdd(ip, 'x');
+    newProcess();
+    t.deepEqual(await del('a'), [], `round ${i}: a has no lease left`);
+    newProcess();
+    t.deepEqual(await del('x'), [ip], `round ${i}: x's lease found`);
+  }
+});
+
+test('the owner index: a new process reads it instead of the lease files; damaged or torn, it is ignored and rewritten', async (t) => {
+  const { add, del, dir, newProcess } = setup(t);
+  await add('a');
+  await add('b');
+  const index = join(dir, 'ctnet-owners');
+  const text = readFileSync(index, 'utf8');
+  t.regex(text, /^ctnet-owners 2\n(.*\n)*= \d+:\d+:\d+:\d+:\d+\n$/);
+  // Trusted by a new process: it appends to the index (a distrusted one is written anew).
+  newProcess();
+  await add('c');
+  t.true(readFileSync(index, 'utf8').startsWith(text), 'appended to');
+  // A torn append (no stamp last) and a damaged record: each makes the next process read every file.
+  writeFileSync(index, `${readFileSync(index, 'utf8')}+ 10.1.0.3 "zz\r\neth0"\n`);
+  newProcess();
+  t.deepEqual(await del('b'), ['10.1.0.3']);
+  writeFileSync(index, readFileSync(index, 'utf8').replace(/^\+ 10\.1\.0\.2 .*$/m, '+ 10.1.0.2 {not json'));
+  newProcess();
+  t.deepEqual(await del('a'), ['10.1.0.2']);
+  t.regex(readFileSync(index, 'utf8'), /^ctnet-owners 2\n/);
+});
+
+test('the owner index grows by appends and is compacted, staying proportional to live leases', async (t) => {
+  const { add, del, dir } = setup(t);
+  const index = join(dir, 'ctnet-owners');
+  await add('base');
+  await add('one');
+  const before = readFileSync(index, 'utf8');
+  await add('two');
+  t.true(readFileSync(index, 'utf8').startsWith(before), 'an ADD appends');
+  for (let i = 0; i < 60; i++) {
+    await add(`tmp${i}`);
+    await del(`tmp${i}`);
+  }
+  const lines = readFileSync(index, 'utf8').trimEnd().split('\n');
+  t.true(lines.length <= 2 * 3 + 64 + 8, `index has ${lines.length} lines`);
+  t.deepEqual(await del('one'), ['10.1.0.3']);
+});

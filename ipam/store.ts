@@ -2,29 +2,32 @@
  * IPAM's store: the interface the allocator and the IPAM operations (leases.ts) work through, and its one
  * implementation over the lease directory (lease-files.ts holds the disk format).
  *
- * What the disk store remembers between calls, and why that is safe:
- * - A call reads the whole directory (every lease file, as the reference does on every ADD and DEL) unless this
- *   store object read it before and the directory's stamp (device, inode, size, mtime, ctime) is still what it was
- *   when this store last released the lock. A plugin process makes one call, so it always reads; the agent, which
- *   keeps one store for its life, reads once and then pays one stat(2) per call.
+ * What a call knows of a directory before reading it, and why that is safe:
+ * - A call reads the whole directory (every lease file, as the reference does on every ADD and DEL) unless the
+ *   directory's stamp (device, inode, size, mtime, ctime) is the one a state was saved with: the state this store
+ *   object kept in memory (the agent keeps one store for its life), else the owner index `ctnet-owners` that every
+ *   ctnet call leaves stamped (a plugin process makes one call). So the agent pays one stat(2) per call, and a
+ *   plugin process one read of the index instead of one read per lease.
  * - Every writer (ctnet, the reference host-local) changes a lease directory only under its flock, and every change
  *   that adds or removes a lease creates, links or unlinks an entry, which changes the directory's ctime (and, on
  *   tmpfs, its size). Cursors are written in place and are re-read by every call instead.
- * - The stamp is taken under the lock at the end of each call, and stat'ing it marks the ctime as seen: from Linux
- *   6.13 on ("multigrain timestamps", ext4, xfs, btrfs, tmpfs) the next change of that directory gets a finer
- *   timestamp than the one seen, even within one clock tick. tmpfs gives link(2) and unlink(2) the coarse time of the
- *   file instead, but they change the directory's size, and a link by ctnet always follows a create in the same call.
- *   Elsewhere (older kernels, other or network filesystems) a change within the clock tick (1–10 ms) of the last call
- *   could keep the stamp, so the store never keeps a directory there: every call reads it.
+ * - The stamp is taken under the lock at the end of each call, after its last change of the directory, and
+ *   stat'ing it marks the ctime as seen: from Linux 6.13 on ("multigrain timestamps", ext4, xfs, btrfs, tmpfs) the
+ *   next change of that directory gets a finer timestamp than the one seen, even within one clock tick. tmpfs gives
+ *   link(2) and unlink(2) the coarse time of the file instead, but they change the directory's size, and a link by
+ *   ctnet always follows a create in the same call. Elsewhere (older kernels, other or network filesystems) a change
+ *   within the clock tick (1–10 ms) of the last call could keep the stamp, so there no state is kept or indexed:
+ *   every call reads the directory.
  * - Nothing is deleted or refused on what was remembered: DEL, GC and a refusal re-read the lease file first.
  *   A lease file rewritten in place (no writer does that) is seen at the next full read.
  */
 import { statfsSync, statSync } from 'node:fs';
 import { release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
-import { CtnetError, ErrorCode, makeDirs } from '../core/index.js';
+import { CtnetError, ErrorCode, log, makeDirs } from '../core/index.js';
 import { type LockOptions, lockFile } from './flock.js';
 import {
+  appendOwnerIndex,
   decodeOwner,
   encodeOwner,
   ioError,
@@ -32,12 +35,16 @@ import {
   leaseDirFiles,
   leaseDirPath,
   listLeaseNames,
+  ownerRecord,
   readCursor,
   readLeaseDir,
+  readOwnerIndex,
   readSmallFile,
   removeLeaseFile,
+  stampRecord,
   writeCursor,
   writeLease,
+  writeOwnerIndex,
 } from './lease-files.js';
 
 /** One call on a network's leases, made under its lock: what the allocator and the IPAM operations need. */
@@ -70,8 +77,18 @@ export interface LeaseStore {
 /** What a lease directory holds: lease → owner text (trimmed file content), and owner text → leases. */
 class DirState {
   readonly byOwner = new Map<string, Set<string>>();
+  /** Owner index records of the changes not yet appended to `ctnet-owners`. */
+  pending: string[] = [];
+  /** Records in `ctnet-owners`, or undefined when it must be written anew (missing, stale, damaged). */
+  records: number | undefined;
+  /** The stamp of the directory when this state was last known to match it. */
+  stamp = '';
 
-  constructor(readonly owners: Map<string, string>) {
+  constructor(
+    readonly owners: Map<string, string>,
+    records: number | undefined,
+  ) {
+    this.records = records;
     for (const [name, text] of owners) this.index(text, name);
   }
 
@@ -81,6 +98,7 @@ class DirState {
     if (old !== undefined) this.unindex(old, name);
     this.owners.set(name, text);
     this.index(text, name);
+    this.pending.push(ownerRecord(name, text));
   }
 
   delete(name: string): void {
@@ -88,6 +106,7 @@ class DirState {
     if (old === undefined) return;
     this.owners.delete(name);
     this.unindex(old, name);
+    this.pending.push(ownerRecord(name, undefined));
   }
 
   namesOf(text: string): string[] {
@@ -200,9 +219,9 @@ function multigrainKernel(): boolean {
 
 /** The lease directories of one process, on disk; remembers up to `maxKept` of them between calls. */
 export class DiskLeaseStore implements LeaseStore {
-  /** Directory path → its state and stamp when this store last released its lock; least recently used first. */
-  private readonly kept = new Map<string, { stamp: string; state: DirState }>();
-  private readonly canKeep = multigrainKernel();
+  /** Directory path → its state when this store last released its lock; least recently used first. */
+  private readonly kept = new Map<string, DirState>();
+  private readonly multigrain = multigrainKernel();
 
   constructor(private readonly maxKept = 32) {}
 
@@ -241,32 +260,68 @@ export class DiskLeaseStore implements LeaseStore {
         consistent = err instanceof CtnetError && err.code !== ErrorCode.io;
         throw err;
       } finally {
-        this.close(path, state, consistent);
+        if (consistent) this.close(path, state);
       }
     } finally {
       lock.release();
     }
   }
 
-  /** The directory's state: the one kept, when its stamp still holds, else read in full. Under the lock. */
+  /** Whether stamps of `path` change with every change of its entries (see the top of this file). */
+  private trustsStamps(path: string): boolean {
+    return this.multigrain && multigrainFilesystems.has(Number(statfsSync(path).type));
+  }
+
+  /**
+   * The directory's state, under the lock: the one kept, or the owner index's, while the directory's stamp is the
+   * one they were saved with; else read in full.
+   */
   private open(path: string): DirState {
     const kept = this.kept.get(path);
     this.kept.delete(path);
-    if (kept && kept.stamp === stampOf(path)) return kept.state;
+    const stamp = stampOf(path);
+    if (kept?.stamp === stamp) return kept;
+    if (this.trustsStamps(path)) {
+      const index = readOwnerIndex(path, stamp);
+      if (index) {
+        const state = new DirState(index.owners, index.records);
+        state.stamp = stamp;
+        return state;
+      }
+    }
     const { owners, leftovers } = readLeaseDir(path);
     // Under the lock, a temp file is a killed writer's: remove it.
     for (const name of leftovers) removeLeaseFile(path, name);
-    return new DirState(owners);
+    return new DirState(owners, undefined);
   }
 
-  private close(path: string, state: DirState, consistent: boolean): void {
-    if (!consistent || !this.canKeep) return;
+  /**
+   * Ends a call that left the state matching the files, still under the lock: brings the owner index up to date
+   * and stamps it and the state with the directory's stamp now. A failure costs the next call a full read, never
+   * correctness.
+   */
+  private close(path: string, state: DirState): void {
     try {
-      if (!multigrainFilesystems.has(Number(statfsSync(path).type))) return;
-      this.kept.set(path, { stamp: stampOf(path), state });
-    } catch {
+      if (!this.trustsStamps(path)) return;
+      const live = state.owners.size;
+      if (state.records === undefined || state.records + state.pending.length > 2 * live + 64) {
+        writeOwnerIndex(path, state.owners);
+        state.records = live;
+        state.pending = [];
+      }
+      // Taken after every change of the directory (the rewrite renames into it); appending changes only the file.
+      const stamp = stampOf(path);
+      if (state.pending.length > 0 || stamp !== state.stamp) {
+        appendOwnerIndex(path, [...state.pending, stampRecord(stamp)]);
+        state.records += state.pending.length + 1;
+        state.pending = [];
+      }
+      state.stamp = stamp;
+    } catch (err) {
+      log.warn({ err, dir: path }, 'failed to write the lease owner index');
       return;
     }
+    this.kept.set(path, state);
     if (this.kept.size > this.maxKept) {
       const oldest = this.kept.keys().next().value;
       if (oldest !== undefined) this.kept.delete(oldest);

@@ -125,9 +125,9 @@ const kernelScript = [
 
 /**
  * Files under dir with their contents. Not state: lock files, empty directories, and host-local's bookkeeping
- * (the reference's allocation cursor last_reserved_ip.N) that only steers the next call.
+ * (the reference's allocation cursor last_reserved_ip.N, our owner index) that only steers or speeds up the next call.
  */
-const bookkeeping = /^(lock|last_reserved_ip\.\d+)$/;
+const bookkeeping = /^(lock|last_reserved_ip\.\d+|ctnet-owners)$/;
 
 function fileState(dir: string): string[] {
   const out: string[] = [];

@@ -210,7 +210,7 @@ async function garbage(t: ExecutionContext, agentMode: boolean) {
     const addA = await callPlain('ADD', a);
     t.is(addA.exitCode, 0, addA.stdout + addA.stderr);
     const ipA = firstIp(addA.json);
-    // Damage a's lease or a cursor.
+    // Damage a's lease, a cursor, or the owner index.
     const files = readdirSync(leaseDir).filter((f) => f !== 'lock');
     const target = files[Math.floor(random() * files.length)] as string;
     const original = readFileSync(join(leaseDir, target), 'utf8');
@@ -244,10 +244,10 @@ async function garbage(t: ExecutionContext, agentMode: boolean) {
   t.log(`${trials} damaged files: ${log.join('; ')}`);
 }
 
-test('lease files and cursors damaged, plugins as processes: no crash, no address handed out twice', async (t) => {
+test('lease files, cursors and the owner index damaged, plugins as processes: no crash, no address handed out twice', async (t) => {
   await garbage(t, false);
 });
 
-test('lease files and cursors damaged, through the agent: no crash, no address handed out twice', async (t) => {
+test('lease files, cursors and the owner index damaged, through the agent: no crash, no address handed out twice', async (t) => {
   await garbage(t, true);
 });

@@ -56,7 +56,7 @@ test('ADD inside a bridge netconf: reads conf.ipam, unknown top-level keys pass,
     ips: [{ address: '10.5.0.2/24', gateway: '10.5.0.1' }],
     routes: [{ dst: '0.0.0.0/0' }],
   });
-  t.deepEqual(readdirSync(join(d, 'br-net')).sort(), ['10.5.0.2', 'last_reserved_ip.0', 'lock']);
+  t.deepEqual(readdirSync(join(d, 'br-net')).sort(), ['10.5.0.2', 'ctnet-owners', 'last_reserved_ip.0', 'lock']);
   t.is((await call('DEL', conf)).exitCode, 0);
   t.is((await call('DEL', conf)).exitCode, 0);
 });
