@@ -10,8 +10,10 @@
  *   copies) and a NIC's line rate on each node's uplink (--line-rate, tbf; none to skip). Within a regime the
  *   three paths are measured in turns, --repeat rounds, each round in another order (so a load change hits all
  *   three alike); the ratio printed is the median of the rounds' own ratios (each against the underlay of its
- *   round), beside the ratio of the medians. The load average is printed before and after: on a shared machine
- *   the figures move with it.
+ *   round), beside the ratio of the medians. Beside throughput, each path's CPU per GB (the iperf3 pair's CPU
+ *   seconds per GB moved), which the machine's load moves far less than throughput: the underlay's over a pod
+ *   path's is what a pod gets per CPU, the CPU-bound ratio to expect on a quiet machine. The load average is
+ *   printed before and after: on a shared machine the throughput figures move with it.
  *
  * flannel, the comparison the issue names, is not a Debian package and is not installed here: it is not measured.
  * Namespaces are named ctt-… (the test helpers') and removed at the end, also on Ctrl-C.
@@ -86,11 +88,35 @@ function iperfServer(netns: string): ChildProcess {
   return child;
 }
 
-async function iperf(fromNetns: string, to: string): Promise<number> {
-  const r = await nsRun(fromNetns, 'iperf3', ['-c', to, '-p', '5201', '-t', String(seconds), '-J']);
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
+interface Sample {
+  gbps: number;
+  /** CPU seconds of the sending and the receiving iperf3 per GB moved (see cpuNote). */
+  cpuPerGB: number;
 }
+
+async function iperf(fromNetns: string, to: string): Promise<Sample> {
+  const r = await nsRun(fromNetns, 'iperf3', ['-c', to, '-p', '5201', '-t', String(seconds), '-J']);
+  const j = JSON.parse(r.stdout) as {
+    end: {
+      sum_received: { bits_per_second: number; bytes: number };
+      cpu_utilization_percent: { host_total: number; remote_total: number };
+    };
+  };
+  const cpu = j.end.cpu_utilization_percent;
+  return {
+    gbps: j.end.sum_received.bits_per_second / 1e9,
+    cpuPerGB: (((cpu.host_total + cpu.remote_total) / 100) * seconds) / (j.end.sum_received.bytes / 1e9),
+  };
+}
+
+/**
+ * Why CPU per GB: it is what a path costs, and unlike throughput it hardly moves with the machine's load (a busy
+ * machine gives a flow less CPU time, not a different cost per byte). The kernel charges the softirq work done
+ * in a process's context to that process (tick accounting), and with veth the whole path from the sending
+ * socket to the receiving one runs in the sender's softirqs; work deferred to ksoftirqd is not counted.
+ */
+const cpuNote =
+  "CPU per GB: the iperf3 pair's CPU seconds per GB moved; the underlay's over a pod path's is the throughput a pod gets per CPU, relative to the underlay";
 
 /** A NIC's line rate on each node's uplink (egress of eth0), or none. */
 async function setLineRate(nodes: SimNode[], rate: string | undefined): Promise<void> {
@@ -166,12 +192,13 @@ async function main(): Promise<void> {
   // as fast as the CPU copies: the ratio is then what the pod path's extra hops (two veth pairs, a bridge and
   // a forwarding decision per node, the encapsulation) cost in CPU. With a line rate on each node's uplink
   // (tbf on eth0, as a NIC's), the underlay is the limit, as on real hosts: the ratio says whether pod
-  // traffic fills the link (VXLAN pays its 50 bytes a packet within the rate).
+  // traffic fills the link (VXLAN pays its 50 bytes a packet within the rate). CPU per GB, in both, is the
+  // cost of a path that the load moves least.
   const regimes: { name: string; rate?: string }[] = [
     { name: 'no line rate (CPU-bound)' },
     ...(lineRate === 'none' ? [] : [{ name: `line rate ${lineRate} on each node's uplink`, rate: lineRate }]),
   ];
-  const runs = regimes.map(() => ({ underlay: [] as number[], hostgw: [] as number[], vxlan: [] as number[] }));
+  const runs = regimes.map(() => ({ underlay: [] as Sample[], hostgw: [] as Sample[], vxlan: [] as Sample[] }));
   for (let i = 0; i < repeat; i++) {
     for (const [r, regime] of regimes.entries()) {
       await setLineRate([a1, a2, b1, b2] as SimNode[], regime.rate);
@@ -183,24 +210,34 @@ async function main(): Promise<void> {
     }
   }
   await setLineRate([a1, a2, b1, b2] as SimNode[], undefined);
-  const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
+  const fmt = (xs: number[], digits = 2) => xs.map((x) => x.toFixed(digits)).join(', ');
   const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
   for (const [r, regime] of regimes.entries()) {
-    const run = runs[r] as { underlay: number[]; hostgw: number[]; vxlan: number[] };
-    const u = median(run.underlay);
+    const run = runs[r] as Record<Path, Sample[]>;
+    const gbps = (p: Path) => run[p].map((x) => x.gbps);
+    const cpu = (p: Path) => run[p].map((x) => x.cpuPerGB);
+    const u = median(gbps('underlay'));
+    const uCpu = median(cpu('underlay'));
     console.log(`throughput, ${regime.name}:`);
-    console.log(`  underlay node → node: median ${u.toFixed(2)} Gbit/s (${fmt(run.underlay)})`);
+    console.log(
+      `  underlay node → node: median ${u.toFixed(2)} Gbit/s (${fmt(gbps('underlay'))}); CPU per GB ${uCpu.toFixed(3)} s (${fmt(cpu('underlay'), 3)})`,
+    );
     for (const [path, label, target] of [
       ['hostgw', 'host-gw', 95],
       ['vxlan', 'VXLAN  ', 80],
     ] as const) {
-      const xs = run[path];
-      const ratios = xs.map((x, j) => x / (run.underlay[j] as number));
+      const xs = gbps(path);
+      const ratios = xs.map((x, j) => x / (gbps('underlay')[j] as number));
+      const c = median(cpu(path));
       console.log(
         `  pod → pod ${label}:   median ${median(xs).toFixed(2)} Gbit/s (${fmt(xs)}) = ${pct(median(ratios))} of the underlay, median of the rounds' ratios (${ratios.map(pct).join(', ')}; ratio of medians ${pct(median(xs) / u)}; target ≥ ${target} %)`,
       );
+      console.log(
+        `      CPU per GB ${c.toFixed(3)} s (${fmt(cpu(path), 3)}): ${pct(uCpu / c)} of the underlay's throughput per CPU`,
+      );
     }
   }
+  console.log(cpuNote);
   console.log(`load average at the end: ${load()}`);
   console.log('flannel: not a Debian package, not installed here: not measured');
   for (const [n, name] of [
