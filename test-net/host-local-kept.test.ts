@@ -27,7 +27,7 @@ async function setup(t: ExecutionContext) {
   const cfg = parseIpamConfig(conf);
   const store = new DiskLeaseStore();
   const who = (id: string) => ({ containerId: id, ifname: 'eth0' });
-  /** The kept view's ADD and DEL, in this process. */
+  /** The kept store's ADD and DEL, in this process. */
   const keptAdd = async (id: string, ip?: string) => {
     const requested = ip ? new Map([[0, parseIp(ip) as IpAddr]]) : new Map<number, IpAddr>();
     return (await allocateLeases(store, cfg, who(id), requested)).map((a) => formatIp(a.ip));
@@ -55,7 +55,7 @@ function ok(t: ExecutionContext, r: PluginOutcome, what: string): void {
   t.is(r.exitCode, 0, `${what}: ${r.stdout} ${r.stderr}`);
 }
 
-test('kept view and the reference: each sees, refuses and releases the other’s leases', async (t) => {
+test('kept state and the reference: each sees, refuses and releases the other’s leases', async (t) => {
   const e = await setup(t);
   t.deepEqual(await e.keptAdd('a'), ['10.99.0.2']);
   t.deepEqual(await e.keptAdd('b'), ['10.99.0.3']);
@@ -74,7 +74,7 @@ test('kept view and the reference: each sees, refuses and releases the other’s
   t.true(e.kept());
 });
 
-test('kept view: the reference re-reserves a static address for another container, cursor text unchanged', async (t) => {
+test('kept state: the reference re-reserves a static address for another container, cursor text unchanged', async (t) => {
   const e = await setup(t);
   await e.keptAdd('x');
   t.deepEqual(await e.keptAdd('a', '10.99.0.50'), ['10.99.0.50']);
@@ -100,7 +100,7 @@ test('plugin processes: the reference re-reserves a static address for another c
   t.deepEqual(e.leases(), []);
 });
 
-test('kept view, our plugin processes and the reference, concurrently: distinct addresses, all released', async (t) => {
+test('kept state, our plugin processes and the reference, concurrently: distinct addresses, all released', async (t) => {
   const e = await setup(t);
   await e.keptAdd('warm');
   await e.keptDel('warm');
