@@ -4,7 +4,7 @@
  * injection: skel validates the ID and network name, but a library caller may not have).
  */
 import { CtnetError, ErrorCode, sha256Hex } from '../core/index.js';
-import type { AttachmentKey } from './types.js';
+import type { AttachmentKey, NetworkIsolation, RuleOwner } from './types.js';
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -65,4 +65,32 @@ export function parseAttachmentComment(comment: string): { kind: string; key: At
 
 export function attachmentLabel(key: AttachmentKey): string {
   return `network "${key.network}" container "${key.containerId}" interface "${key.ifname}"`;
+}
+
+/** The comment on a network's isolation rules and elements. */
+export function isolationComment(network: string): string {
+  return `ctnet isolation net=${network}`;
+}
+
+/** The network an isolation comment names; '' for any other comment (an isolation rule of an earlier layout has none). */
+export function isolationNetworkOf(comment: string): string {
+  return /^ctnet isolation net=(\S+)$/.exec(comment)?.[1] ?? '';
+}
+
+const bridgePattern = /^[A-Za-z0-9_.@+=-]{1,15}$/;
+
+export function validateIsolation(net: NetworkIsolation): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(net.network)) {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid network name ${JSON.stringify(net.network)} for an isolation rule`);
+  }
+  // Rule text gets the name as is: only characters that need no quoting (Linux allows more; our bridges never use it).
+  if (!bridgePattern.test(net.bridge)) {
+    throw new CtnetError(ErrorCode.invalidConfig, `invalid bridge name ${JSON.stringify(net.bridge)} for an isolation rule`);
+  }
+}
+
+/** What a rule's comment says it belongs to; undefined for a comment that is not ours. */
+export function ruleOwner(comment: string): RuleOwner | undefined {
+  const isolation = /^ctnet isolation net=(\S+)$/.exec(comment)?.[1];
+  return isolation ? { kind: 'isolation', network: isolation } : parseAttachmentComment(comment);
 }

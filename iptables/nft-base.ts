@@ -129,6 +129,8 @@ export function baseLines(): string[] {
     `add chain ${T} ${N.admin}`,
     ...base(N.forward, 'type filter hook forward priority filter'),
     `add rule ${T} ${N.forward} jump ${N.admin}`,
+    // Isolation between networks: from one isolated bridge to another, unless it stays on one bridge.
+    `add rule ${T} ${N.forward} iifname @${S.isolated} oifname @${S.isolated} iifname . oifname != @${S.isolatedSelf} drop`,
     ...base(N.input, 'type filter hook input priority filter'),
     `add rule ${T} ${N.input} ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct state != { established, related } ct status ! dnat drop ${commentArg('ctnet drop non-loopback to loopback net for route_localnet')}`,
   ];

@@ -99,6 +99,17 @@ export class OwnedElements {
     }
   }
 
+  /** Removes the elements with the keys of `candidates`, whoever they belong to. */
+  async removeKeys(candidates: SetElement[]): Promise<void> {
+    const found = (await this.elements.getAll(candidates)).filter((e): e is SetElement => e !== undefined);
+    await this.elements.apply(found.map((element) => ({ op: 'delete', element })));
+  }
+
+  /** Every element of `sets`. */
+  list(sets: readonly string[]): Promise<SetElement[]> {
+    return this.dumpAll(sets);
+  }
+
   /**
    * Removes every element of `sets` whose comment is `comment` (lists the sets). True when there was one. A delete
    * refused because a new owner took elements over since the listing (it removed the marker too) lists again.

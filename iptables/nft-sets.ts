@@ -35,6 +35,10 @@ export const nftSets = {
    * earlier one installed.
    */
   attachments: 'attachments',
+  /** bridge: forwarded traffic between two bridges of this set is dropped (isolated networks) … */
+  isolated: 'isolated',
+  /** bridge . bridge: … unless it stays on one bridge. */
+  isolatedSelf: 'isolated-self',
 } as const;
 
 const addrType: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
@@ -58,6 +62,8 @@ export function setDeclarations(T: string): string[] {
     `add set ${T} ${S.hairpin} { type ifname . inet_proto . inet_service; }`,
     `add set ${T} ${S.localhost4} { type ipv4_addr; }`,
     `add set ${T} ${S.attachments} { type ifname; }`,
+    `add set ${T} ${S.isolated} { type ifname; }`,
+    `add set ${T} ${S.isolatedSelf} { type ifname . ifname; }`,
   );
   return lines;
 }
@@ -70,6 +76,20 @@ export function forwardSets(): string[] {
     S.hairpin,
     S.localhost4,
     S.attachments,
+  ];
+}
+
+/** The sets network isolation uses. */
+export function isolationSets(): string[] {
+  return [nftSets.isolated, nftSets.isolatedSelf];
+}
+
+/** The elements that isolate `bridge`, keyed by it. */
+export function isolationElements(bridge: string, comment: string): SetElement[] {
+  const b = ifnameBytes(bridge);
+  return [
+    { set: nftSets.isolated, key: b, comment },
+    { set: nftSets.isolatedSelf, key: Buffer.concat([b, b]), comment },
   ];
 }
 

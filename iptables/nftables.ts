@@ -7,17 +7,33 @@
  * attachment, reached through verdict maps).
  */
 import { CtnetError, ErrorCode, wrapError } from '../core/index.js';
-import { attachmentComment, attachmentLabel, validateKey } from './attachment.js';
+import {
+  attachmentComment,
+  attachmentLabel,
+  isolationComment,
+  isolationNetworkOf,
+  validateIsolation,
+  validateKey,
+} from './attachment.js';
 import { type ParsedCidr, parseCidr } from './cidr.js';
 import { baseLines, nftApply, nftNames, T } from './nft-base.js';
+import { parseNftRuleset } from './nft-describe.js';
 import type { NftExec } from './nft-exec.js';
 import { NftElements } from './nft-netlink.js';
 import { NftNodeRules } from './nft-node.js';
 import { OwnedElements } from './nft-owned.js';
-import { markerElement, masqueradeElements, masqueradeSets, nftSets } from './nft-sets.js';
+import { isolationElements, isolationSets, markerElement, masqueradeElements, masqueradeSets, nftSets } from './nft-sets.js';
 import { NftForwards } from './nftables-forwards.js';
 import type { NodeRulesSpec } from './node-rules.js';
-import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
+import type {
+  AttachmentKey,
+  Firewall,
+  FirewallState,
+  KnownForwards,
+  MasqueradeSpec,
+  NetworkIsolation,
+  PortForwardSpec,
+} from './types.js';
 
 function groupByFamily(addresses: string[]): ParsedCidr[] {
   const seen = new Set<string>();
@@ -57,6 +73,39 @@ export class NftablesFirewall implements Firewall {
   }
   listNodeRules(): Promise<string[]> {
     return this.node.list();
+  }
+
+  async setupNetworkIsolation(net: NetworkIsolation): Promise<void> {
+    validateIsolation(net);
+    const comment = isolationComment(net.network);
+    try {
+      await this.owned.install(isolationElements(net.bridge, comment), comment, isolationSets());
+    } catch (err) {
+      throw wrapError(`isolate network "${net.network}"`, err);
+    }
+  }
+
+  async teardownNetworkIsolation(net: NetworkIsolation): Promise<void> {
+    validateIsolation(net);
+    try {
+      // Keyed by the bridge, whatever network name the elements carry.
+      await this.owned.removeKeys(isolationElements(net.bridge, isolationComment(net.network)));
+    } catch (err) {
+      throw wrapError(`end the isolation of network "${net.network}"`, err);
+    }
+  }
+
+  async describe(): Promise<FirewallState> {
+    const [ruleset, isolated] = await Promise.all([this.exec.list('list ruleset'), this.owned.list([nftSets.isolated])]);
+    const rules = parseNftRuleset(ruleset ?? '');
+    const networks = isolated.map((e) => ({
+      network: isolationNetworkOf(e.comment ?? ''),
+      bridge: e.key.toString('utf8').replace(/\0+$/, ''),
+    }));
+    const hooked = rules.some(
+      (r) => r.table === nftNames.table && r.chain === nftNames.forward && r.rule.includes(`@${nftSets.isolated} `),
+    );
+    return { backend: this.backend, rules, chains: [], isolation: { networks, hooked: networks.length > 0 && hooked } };
   }
 
   setupPortForwards(spec: PortForwardSpec): Promise<void> {

@@ -1,9 +1,9 @@
 /** The no-op backend: callers never branch on "is there a firewall". */
-import { validateKey } from './attachment.js';
+import { validateIsolation, validateKey } from './attachment.js';
 import { parseCidr } from './cidr.js';
 import { normalizeForwards } from './forwards.js';
 import { canonicalNodeRules, type NodeRulesSpec } from './node-rules.js';
-import type { AttachmentKey, Firewall, MasqueradeSpec, PortForwardSpec } from './types.js';
+import type { AttachmentKey, Firewall, FirewallState, MasqueradeSpec, NetworkIsolation, PortForwardSpec } from './types.js';
 
 export class NoFirewall implements Firewall {
   readonly backend = 'none' as const;
@@ -36,5 +36,14 @@ export class NoFirewall implements Firewall {
   async teardownNodeRules(): Promise<void> {}
   async listNodeRules(): Promise<string[]> {
     return [];
+  }
+  async setupNetworkIsolation(net: NetworkIsolation): Promise<void> {
+    validateIsolation(net);
+  }
+  async teardownNetworkIsolation(net: NetworkIsolation): Promise<void> {
+    validateIsolation(net);
+  }
+  async describe(): Promise<FirewallState> {
+    return { backend: this.backend, rules: [], chains: [], isolation: { networks: [], hooked: false } };
   }
 }

@@ -1,5 +1,5 @@
 /** The firewall API: what callers (bridge ipMasq, portmap, runner) see; backends implement it. */
-import type { PortMapping } from '../core/index.js';
+import type { Family, PortMapping } from '../core/index.js';
 import type { NodeRulesSpec } from './node-rules.js';
 
 export type { PortMapping, PortProtocol } from '../core/index.js';
@@ -48,8 +48,75 @@ export interface PortForwardSpec extends AttachmentKey {
   hostInterface?: string;
 }
 
+/**
+ * A network isolated from the other isolated networks (Docker's model: containers on different user-defined networks
+ * cannot reach each other). Keyed by its bridge: forwarded traffic from one isolated bridge to another is dropped;
+ * traffic within a bridge, and between a bridge and anything else (the uplink, the host), passes.
+ */
+export interface NetworkIsolation {
+  network: string;
+  bridge: string;
+}
+
+/** A rule, or an element of one of our sets, as the kernel holds it: what `describe` answers. */
+export interface FirewallRule {
+  backend: 'iptables' | 'nftables';
+  family: Family | 'inet';
+  table: string;
+  /** Its chain; `@<set>` for an element of one of our sets (the nftables backend keeps attachments as elements). */
+  chain: string;
+  /**
+   * iptables: the rule in save syntax without the `-A CHAIN` prefix; nftables: the statement text, and an element of a
+   * DNAT map read as the rule it stands for (`tcp dport 8080 dnat ip to 10.22.0.5:80 comment "…"`).
+   */
+  rule: string;
+  packets: number;
+  bytes: number;
+  /** 1-based position within its chain (iptables numbering). */
+  position: number;
+  /** What of ours it belongs to, read from its comment; absent for rules that are not ours. */
+  owner?: RuleOwner;
+}
+
+export type RuleOwner = { kind: string; key: AttachmentKey } | { kind: 'isolation'; network: string };
+
+export interface FirewallChain {
+  family: Family | 'inet';
+  table: string;
+  name: string;
+  /** Built-in chains have a policy; user chains have '-'. */
+  policy: string;
+  packets: number;
+  bytes: number;
+}
+
+/**
+ * The firewall state a backend sees in the current network namespace: every rule of the tables it writes (others'
+ * rules too, since those are what can stand in a packet's way), which of them are ours, and the isolated networks.
+ */
+export interface FirewallState {
+  backend: FirewallBackendName;
+  rules: FirewallRule[];
+  chains: FirewallChain[];
+  isolation: {
+    networks: NetworkIsolation[];
+    /** Whether the forward path consults the isolation rules (iptables: FORWARD's jump; nftables: its base rule). */
+    hooked: boolean;
+  };
+}
+
 export interface Firewall {
   readonly backend: FirewallBackendName;
+  /**
+   * Isolates `net.bridge` from the other bridges this backend isolates (one batch per family; idempotent). Set up per
+   * network, as network create does; a pair of networks is isolated when one backend holds both.
+   */
+  setupNetworkIsolation(net: NetworkIsolation): Promise<void>;
+  /** Removes the network's isolation (by its bridge); the last one's teardown leaves no isolation rule. Idempotent. */
+  teardownNetworkIsolation(net: NetworkIsolation): Promise<void>;
+  /** The backend's state, for the debugger (read-only). */
+  describe(): Promise<FirewallState>;
+
   /** Installs masquerade for the attachment in one batch per address family; replaces what an earlier ADD left. */
   setupMasquerade(spec: MasqueradeSpec): Promise<void>;
   /**

@@ -69,6 +69,12 @@ export class XtablesFamily {
     return r.code === 0;
   }
 
+  /** Every table with packet counters (`-save -c`); '' when the program fails (no tables, no module). */
+  async saveWithCounters(): Promise<string> {
+    const r = await run(this.programs.save, ['-c'], { allowFailure: true, timeoutMs }).catch(() => undefined);
+    return r?.code === 0 ? r.stdout : '';
+  }
+
   async save(table: string): Promise<string[]> {
     const r = await run(this.programs.save, ['-t', table], { timeoutMs });
     return r.stdout.split('\n');

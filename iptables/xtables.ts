@@ -5,12 +5,22 @@
  * except in GC.
  */
 import { CtnetError, ErrorCode, log, wrapError } from '../core/index.js';
-import { attachmentComment, attachmentLabel, parseAttachmentComment, validateKey } from './attachment.js';
+import { attachmentComment, attachmentLabel, parseAttachmentComment, validateIsolation, validateKey } from './attachment.js';
 import { type Family, type ParsedCidr, parseCidr } from './cidr.js';
 import type { NodeRulesSpec } from './node-rules.js';
-import type { AttachmentKey, Firewall, KnownForwards, MasqueradeSpec, PortForwardSpec } from './types.js';
+import type {
+  AttachmentKey,
+  Firewall,
+  FirewallState,
+  KnownForwards,
+  MasqueradeSpec,
+  NetworkIsolation,
+  PortForwardSpec,
+} from './types.js';
+import { parseIptablesSave } from './xtables-describe.js';
 import { commentArg, commentOf, masqChainName, sourceOf, XtablesFamily, xtablesChains } from './xtables-family.js';
 import { XtablesForwards } from './xtables-forwards.js';
+import { isolatedIn, isolationChains, setupIsolation, teardownIsolation } from './xtables-isolation.js';
 import { XtablesNodeRules } from './xtables-node.js';
 import type { XtablesTools } from './xtables-tools.js';
 
@@ -95,6 +105,45 @@ export class IptablesFirewall implements Firewall {
   }
   gcPortForwards(network: string, valid: AttachmentKey[]): Promise<void> {
     return this.forwards.gc(network, valid);
+  }
+
+  async setupNetworkIsolation(net: NetworkIsolation): Promise<void> {
+    validateIsolation(net);
+    await this.eachFamily(`isolate network "${net.network}"`, (fam) => setupIsolation(fam, net));
+  }
+
+  async teardownNetworkIsolation(net: NetworkIsolation): Promise<void> {
+    validateIsolation(net);
+    await this.eachFamily(`end the isolation of network "${net.network}"`, (fam) => teardownIsolation(fam, net));
+  }
+
+  /** Runs `fn` for both families at once; the first failure is thrown once both ended. */
+  private async eachFamily(what: string, fn: (fam: XtablesFamily) => Promise<void>): Promise<void> {
+    const results = await Promise.allSettled(([4, 6] as const).map((f) => fn(this.families[f])));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw wrapError(what, failed.reason);
+  }
+
+  async describe(): Promise<FirewallState> {
+    const [v4, v6] = await Promise.all(
+      ([4, 6] as const).map(async (f) => parseIptablesSave(await this.families[f].saveWithCounters(), f)),
+    );
+    const rules = [...(v4?.rules ?? []), ...(v6?.rules ?? [])];
+    const isolation = rules.filter((r) => r.table === 'filter');
+    const networks = isolatedIn(isolation.filter((r) => r.chain === isolationChains.second).map((r) => r.rule));
+    // A network counts once whatever its families (isolatedIn keys by bridge); hooked when every family that isolates
+    // jumps to the chains.
+    const hooked = ([4, 6] as const).every(
+      (f) =>
+        !isolation.some((r) => r.family === f && r.chain === isolationChains.second) ||
+        isolation.some((r) => r.family === f && r.chain === 'FORWARD' && r.rule.endsWith(`-j ${isolationChains.first}`)),
+    );
+    return {
+      backend: this.backend,
+      rules,
+      chains: [...(v4?.chains ?? []), ...(v6?.chains ?? [])],
+      isolation: { networks, hooked: networks.length > 0 && hooked },
+    };
   }
 
   /** Makes sure CTNET-POSTROUTING exists and POSTROUTING jumps to it (rarely needed: only the first ADD). */
