@@ -24,13 +24,11 @@ import {
   type ContainerView,
   type CtnetPaths,
   cachedContainers,
-  isolationChain1,
-  isolationChain2,
+  isolationDrift,
   leaseDirOf,
   NetworkStore,
   netnsAlive,
   parseNetworkConfig,
-  readIsolation,
   readLeases,
   subnetsOf,
   syncIsolation,
@@ -319,15 +317,14 @@ export async function diagnose(paths: CtnetPaths): Promise<Finding[]> {
     });
   }
 
-  // Isolation chains against the network list.
-  const wanted = store.isolatedBridges();
-  const isolation = await readIsolation('iptables');
-  const inSync = isolation.jump === wanted.length > 0 && [...isolation.bridges].sort().join() === wanted.join();
-  if (!inSync) {
+  // Isolation in the firewall backends against the network list.
+  const wanted = store.isolatedNetworks();
+  const drift = await isolationDrift(wanted);
+  if (drift.length) {
     findings.push({
       check: 'isolation rules',
       severity: 'problem',
-      detail: `${isolationChain1}/${isolationChain2} hold [${isolation.bridges.join(', ')}]${isolation.jump ? '' : ' (no jump from FORWARD)'}, the networks need [${wanted.join(', ')}]`,
+      detail: drift.join('; '),
       hint: 'a firewall flush or reboot removed them: ctnet debug doctor --fix restores them',
       fix: { type: 'isolation' },
     });
@@ -396,7 +393,7 @@ export async function applyFixes(
         });
         break;
       case 'isolation':
-        await attempt('rebuilt the isolation chains', () => syncIsolation(store.isolatedBridges()));
+        await attempt('restored the isolation between networks', () => syncIsolation(store.isolatedNetworks()));
         break;
     }
   }

@@ -1,81 +1,83 @@
 /**
- * Isolation between ctnet networks (Docker's model: containers on different user-defined networks
- * cannot reach each other). Two chains of our own in the filter table, one jump from FORWARD:
- *
- *   FORWARD            -j CTNET-ISOLATION-1                    (once: right after CTNET-ADMIN, else first)
- *   CTNET-ISOLATION-1  -i <br> ! -o <br> -j CTNET-ISOLATION-2  (per isolated bridge)
- *   CTNET-ISOLATION-2  -o <br> -j DROP                         (per isolated bridge)
- *
- * so a packet leaving one isolated bridge for another is dropped, while traffic to the host's
- * uplink passes. The chains are rebuilt as a whole from the network list (one iptables-restore
- * batch per family), so the result never depends on what was there before.
- * The chain names are part of the on-host contract (doctor and trace read them).
+ * Isolation between ctnet's networks (Docker's model: containers on different user-defined networks cannot reach
+ * each other), kept by the firewall backends through the Firewall interface (setupNetworkIsolation /
+ * teardownNetworkIsolation, per network, keyed by its bridge). A pair of networks is isolated when one backend holds
+ * both bridges, and networks may name different backends; so every backend some isolated network uses holds every
+ * isolated network, and a backend that no network uses holds none. The state follows the network list: `network
+ * create`/`rm`, the runner's default network and the node network sync it; `debug doctor` compares it, `--fix` syncs.
  */
-import { CtnetError, ErrorCode, run } from '../core/index.js';
+import { ErrorCollector } from '../core/index.js';
+import { type Firewall, type FirewallBackendName, type NetworkIsolation, openFirewall } from '../iptables/index.js';
 
-export const isolationChain1 = 'CTNET-ISOLATION-1';
-export const isolationChain2 = 'CTNET-ISOLATION-2';
-
-export type IptablesFamily = 'iptables' | 'ip6tables';
-
-/** The restore batch for a set of isolated bridges. */
-export function isolationBatch(bridges: readonly string[]): string {
-  const lines = ['*filter', `:${isolationChain1} - [0:0]`, `:${isolationChain2} - [0:0]`];
-  for (const br of bridges) lines.push(`-A ${isolationChain1} -i ${br} ! -o ${br} -j ${isolationChain2}`);
-  for (const br of bridges) lines.push(`-A ${isolationChain2} -o ${br} -j DROP`);
-  lines.push('COMMIT', '');
-  return lines.join('\n');
+export interface IsolatedNetwork extends NetworkIsolation {
+  /** The firewall backend the network's conflist names; 'auto' when it names none (the plugins then pick). */
+  backend: FirewallBackendName | 'auto';
 }
 
-async function hasJump(family: IptablesFamily): Promise<boolean> {
-  const r = await run(family, ['-w', '-t', 'filter', '-C', 'FORWARD', '-j', isolationChain1], {
-    allowFailure: true,
-    timeoutMs: 10_000,
-  });
-  return r.code === 0;
+interface BackendIsolation {
+  firewall: Firewall;
+  /** The networks this backend should isolate. */
+  want: NetworkIsolation[];
+  /** The networks it isolates now, and whether forwarding consults them. */
+  held: NetworkIsolation[];
+  hooked: boolean;
 }
 
-/** Rebuilds the isolation chains for `bridges` in the current namespace; removes them when empty. */
-export async function syncIsolation(
-  bridges: readonly string[],
-  families: IptablesFamily[] = ['iptables', 'ip6tables'],
-): Promise<void> {
-  for (const family of families) {
-    try {
-      if (bridges.length === 0) {
-        await removeIsolation(family);
-        continue;
-      }
-      await run(`${family}-restore`, ['-w', '--noflush'], { input: isolationBatch(bridges), timeoutMs: 10_000 });
-      if (!(await hasJump(family))) {
-        const position = String(await jumpPosition(family));
-        await run(family, ['-w', '-t', 'filter', '-I', 'FORWARD', position, '-j', isolationChain1], { timeoutMs: 10_000 });
-      }
-    } catch (cause) {
-      throw new CtnetError(ErrorCode.io, `failed to update ${family} isolation rules: ${(cause as Error).message}`, { cause });
+/** A backend this host lacks has nothing to hold (and cannot be asked). */
+async function tryOpen(backend: FirewallBackendName | 'auto'): Promise<Firewall | undefined> {
+  return openFirewall(backend).catch(() => undefined);
+}
+
+/** What each installed backend holds and should hold. */
+async function compare(networks: readonly IsolatedNetwork[]): Promise<BackendIsolation[]> {
+  const inUse = new Set<FirewallBackendName>();
+  for (const backend of new Set(networks.map((n) => n.backend))) {
+    const fw = await tryOpen(backend);
+    if (fw) inUse.add(fw.backend);
+  }
+  const out: BackendIsolation[] = [];
+  for (const name of ['iptables', 'nftables'] as const) {
+    const firewall = await tryOpen(name);
+    if (!firewall) continue;
+    const { isolation } = await firewall.describe();
+    const want = inUse.has(name) ? networks.map(({ network, bridge }) => ({ network, bridge })) : [];
+    out.push({ firewall, want, held: isolation.networks, hooked: isolation.hooked });
+  }
+  return out;
+}
+
+const same = (a: NetworkIsolation, b: NetworkIsolation) => a.bridge === b.bridge && a.network === b.network;
+
+/** Makes the backends hold exactly what `networks` need (only the differences are changed). */
+export async function syncIsolation(networks: readonly IsolatedNetwork[]): Promise<void> {
+  const failures = new ErrorCollector();
+  for (const b of await compare(networks)) {
+    const fw = b.firewall;
+    for (const n of b.held.filter((h) => !b.want.some((w) => w.bridge === h.bridge))) {
+      await failures.attempt(undefined, () => fw.teardownNetworkIsolation(n));
+    }
+    // Not hooked (a flushed FORWARD, a flushed set): every network is set up again, which restores the hook.
+    for (const n of b.want.filter((w) => !b.hooked || !b.held.some((h) => same(h, w)))) {
+      await failures.attempt(undefined, () => fw.setupNetworkIsolation(n));
     }
   }
+  failures.throwIfAny('update the isolation between networks');
 }
 
-/** Where the jump goes: right after the admin chain's jump (the admin's rules come first), else first. */
-async function jumpPosition(family: IptablesFamily): Promise<number> {
-  const r = await run(family, ['-w', '-t', 'filter', '-S', 'FORWARD'], { timeoutMs: 10_000 });
-  const rules = r.stdout.split('\n').filter((l) => l.startsWith('-A FORWARD '));
-  return rules.findIndex((l) => / -j CTNET-ADMIN$/.test(l)) + 2;
-}
-
-async function removeIsolation(family: IptablesFamily): Promise<void> {
-  while (await hasJump(family))
-    await run(family, ['-w', '-t', 'filter', '-D', 'FORWARD', '-j', isolationChain1], { timeoutMs: 10_000 });
-  for (const chain of [isolationChain1, isolationChain2]) {
-    await run(family, ['-w', '-t', 'filter', '-F', chain], { allowFailure: true, timeoutMs: 10_000 });
-    await run(family, ['-w', '-t', 'filter', '-X', chain], { allowFailure: true, timeoutMs: 10_000 });
+/** How the backends' isolation differs from what `networks` need, one line per backend; empty when in sync. */
+export async function isolationDrift(networks: readonly IsolatedNetwork[]): Promise<string[]> {
+  const out: string[] = [];
+  const names = (list: NetworkIsolation[]) =>
+    `[${list
+      .map((n) => n.bridge)
+      .sort()
+      .join(', ')}]`;
+  for (const b of await compare(networks)) {
+    const inSync =
+      b.held.length === b.want.length && b.want.every((w) => b.held.some((h) => same(h, w))) && (b.hooked || !b.want.length);
+    if (inSync) continue;
+    const unhooked = b.held.length && !b.hooked ? ' (not consulted by forwarding)' : '';
+    out.push(`${b.firewall.backend} isolates ${names(b.held)}${unhooked}, the networks need ${names(b.want)}`);
   }
-}
-
-/** Which bridges the isolation chains currently hold, and whether FORWARD jumps to them. */
-export async function readIsolation(family: IptablesFamily = 'iptables'): Promise<{ jump: boolean; bridges: string[] }> {
-  const r = await run(family, ['-w', '-t', 'filter', '-S', isolationChain2], { allowFailure: true, timeoutMs: 10_000 });
-  const bridges = r.code === 0 ? [...r.stdout.matchAll(/-o (\S+) -j DROP/g)].map((m) => m[1] as string) : [];
-  return { jump: await hasJump(family), bridges };
+  return out;
 }

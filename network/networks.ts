@@ -32,6 +32,7 @@ import { withNetlink } from '../netns/index.js';
 import { type CachedAttachment, CniRuntime } from './cni-runtime.js';
 import { type LoadedNetwork, listNetworks } from './conflist.js';
 import type { ContainerView } from './containers.js';
+import type { IsolatedNetwork } from './isolation.js';
 import { type CtnetPaths, foreignNetconfDirs } from './paths.js';
 
 /** Metadata ctnet keeps in the conflist under this top-level key (ignored by other runtimes). */
@@ -192,14 +193,26 @@ export class NetworkStore {
     };
   }
 
-  /** Bridges of ctnet's networks that are isolated from each other (all unless `-o isolate=false`). */
-  isolatedBridges(): string[] {
-    const out = new Set<string>();
+  /**
+   * ctnet's networks that are isolated from each other (all bridge networks unless `-o isolate=false`), with the
+   * firewall backend each names, by bridge.
+   */
+  isolatedNetworks(): IsolatedNetwork[] {
+    const out = new Map<string, IsolatedNetwork>();
     for (const net of this.managed()) {
-      const bridge = net.list.plugins.find((p) => p.type === 'bridge') ? bridgeOf(net.list) : undefined;
-      if (bridge && metadataOf(net.list)?.isolate !== false) out.add(bridge);
+      const plugin = net.list.plugins.find((p) => p.type === 'bridge');
+      const bridge = plugin ? bridgeOf(net.list) : undefined;
+      if (!bridge || out.has(bridge) || metadataOf(net.list)?.isolate === false) continue;
+      const named = plugin?.ipMasqBackend ?? net.list.plugins.find((p) => p.type === 'portmap')?.backend;
+      const backend = named === 'iptables' || named === 'nftables' ? named : 'auto';
+      out.set(bridge, { network: net.list.name, bridge, backend });
     }
-    return [...out].sort();
+    return [...out.values()].sort((a, b) => a.bridge.localeCompare(b.bridge));
+  }
+
+  /** Bridges of ctnet's networks that are isolated from each other. */
+  isolatedBridges(): string[] {
+    return this.isolatedNetworks().map((n) => n.bridge);
   }
 
   /** Builds, checks and writes the conflist for a new network; returns it. */

@@ -83,7 +83,7 @@ export function networksDirFile(networksDir: string, network: string): string {
  */
 export async function refreshIsolation(root: string): Promise<void> {
   try {
-    await syncIsolation(new NetworkStore(ctnetPaths(root), []).isolatedBridges());
+    await syncIsolation(new NetworkStore(ctnetPaths(root), []).isolatedNetworks());
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'node: failed to update the isolation rules between networks');
   }

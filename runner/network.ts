@@ -173,7 +173,7 @@ export async function loadOrCreateNetwork(paths: RunnerPaths, name: string): Pro
  */
 async function isolateDefaultNetwork(paths: RunnerPaths): Promise<void> {
   try {
-    await syncIsolation(new NetworkStore(paths).isolatedBridges());
+    await syncIsolation(new NetworkStore(paths).isolatedNetworks());
   } catch (err) {
     log.warn({ err }, 'failed to write the isolation rules of the default network');
   }

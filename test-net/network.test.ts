@@ -1,9 +1,10 @@
 /** `ctnet network …` in a sandbox host with its own CTNET_ROOT, containers attached through `debug cni`. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { ctnet } from './debug-cli.js';
-import { connect, createNetns, createSandbox, netnsPath, nsRun, referenceCniDir, startServer } from './sandbox.js';
+import { nftBin } from './firewall-fixtures.js';
+import { connect, createNetns, createSandbox, netnsPath, nsRun, referenceCniDir, startServer, worldLink } from './sandbox.js';
 
 interface Conflist {
   cniVersion: string;
@@ -186,47 +187,111 @@ test('rm refuses while a container is attached and names it; inspect lists it wi
   t.not(link.code, 0, 'the idle bridge is deleted');
 });
 
-test('containers on different networks cannot reach each other; on one network they can', async (t) => {
-  const sb = await createSandbox(t);
-  for (const [name, subnet] of [
-    ['red', '10.68.0.0/24'],
-    ['blue', '10.69.0.0/24'],
-  ] as const) {
-    t.is((await ctnet(sb.host, sb.dir, ['network', 'create', name, '--subnet', subnet, '-o', 'cniVersion=1.0.0'])).code, 0);
+type Backend = 'iptables' | 'nftables';
+type Sandbox = Awaited<ReturnType<typeof createSandbox>>;
+
+async function createNetwork(t: ExecutionContext, sb: Sandbox, name: string, subnet: string, backend: Backend) {
+  const r = await ctnet(sb.host, sb.dir, [
+    'network',
+    'create',
+    name,
+    '--subnet',
+    subnet,
+    '-o',
+    'cniVersion=1.0.0',
+    '-o',
+    `firewall=${backend}`,
+  ]);
+  t.is(r.code, 0, r.stderr);
+}
+
+async function detach(sb: Sandbox, network: string, c: { ns: string }) {
+  const id = c.ns.split('-').at(-1) as string;
+  await ctnet(sb.host, sb.dir, [
+    'debug',
+    'cni',
+    'del',
+    network,
+    netnsPath(c.ns),
+    '--containerid',
+    id,
+    '--cni-path',
+    referenceCniDir,
+  ]);
+}
+
+/** Every isolation rule or element either backend holds in the sandbox host, as text (empty: none). */
+async function isolationState(sb: Sandbox): Promise<string[]> {
+  const out: string[] = [];
+  for (const save of ['iptables-save', 'ip6tables-save']) {
+    const r = await nsRun(sb.host, save, ['-t', 'filter']);
+    out.push(...r.stdout.split('\n').filter((l) => l.includes('CTNET-ISOLATION')));
   }
+  for (const set of ['isolated', 'isolated-self']) {
+    const r = await nsRun(sb.host, nftBin, ['list', 'set', 'inet', 'ctnet', set], { allowFailure: true });
+    out.push(...r.stdout.split('\n').filter((l) => l.includes('elements')));
+  }
+  return out;
+}
+
+/**
+ * Two networks, red on `backends[0]` and blue on `backends[1]`: containers on one network reach each other and the
+ * world, never the other network; disabling the isolation lets the same connection through; the networks' removal
+ * leaves no isolation rule in either backend.
+ */
+async function isolationCase(t: ExecutionContext, backends: [Backend, Backend]) {
+  const sb = await createSandbox(t, { world: true });
+  await createNetwork(t, sb, 'red', '10.68.0.0/24', backends[0]);
+  await createNetwork(t, sb, 'blue', '10.69.0.0/24', backends[1]);
   const red1 = await attach(t, sb.host, sb.dir, 'red', 'red1');
   const red2 = await attach(t, sb.host, sb.dir, 'red', 'red2');
   const blue1 = await attach(t, sb.host, sb.dir, 'blue', 'blue1');
+  const attached: [string, { ns: string }][] = [
+    ['red', red1],
+    ['red', red2],
+    ['blue', blue1],
+  ];
+  t.teardown(async () => {
+    for (const [net, c] of attached) await detach(sb, net, c);
+  });
   await startServer(t, red1.ns, 'tcp', '0.0.0.0', 8000);
   await startServer(t, blue1.ns, 'tcp', '0.0.0.0', 8000);
+  await startServer(t, sb.world as string, 'tcp', '0.0.0.0', 8000);
 
-  t.is(await connect(red2.ns, 'tcp', red1.address, 8000), `from ${red2.address} hello`);
-  t.regex(await connect(red2.ns, 'tcp', blue1.address, 8000), /^ERR/);
-  t.regex(await connect(blue1.ns, 'tcp', red1.address, 8000), /^ERR/);
+  const isolated = async () => {
+    t.is(await connect(red2.ns, 'tcp', red1.address, 8000), `from ${red2.address} hello`);
+    t.regex(await connect(red2.ns, 'tcp', blue1.address, 8000), /^ERR/);
+    t.regex(await connect(blue1.ns, 'tcp', red1.address, 8000), /^ERR/);
+    t.regex(await connect(red2.ns, 'tcp', worldLink.worldAddr, 8000), /^from /, 'red reaches the world');
+    t.regex(await connect(blue1.ns, 'tcp', worldLink.worldAddr, 8000), /^from /, 'blue reaches the world');
+  };
+  await isolated();
+  t.true((await isolationState(sb)).length > 0, 'the isolation state is visible to the check at the end');
 
-  // The isolation rule is what blocks it: without the FORWARD jump the same connection goes through.
-  await nsRun(sb.host, 'iptables', ['-D', 'FORWARD', '-j', 'CTNET-ISOLATION-1']);
+  // The isolation is what blocks it: without it the same connection goes through.
+  await nsRun(sb.host, 'iptables', ['-D', 'FORWARD', '-j', 'CTNET-ISOLATION-1'], { allowFailure: true });
+  await nsRun(sb.host, nftBin, ['flush', 'set', 'inet', 'ctnet', 'isolated'], { allowFailure: true });
   t.regex(await connect(red2.ns, 'tcp', blue1.address, 8000), /^from /);
-  t.teardown(async () => {
-    for (const [net, c] of [
-      ['red', red1],
-      ['red', red2],
-      ['blue', blue1],
-    ] as const) {
-      await ctnet(sb.host, sb.dir, [
-        'debug',
-        'cni',
-        'del',
-        net,
-        netnsPath(c.ns),
-        '--containerid',
-        c.ns.split('-').at(-1) as string,
-        '--cni-path',
-        referenceCniDir,
-      ]);
-    }
-  });
-});
+
+  // Any change of the network list puts the isolation back as the networks need it.
+  await createNetwork(t, sb, 'green', '10.70.0.0/24', backends[0]);
+  await isolated();
+
+  for (const [net, c] of attached.splice(0)) await detach(sb, net, c);
+  for (const net of ['red', 'blue', 'green']) {
+    const rm = await ctnet(sb.host, sb.dir, ['network', 'rm', net]);
+    t.is(rm.code, 0, rm.stderr);
+  }
+  t.deepEqual(await isolationState(sb), [], 'removing the networks leaves no isolation rule');
+}
+
+for (const backend of ['iptables', 'nftables'] as const) {
+  test(`${backend}: containers on different networks cannot reach each other, reach the world; removal leaves no rule`, (t) =>
+    isolationCase(t, [backend, backend]));
+}
+
+test('a network on iptables and one on nftables are isolated from each other too', (t) =>
+  isolationCase(t, ['iptables', 'nftables']));
 
 test('an --internal network has no gateway and no route out', async (t) => {
   const sb = await createSandbox(t, { world: true });

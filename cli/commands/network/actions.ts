@@ -36,7 +36,7 @@ function parseOptions(pairs: string[]): Record<string, string> {
 /** Isolation is kernel state beside the conflists: a failure is reported but does not undo the change. */
 async function refreshIsolation(s: NetworkStore): Promise<void> {
   try {
-    await syncIsolation(s.isolatedBridges());
+    await syncIsolation(s.isolatedNetworks());
   } catch (err) {
     process.stderr.write(`ctnet: warning: ${(err as Error).message}\n`);
     process.stderr.write('hint: run `ctnet debug doctor --fix` once the firewall works\n');
