@@ -16,7 +16,7 @@
 import { dirname } from 'node:path';
 import { type Executor, run } from '../core/index.js';
 import { DiskLeaseStore } from '../ipam/index.js';
-import { type AttachmentKey, openFirewall, parseAttachmentComment } from '../iptables/index.js';
+import { type AttachmentKey, openFirewall } from '../iptables/index.js';
 import { withNetlink } from '../netns/index.js';
 import {
   bridgeOf,
@@ -34,7 +34,7 @@ import {
   syncIsolation,
 } from '../network/index.js';
 import { runnerContainers } from '../runner/index.js';
-import { type RuleLine, readNftRules, readXtables } from './firewall.js';
+import { describeFirewall, type RuleLine, type XtablesDump, xtablesDump } from './firewall.js';
 import { links, sysctl } from './kernel.js';
 import { kindOf } from './report.js';
 
@@ -91,7 +91,7 @@ function commentOf(rule: string): string | undefined {
   return /--comment "((?:[^"\\]|\\.)*)"/.exec(rule)?.[1] ?? /comment "((?:[^"\\]|\\.)*)"/.exec(rule)?.[1];
 }
 
-async function prerequisites(store: NetworkStore, rules: { v4: RuleLine[]; nft: RuleLine[] }): Promise<Finding[]> {
+async function prerequisites(store: NetworkStore, rules: { v4: XtablesDump; nft: RuleLine[] }): Promise<Finding[]> {
   const out: Finding[] = [];
   const managed = store.managed();
   const hasV6 = managed.some((n) => subnetsOf(n.list).some((s) => s.subnet.includes(':')));
@@ -148,8 +148,8 @@ async function prerequisites(store: NetworkStore, rules: { v4: RuleLine[]; nft: 
   }
 
   // Foreign chains that drop or reject forwarded traffic.
-  const forwardPolicy = (await readXtables(4)).chains.find((c) => c.table === 'filter' && c.name === 'FORWARD')?.policy;
-  const foreign = rules.v4.filter(
+  const forwardPolicy = rules.v4.chains.find((c) => c.table === 'filter' && c.name === 'FORWARD')?.policy;
+  const foreign = rules.v4.rules.filter(
     (r) =>
       r.table === 'filter' &&
       r.chain === 'FORWARD' &&
@@ -217,8 +217,10 @@ export async function diagnose(paths: CtnetPaths): Promise<Finding[]> {
   const managedNames = new Set(managed.map((n) => n.list.name));
   const containers = [...runnerContainers(paths), ...cachedContainers(paths)];
   const live = liveness(containers);
-  const [v4, v6, nft, hostLinks] = await Promise.all([readXtables(4), readXtables(6), readNftRules(), links()]);
-  const findings = await prerequisites(store, { v4: v4.rules, nft });
+  const [xtables, nftables, hostLinks] = await Promise.all([describeFirewall('iptables'), describeFirewall('nftables'), links()]);
+  const [v4, v6] = [xtablesDump(xtables, 4), xtablesDump(xtables, 6)];
+  const nft = nftables?.rules ?? [];
+  const findings = await prerequisites(store, { v4, nft });
 
   // Dead attachments in the CNI cache: one DEL each releases their lease and rules through the plugins.
   const cache = new CniRuntime({ invoke: () => Promise.reject(new Error('read only')) }, paths.cniResults, []);
@@ -273,8 +275,7 @@ export async function diagnose(paths: CtnetPaths): Promise<Finding[]> {
   const staleRuleNetworks = new Map<string, Set<string>>();
   const staleBackends = new Map<string, Set<'iptables' | 'nftables'>>();
   for (const r of [...v4.rules, ...v6.rules, ...nft]) {
-    const comment = commentOf(r.rule);
-    const parsed = comment ? parseAttachmentComment(comment) : undefined;
+    const parsed = r.owner && 'key' in r.owner ? r.owner : undefined;
     if (!parsed || !managedNames.has(parsed.key.network)) continue;
     const key = keyOf(parsed.key.containerId, parsed.key.ifname);
     if (live.keys.has(key) || dyingByCache.has(key)) continue;

@@ -4,7 +4,7 @@
  * published ports with the rules that implement them and their packet counters, the IPAM leases.
  */
 import { type ContainerView, type CtnetPaths, type Lease, NetworkStore, netnsPathOf, readLeases } from '../network/index.js';
-import { dnatTarget, type RuleLine, readNftRules, readXtables, rulesMentioning } from './firewall.js';
+import { describeFirewall, dnatTarget, type RuleLine, rulesMentioning } from './firewall.js';
 import { type IpLink, type IpNeigh, type IpRoute, links, neighbours, routes } from './kernel.js';
 
 export interface LinkReport {
@@ -68,10 +68,11 @@ export function peerOf(ctr: IpLink, host: IpLink[]): LinkReport['peer'] {
 }
 
 export async function readFirewallRules(): Promise<RuleLine[]> {
-  const [v4, v6, nft] = await Promise.all([readXtables(4), readXtables(6), readNftRules()]);
+  const [xtables, nftables] = await Promise.all([describeFirewall('iptables'), describeFirewall('nftables')]);
+  const xt = xtables?.rules ?? [];
   // iptables-nft rules also show in `nft list ruleset`; keep the nft view only for native nft tables.
-  const xtTables = new Set([...v4.rules, ...v6.rules].map((r) => r.table));
-  return [...v4.rules, ...v6.rules, ...nft.filter((r) => !xtTables.has(r.table))];
+  const xtTables = new Set(xt.map((r) => r.table));
+  return [...xt, ...(nftables?.rules ?? []).filter((r) => !xtTables.has(r.table))];
 }
 
 export async function inspectContainer(c: ContainerView, paths: CtnetPaths): Promise<InspectReport> {

@@ -20,13 +20,13 @@ import {
 } from '../network/index.js';
 import { resolveTarget } from '../runner/index.js';
 import {
+  describeFirewall,
   dnatTarget,
   type RuleLine,
   reachableChains,
-  readNftRules,
-  readXtables,
   ruleMatchesPort,
   type XtablesDump,
+  xtablesDump,
 } from './firewall.js';
 import { type IpAddrInfo, type IpLink, links, routeGet, routes, sysctl } from './kernel.js';
 import { isUp, kindOf } from './report.js';
@@ -215,7 +215,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   const netns = netnsPathOf(target);
 
   const [dump, hostLinks, ctrLinks, hostRoute, ctrRoutes, sockets] = await Promise.all([
-    readXtables(family),
+    describeFirewall('iptables').then((state) => xtablesDump(state, family)),
     links(),
     links(netns),
     routeGet(ip),
@@ -230,7 +230,7 @@ export async function trace(target: ContainerView, spec: string, source: TraceSo
   const reachable = reachableChains(dump, 'nat', entry);
   let live = candidates.filter((r) => reachable.has(r.chain));
   if (candidates.length === 0) {
-    const nft = (await readNftRules()).filter(
+    const nft = ((await describeFirewall('nftables'))?.rules ?? []).filter(
       (r) =>
         (r.family === family || r.family === 'inet') &&
         new RegExp(`\\b${protocol} dport ${hostPort}\\b`).test(r.rule) &&
