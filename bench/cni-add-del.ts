@@ -5,7 +5,7 @@
  * Also prints how much of our time is process startup (a VERSION call: node + bundle load).
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
- * Usage: node --import tsx bench/cni-add-del.ts [--rounds 15] [--n 0,200]
+ * Usage: node --import tsx bench/cni-add-del.ts [--rounds 15] [--n 0,200] [--backend iptables|nftables (ours)]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -15,18 +15,21 @@ import { callPlugin, cleanup, f, median, netns, opt, p90, repo, tempDir } from '
 
 const rounds = Number(opt('rounds', '15'));
 const populations = opt('n', '0,200').split(',').map(Number);
+const ourBackend = opt('backend', '');
 
 interface Impl {
   label: string;
   dir: string;
+  extra: Record<string, unknown>;
 }
 const impls: Impl[] = [
-  { label: 'ctnet', dir: join(repo, 'bin', 'cni') },
-  { label: 'reference', dir: '/usr/lib/cni' },
+  { label: 'ctnet', dir: join(repo, 'bin', 'cni'), extra: ourBackend ? { ipMasqBackend: ourBackend } : {} },
+  { label: 'reference', dir: '/usr/lib/cni', extra: {} },
 ];
 
-function conf(dataDir: string) {
+function conf(impl: Impl, dataDir: string) {
   return JSON.stringify({
+    ...impl.extra,
     cniVersion: '1.0.0',
     name: 'benchnet',
     type: 'bridge',
@@ -70,7 +73,7 @@ try {
       const host = netns('h');
       const dataDir = mkdtempSync(join(tmpdir(), 'ctb-data-'));
       tempDir(dataDir);
-      const stdin = conf(dataDir);
+      const stdin = conf(impl, dataDir);
       for (let i = 0; i < n; i++) invoke(impl, host, 'ADD', netns(`p${i}`), stdin);
       const row: Row = { impl: impl.label, n, add: [], del: [] };
       for (let r = 0; r < rounds + 2; r++) {

@@ -84,6 +84,8 @@ export function callPlugin(
       CNI_NETNS: `/run/netns/${ctr}`,
       CNI_IFNAME: 'eth0',
       CNI_PATH: dir,
+      // The nftables backend's driver, for comparing them (iptables/nft-exec.ts).
+      ...(process.env.CTNET_NFT_DRIVER && { CTNET_NFT_DRIVER: process.env.CTNET_NFT_DRIVER }),
     },
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
