@@ -10,6 +10,7 @@ import {
   type IpAddr,
   ipBytes,
   ipFromBytes,
+  isIpText,
   lastOf,
   networkOf,
   overlaps,
@@ -106,4 +107,30 @@ test('subnets: overlap, containment, host CIDRs and families', (t) => {
   t.is(formatIp(ipFromBytes(ipBytes(parseIp('fd00::9') as IpAddr))), 'fd00::9');
   const err = t.throws(() => requireCidr('10.0.0.0/x', 'subnet'));
   t.is((err as { code?: number }).code, 7);
+});
+
+test('isIpText decides as parseIp does', (t) => {
+  for (const text of [
+    '10.0.0.1',
+    '0.0.0.0',
+    '255.255.255.255',
+    '010.0.0.1',
+    '1.2.3.04',
+    '256.1.1.1',
+    '1.2.3',
+    '1.2.3.4.5',
+    ' 1.2.3.4',
+    '::',
+    '::1',
+    'fd00::5',
+    '::ffff:10.0.0.1',
+    'fe80::1%eth0',
+    '1::2::3',
+    '12345::',
+    'a:b:c:d:e:f:1:2',
+    'a:b:c:d:e:f:1:2:3',
+    '',
+  ]) {
+    t.is(isIpText(text), parseIp(text) !== undefined, text);
+  }
 });

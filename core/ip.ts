@@ -87,6 +87,18 @@ export function parseIp(text: string): IpAddr | undefined {
   return value === undefined ? undefined : { family: 4, value };
 }
 
+const v4Octet = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const v4Strict = new RegExp(`^${v4Octet}(?:\\.${v4Octet}){3}$`);
+
+/**
+ * Whether `text` is an IPv4 or IPv6 address, as parseIp decides, without building its value: one regular
+ * expression for IPv4 (what a directory of leases holds), where parseIp's BigInt arithmetic costs ~3 µs a name.
+ */
+export function isIpText(text: string): boolean {
+  if (text.includes(':')) return parseV6(text) !== undefined;
+  return v4Strict.test(text);
+}
+
 /** Canonical text, as Go's net.IP.String() prints it (and so as the reference names lease files). */
 export function formatIp(ip: IpAddr): string {
   if (ip.family === 4) {
