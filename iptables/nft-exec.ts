@@ -138,9 +138,22 @@ export function nftLibrary(): NftLibrary | undefined {
 }
 
 /**
- * The in-process driver when libnftables loads, else the program at `nft`.
+ * The in-process driver when libnftables loads, else the program at `nft`, chosen when first used: an
+ * attachment's common path speaks nfnetlink itself (nft-netlink.ts) and never needs either, and loading koffi and
+ * the library costs a plugin process ~3 ms of CPU.
  * `CTNET_NFT_DRIVER=program` forces the program (for comparison, or a library that misbehaves).
  */
 export function openNftExec(nft: string, env: NodeJS.ProcessEnv = process.env): NftExec {
-  return (env.CTNET_NFT_DRIVER !== 'program' && nftLibrary()) || new NftProgram(nft);
+  let chosen: NftExec | undefined;
+  const exec = (): NftExec => {
+    chosen ??= (env.CTNET_NFT_DRIVER !== 'program' && nftLibrary()) || new NftProgram(nft);
+    return chosen;
+  };
+  return {
+    get driver() {
+      return exec().driver;
+    },
+    apply: (script) => exec().apply(script),
+    list: (command) => exec().list(command),
+  };
 }
