@@ -48,16 +48,22 @@ static const char *plugin_type(const char *argv0) {
   return slash ? slash + 1 : argv0;
 }
 
-/* Runs the Node plugin in this process's place; returns only if that is impossible. */
+/*
+ * Runs the Node plugin in this process's place; returns only if that is impossible. It runs `node <loader>` itself,
+ * as the loader's `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node` line would (node found on PATH, that variable
+ * dropped), without the env process between: one exec fewer on every call made without the agent.
+ */
 static int fall_back(const char *type, char **argv) {
+  (void)argv; /* a CNI plugin takes no arguments */
   char path[PATH_MAX];
   if (strchr(type, '/') || snprintf(path, sizeof path, "%s/%s", CTNET_NODE_DIR, type) >= (int)sizeof path) {
     fprintf(stderr, "ctnet-cni-shim: bad plugin name %s\n", type);
     return 1;
   }
-  argv[0] = path;
-  execv(path, argv);
-  fprintf(stderr, "ctnet-cni-shim: failed to run %s: %s\n", path, strerror(errno));
+  unsetenv("NODE_EXTRA_CA_CERTS");
+  char *node_argv[] = {"node", path, NULL};
+  execvp("node", node_argv);
+  fprintf(stderr, "ctnet-cni-shim: failed to run node %s: %s\n", path, strerror(errno));
   return 1;
 }
 
