@@ -10,12 +10,14 @@
  * "ctnet+agent" runs `ctnet agent` in the sandbox host, so bin/cni/* hand their calls to it. `--before DIR` adds
  * the same two for another built checkout (e.g. main before a change), measured in the same run; the rounds of all
  * implementations are interleaved.
+ * "CPU ADD+DEL" is the CPU time of every process a chain runs (nsenter, the plugins, what they spawn), a mean over the
+ * rounds: on a loaded machine it is steadier than the wall clock. It leaves out the agent's own CPU (not our child).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callPlugin, cleanup, f, median, netns, opt, repo, startAgent, tempDir } from './common.js';
+import { callPlugin, childCpuMs, cleanup, f, median, netns, opt, repo, startAgent, tempDir } from './common.js';
 
 const rounds = Number(opt('rounds', '15'));
 const populations = opt('n', '0,200,400,1000').split(',').map(Number);
@@ -100,6 +102,8 @@ interface Row {
   delChain: number[];
   addPortmap: number[];
   delPortmap: number[];
+  /** CPU of every process of a chain's ADD+DEL (childCpuMs: read as a mean over the rounds, never one by one). */
+  cpu: number[];
 }
 
 try {
@@ -116,15 +120,18 @@ try {
       const t0 = Date.now();
       for (let i = 0; i < n; i++) addChain(impl, host, netns(`p${i}`), dataDir, stateDir, 20000 + i);
       process.stderr.write(`${impl.label} N=${n}: populated in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-      const row: Row = { impl: impl.label, n, addChain: [], delChain: [], addPortmap: [], delPortmap: [] };
+      const row: Row = { impl: impl.label, n, addChain: [], delChain: [], addPortmap: [], delPortmap: [], cpu: [] };
       return { impl, host, dataDir, stateDir, row };
     });
     for (let r = 0; r < rounds + 2; r++) {
       for (const { impl, host, dataDir, stateDir, row } of runs) {
         const ctr = netns(`r${r}`);
+        const cpu0 = childCpuMs();
         const a = addChain(impl, host, ctr, dataDir, stateDir, 10000);
         const d = delChain(impl, host, ctr, dataDir, stateDir, 10000, a.prev);
+        const cpu = childCpuMs() - cpu0;
         if (r >= 2) {
+          row.cpu.push(cpu);
           row.addChain.push(a.bridge + a.portmap);
           row.delChain.push(d.bridge + d.portmap);
           row.addPortmap.push(a.portmap);
@@ -138,12 +145,13 @@ try {
   console.log(
     `bridge (ipMasq, hairpin) + portmap (1 TCP port), ${rounds} rounds each, our backend ${ourBackend}; medians in ms, wall clock incl. nsenter`,
   );
-  console.log('impl          N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL');
+  console.log('impl          N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL  CPU ADD+DEL (mean)');
   const sum = (r: Row) => median(r.addChain) + median(r.delChain);
   const psum = (r: Row) => median(r.addPortmap) + median(r.delPortmap);
+  const cpu = (r: Row) => r.cpu.reduce((a, b) => a + b, 0) / r.cpu.length;
   for (const r of rows) {
     console.log(
-      `${r.impl.padEnd(12)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}`,
+      `${r.impl.padEnd(12)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}          ${f(cpu(r))}`,
     );
   }
   const ourLabels = impls.filter((i) => i.label !== 'reference').map((i) => i.label);
@@ -153,7 +161,7 @@ try {
       const ours = rows.find((r) => r.impl === label && r.n === n);
       if (!ours || !ref) continue;
       console.log(
-        `ratio ${label}/reference at N=${n}: chain ADD+DEL ${(sum(ours) / sum(ref)).toFixed(2)}×, portmap ADD+DEL ${(psum(ours) / psum(ref)).toFixed(2)}×`,
+        `ratio ${label}/reference at N=${n}: chain ADD+DEL ${(sum(ours) / sum(ref)).toFixed(2)}×, portmap ADD+DEL ${(psum(ours) / psum(ref)).toFixed(2)}×, chain CPU ${(cpu(ours) / cpu(ref)).toFixed(2)}×`,
       );
     }
   }
