@@ -9,6 +9,7 @@ export * from './native.js';
 export * from './netlink-codec.js';
 export * from './netlink-socket.js';
 export * from './ports.js';
+export { preferPosixSpawn } from './posix-spawn.js';
 export * from './random.js';
 export * from './thread-netns.js';
 export * from './undo.js';
