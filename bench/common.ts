@@ -86,6 +86,7 @@ export function callPlugin(
   command: string,
   ctr: string,
   stdin: string,
+  extraEnv: Record<string, string> = {},
 ): { ms: number; stdout: string } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync('nsenter', [`--net=/run/netns/${host}`, join(dir, plugin)], {
@@ -98,8 +99,7 @@ export function callPlugin(
       CNI_NETNS: `/run/netns/${ctr}`,
       CNI_IFNAME: 'eth0',
       CNI_PATH: dir,
-      // The nftables backend's driver, for comparing them (iptables/nft-exec.ts).
-      ...(process.env.CTNET_NFT_DRIVER && { CTNET_NFT_DRIVER: process.env.CTNET_NFT_DRIVER }),
+      ...extraEnv,
     },
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;

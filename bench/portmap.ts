@@ -6,7 +6,7 @@
  *
  * Everything runs in sandbox namespaces named ctb-…, removed at the end (also on Ctrl-C).
  * Usage: node --import tsx bench/portmap.ts [--rounds 15] [--n 0,200,400,1000] [--backend iptables|nftables (ours, both plugins)]
- *        [--only ctnet,ctnet+agent,reference,before,before+agent] [--before DIR]
+ *        [--only ctnet,ctnet+agent,ctnet-nft-program,reference,before,before+agent] [--before DIR]
  * "ctnet+agent" runs `ctnet agent` in the sandbox host, so bin/cni/* hand their calls to it. `--before DIR` adds
  * the same two for another built checkout (e.g. main before a change), measured in the same run; the rounds of all
  * implementations are interleaved.
@@ -35,10 +35,16 @@ interface Impl {
   bridgeExtra: Record<string, unknown>;
   /** Runs the agent of this checkout in the sandbox host: its bin/cni/* hand their calls to it. */
   agent?: string;
+  /** Extra environment of the plugin processes. */
+  env?: Record<string, string>;
 }
 const impls: Impl[] = [
   { label: 'ctnet', dir: join(repo, 'bin', 'cni'), ...ourFirewall },
   { label: 'ctnet+agent', dir: join(repo, 'bin', 'cni'), ...ourFirewall, agent: repo },
+  // The nftables backend with the nft program instead of libnftables for its scripts (iptables/nft-exec.ts).
+  ...(ourBackend === 'nftables'
+    ? [{ label: 'ctnet-nft-program', dir: join(repo, 'bin', 'cni'), ...ourFirewall, env: { CTNET_NFT_DRIVER: 'program' } }]
+    : []),
   ...(before
     ? [
         { label: 'before', dir: join(before, 'bin', 'cni'), ...ourFirewall },
@@ -78,7 +84,7 @@ function portmapConf(impl: Impl, stateDir: string, hostPort: number, prevResult:
 }
 
 function invoke(impl: Impl, plugin: string, host: string, command: string, ctr: string, conf: unknown) {
-  return callPlugin(impl.dir, plugin, host, command, ctr, JSON.stringify(conf));
+  return callPlugin(impl.dir, plugin, host, command, ctr, JSON.stringify(conf), impl.env);
 }
 
 /** bridge ADD then portmap ADD with bridge's result as prevResult; returns both times. */
