@@ -151,13 +151,16 @@ try {
   console.log(
     `bridge (ipMasq, hairpin) + portmap (1 TCP port), ${rounds} rounds each, our backend ${ourBackend}; medians in ms, wall clock incl. nsenter`,
   );
-  console.log('impl          N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL  CPU ADD+DEL (mean)');
+  const w = Math.max(12, ...rows.map((r) => r.impl.length));
+  console.log(
+    `${'impl'.padEnd(w)}    N    chain ADD  chain DEL  ADD+DEL   portmap ADD  portmap DEL  portmap ADD+DEL  CPU ADD+DEL (mean)`,
+  );
   const sum = (r: Row) => median(r.addChain) + median(r.delChain);
   const psum = (r: Row) => median(r.addPortmap) + median(r.delPortmap);
   const cpu = (r: Row) => r.cpu.reduce((a, b) => a + b, 0) / r.cpu.length;
   for (const r of rows) {
     console.log(
-      `${r.impl.padEnd(12)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}          ${f(cpu(r))}`,
+      `${r.impl.padEnd(w)} ${String(r.n).padStart(4)}  ${f(median(r.addChain))}    ${f(median(r.delChain))}    ${f(sum(r))}   ${f(median(r.addPortmap))}      ${f(median(r.delPortmap))}      ${f(psum(r))}          ${f(cpu(r))}`,
     );
   }
   const ourLabels = impls.filter((i) => i.label !== 'reference').map((i) => i.label);
