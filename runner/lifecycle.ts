@@ -75,6 +75,7 @@ import {
   type ContainerConfig,
   type ContainerRecord,
   type ContainerState,
+  changeStatus,
   containerDir,
   createRecord,
   findRecord,
@@ -371,7 +372,7 @@ export async function startContainer(
   const dir = containerDir(paths, rec.config.id);
   const save = () => saveRecord(paths, rec);
   const st = rec.state;
-  Object.assign(st, { status: 'creating', owner: ownerMark(), exitCode: undefined, oomKilled: undefined, error: undefined });
+  changeStatus(rec, { to: 'creating' });
   save();
   // The code of an earlier run (ctnet start of an exited container) must not pass for this run's.
   rmSync(exitFilePath(ctx, rec), { force: true });
@@ -466,14 +467,7 @@ export async function startContainer(
     } finally {
       if (logFd !== undefined) closeSync(logFd);
     }
-    Object.assign(st, {
-      status: 'running',
-      owner: undefined,
-      pid: started.pid,
-      pidStart: processStart(started.pid),
-      startedAt: new Date().toISOString(),
-      finishedAt: undefined,
-    });
+    changeStatus(rec, { to: 'running', pid: started.pid, pidStart: processStart(started.pid) });
     save();
     mark('start');
     if (net.kind === 'cni') await refreshPeerNames(ctx, net.network);
@@ -651,13 +645,7 @@ export async function release(ctx: RunnerContext, rec: ContainerRecord, exitCode
     st.cgroup = undefined;
   }
   mark('cgroup del');
-  if (st.status !== 'exited') {
-    st.exitCode = exitCode ?? readExitFile(ctx, rec) ?? (killed ? 137 : 255);
-    st.finishedAt = new Date().toISOString();
-  }
-  st.status = 'exited';
-  st.owner = undefined;
-  st.ports = [];
+  changeStatus(rec, { to: 'exited', exitCode: exitCode ?? readExitFile(ctx, rec) ?? (killed ? 137 : 255) });
   if (failures.failed) st.error = failures.errors.map((e) => e.message).join('; ');
   save();
   if (namedNetwork || extras.count) await refreshPeerNames(ctx, extras.count ? undefined : namedNetwork);

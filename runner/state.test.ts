@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { runnerPaths } from './paths.js';
-import { type ContainerRecord, createRecord, listRecords, sweepRemovals } from './state.js';
+import { type ContainerRecord, changeStatus, createRecord, listRecords, sweepRemovals } from './state.js';
 
 test('sweepRemovals deletes half-removed container dirs of dead processes only', (t) => {
   const root = mkdtempSync(join(tmpdir(), 'ctnet-state-'));
@@ -46,4 +46,23 @@ test('createRecord puts a whole record in place at once; a draft left by a dead 
     ['abc123'],
     'drafts are never listed',
   );
+});
+
+test('changeStatus: each status gets its fields, a repeated exit keeps the first code, a running container cannot restart', (t) => {
+  const rec = {
+    config: { name: 'c' },
+    state: { status: 'exited', exitCode: 4, error: 'old', ports: [] },
+  } as unknown as ContainerRecord;
+  changeStatus(rec, { to: 'creating' });
+  t.like(rec.state, { status: 'creating', exitCode: undefined, error: undefined, owner: { pid: process.pid } });
+  changeStatus(rec, { to: 'running', pid: 42, pidStart: '7' });
+  t.like(rec.state, { status: 'running', owner: undefined, pid: 42, pidStart: '7', finishedAt: undefined });
+  t.truthy(rec.state.startedAt);
+  t.throws(() => changeStatus(rec, { to: 'creating' }), { message: /cannot go from running to creating/ });
+  t.throws(() => changeStatus(rec, { to: 'running', pid: 43, pidStart: '8' }), { message: /running to running/ });
+  changeStatus(rec, { to: 'exited', exitCode: 137 });
+  const finished = rec.state.finishedAt;
+  t.like(rec.state, { status: 'exited', exitCode: 137 });
+  changeStatus(rec, { to: 'exited', exitCode: 255 });
+  t.like(rec.state, { status: 'exited', exitCode: 137, finishedAt: finished });
 });

@@ -300,6 +300,46 @@ export function ownerMark(): { pid: number; start: string } {
   return { pid: process.pid, start: processStart(process.pid) ?? '' };
 }
 
+// ---- status ----------------------------------------------------------------------------------
+
+/**
+ * A container's status changes, each with the fields that belong to its new status. A (re)start is `creating`,
+ * owned by the process doing it; a started init makes it `running`; a release makes it `exited` (again, when a
+ * release is repeated: the first exit code and time stay).
+ */
+export type StatusChange =
+  | { to: 'creating' }
+  | { to: 'running'; pid: number; pidStart: string | undefined }
+  | { to: 'exited'; exitCode: number };
+
+const allowedChanges: Record<Status, readonly Status[]> = {
+  creating: ['creating', 'running', 'exited'],
+  running: ['exited'],
+  exited: ['creating', 'exited'],
+};
+
+/** Applies `change` to the record in memory (the caller saves it); a change its status does not allow is a bug. */
+export function changeStatus(rec: ContainerRecord, change: StatusChange): void {
+  const st = rec.state;
+  if (!allowedChanges[st.status].includes(change.to)) {
+    throw new CtnetError(ErrorCode.internal, `container ${rec.config.name} cannot go from ${st.status} to ${change.to}`);
+  }
+  const now = new Date().toISOString();
+  switch (change.to) {
+    case 'creating':
+      Object.assign(st, { owner: ownerMark(), exitCode: undefined, oomKilled: undefined, error: undefined });
+      break;
+    case 'running':
+      Object.assign(st, { owner: undefined, pid: change.pid, pidStart: change.pidStart, startedAt: now, finishedAt: undefined });
+      break;
+    case 'exited':
+      if (st.status !== 'exited') Object.assign(st, { exitCode: change.exitCode, finishedAt: now });
+      Object.assign(st, { owner: undefined, ports: [] });
+      break;
+  }
+  st.status = change.to;
+}
+
 // ---- lock ------------------------------------------------------------------------------------
 
 /**
